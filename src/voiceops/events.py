@@ -1,0 +1,234 @@
+"""Events that child processes send to the supervisor, and the sender.
+
+Wire format: one JSON object per datagram on the unix datagram socket named by
+``$VOICEOPS_EVENTS``::
+
+    {"v": 1, "type": "job_request", "ts": 1732400000.1, "process": "worker-0", "pid": 4242, ...}
+
+Sending never blocks and never raises: a lost supervisor costs events, never calls.
+The supervisor decodes with :func:`decode`, which raises :class:`EventError` on anything
+malformed so the receiver can count it in ``voiceops_events_dropped_total``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final
+
+SCHEMA_VERSION: Final = 1
+EVENTS_ENV: Final = "VOICEOPS_EVENTS"
+PROCESS_ENV: Final = "VOICEOPS_PROCESS"
+# Far below the unix datagram limit (net.core.wmem_default); events are small by design.
+MAX_DATAGRAM_BYTES: Final = 32 * 1024
+
+
+class EventError(ValueError):
+    """A datagram that is not a valid voiceops event."""
+
+
+def _process_name() -> str:
+    return os.environ.get(PROCESS_ENV, "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Fields every event carries; subclasses add their own and a ``TYPE``."""
+
+    TYPE: ClassVar[str] = ""
+    ts: float = field(default_factory=time.time)
+    process: str = field(default_factory=_process_name)
+    pid: int = field(default_factory=os.getpid)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"v": SCHEMA_VERSION, "type": self.TYPE, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ready(Event):
+    """The child is ready: a worker registered with LiveKit, or the proxy is listening."""
+
+    TYPE: ClassVar[str] = "ready"
+    worker_id: str = ""
+    agent_name: str = ""
+    http_port: int = 0
+    listen: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Jobs(Event):
+    """A worker's current number of active jobs (sent on every change)."""
+
+    TYPE: ClassVar[str] = "jobs"
+    active_jobs: int
+    load: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DispatchCreated(Event):
+    """LiveKit accepted (or we reused) a dispatch; latency is proxy request → LiveKit answered."""
+
+    TYPE: ClassVar[str] = "dispatch_created"
+    dispatch_id: str
+    room: str
+    agent_name: str
+    latency_s: float
+    reused: bool = False
+    source: str = "proxy"  # proxy | heartbeat | cli
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DispatchFailed(Event):
+    """A dispatch request that did not produce a dispatch, with the outcome label it counts under."""
+
+    TYPE: ClassVar[str] = "dispatch_failed"
+    room: str
+    agent_name: str
+    reason: str  # bad_request | unauthorized | rate_limited | livekit_error | timeout
+    latency_s: float = 0.0
+    message: str = ""
+    source: str = "proxy"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRequest(Event):
+    """A worker received LiveKit's AvailabilityRequest (the JobRequest) and decided."""
+
+    TYPE: ClassVar[str] = "job_request"
+    job_id: str
+    dispatch_id: str
+    room: str
+    agent_name: str
+    probe: bool = False
+    decision: str = "accepted"  # accepted | rejected | probe
+    worker_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentJoined(Event):
+    """The agent is in the room: ``ctx.connect()`` returned, or LiveKit's webhook said so."""
+
+    TYPE: ClassVar[str] = "agent_joined"
+    job_id: str = ""
+    dispatch_id: str = ""
+    room: str = ""
+    identity: str = ""
+    source: str = "worker"  # worker | webhook
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobEnded(Event):
+    """A job's entrypoint finished."""
+
+    TYPE: ClassVar[str] = "job_ended"
+    job_id: str
+    dispatch_id: str = ""
+    room: str = ""
+    outcome: str = "success"  # success | failed | cancelled | connect_failed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoiceMetric(Event):
+    """One voice-pipeline latency sample from a job process."""
+
+    TYPE: ClassVar[str] = "voice_metric"
+    metric: str  # voice_response | llm_ttft | tts_ttfb | stt_delay
+    value_s: float
+
+
+EVENT_TYPES: Final[dict[str, type[Event]]] = {
+    cls.TYPE: cls
+    for cls in (Ready, Jobs, DispatchCreated, DispatchFailed, JobRequest, AgentJoined, JobEnded,
+                VoiceMetric)
+}
+
+
+def encode(event: Event) -> bytes:
+    return json.dumps(event.to_dict(), separators=(",", ":")).encode()
+
+
+def decode(data: bytes) -> Event:
+    """Parse one datagram; raise :class:`EventError` naming what is wrong."""
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EventError(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise EventError("not a JSON object")
+    if obj.pop("v", None) != SCHEMA_VERSION:
+        raise EventError(f"unsupported schema version (want {SCHEMA_VERSION})")
+    cls = EVENT_TYPES.get(obj.pop("type", None))  # type: ignore[arg-type]
+    if cls is None:
+        raise EventError("unknown event type")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(obj) - names
+    if unknown:
+        raise EventError(f"unknown fields for {cls.TYPE}: {sorted(unknown)}")
+    try:
+        event = cls(**obj)
+    except TypeError as exc:
+        raise EventError(f"bad {cls.TYPE} event: {exc}") from None
+    _check_types(event)
+    return event
+
+
+def _check_types(event: Event) -> None:
+    """Reject wrongly typed fields, so a bad child cannot poison metrics."""
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        want = {"str": str, "int": int, "float": (int, float), "bool": bool}.get(str(f.type))
+        if want is None:
+            continue
+        if isinstance(value, bool) and want is not bool:
+            raise EventError(f"field {f.name} must be {f.type}, not bool")
+        if not isinstance(value, want):
+            raise EventError(f"field {f.name} must be {f.type}")
+
+
+class Emitter:
+    """Sends events to ``$VOICEOPS_EVENTS``; a no-op when the variable is unset."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self._path = path if path is not None else os.environ.get(EVENTS_ENV, "")
+        self._sock: socket.socket | None = None
+        self.sent = 0
+        self.lost = 0
+
+    def emit(self, event: Event) -> bool:
+        """Send without blocking; return False (and count it) when the event was lost."""
+        if not self._path:
+            return False
+        try:
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._sock.setblocking(False)
+            data = encode(event)
+            if len(data) > MAX_DATAGRAM_BYTES:
+                raise OSError("event too large")
+            self._sock.sendto(data, self._path)
+        except (OSError, TypeError, ValueError):
+            # Supervisor gone, socket full, or an unencodable field: lose the event, not the call.
+            self.lost += 1
+            return False
+        self.sent += 1
+        return True
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+_default: Emitter | None = None
+
+
+def emit(event: Event) -> bool:
+    """Send ``event`` to the supervisor named by ``$VOICEOPS_EVENTS``. Never blocks, never raises."""
+    global _default
+    if _default is None or _default._path != os.environ.get(EVENTS_ENV, ""):
+        _default = Emitter()
+    return _default.emit(event)

@@ -1,0 +1,154 @@
+"""The emulator's `/rtc` signalling endpoint: HTTP routes and the contract with the room core.
+
+The Rust FFI behind `livekit.rtc.Room.connect()` first tries `/rtc/v1` and falls back to the
+v0 `/rtc` socket only on an HTTP 404, so `/rtc/v1` must answer 404 before any upgrade.
+The socket itself is served by `rtc_session.SignalSession`; media by `rtc_peer.PeerEndpoint`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+from livekit import api
+from livekit.protocol import models
+from livekit.protocol import rtc as proto
+
+from voiceops.testing.livekit.rtc_session import SignalSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JoinInfo:
+    """What the room core returns for a join: the protobufs that go into the JoinResponse."""
+
+    room: models.Room
+    participant: models.ParticipantInfo
+    others: list[models.ParticipantInfo]
+
+
+class ParticipantSink(Protocol):
+    """The room core's handle on one connected participant's signalling socket."""
+
+    async def send(self, msg: proto.SignalResponse) -> None:
+        """Queue a message (e.g. a ParticipantUpdate) for the client; never blocks on the network."""
+        ...
+
+    async def close(self, reason: str) -> None:
+        """Server-side removal (room deleted, participant removed): send `leave`, then close.
+
+        The core has already removed the participant, so the session does not call `leave()`.
+        `reason` may name a `models.DisconnectReason` value (e.g. "ROOM_DELETED").
+        """
+        ...
+
+
+class RtcHub(Protocol):
+    """What the signalling endpoint needs from the emulator's room core."""
+
+    def verify_join_token(self, token: str) -> api.Claims:
+        """Verified claims (raises PermissionError with a reason when invalid, no roomJoin, or no room)."""
+        ...
+
+    def refuse_media(self) -> bool:
+        """Fault: when True, the server never answers the client's publisher offer."""
+        ...
+
+    async def join(self, claims: api.Claims, sink: ParticipantSink) -> JoinInfo:
+        """Get-or-create the room, add the participant as JOINING, return the JoinResponse parts."""
+        ...
+
+    async def set_active(self, room: str, identity: str) -> None:
+        """The participant's peer connection connected: mark ACTIVE, webhook, updates to others."""
+        ...
+
+    async def leave(self, room: str, identity: str) -> None:
+        """Remove the participant (webhook, updates to others, empty-room timer)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RtcOptions:
+    """Signalling knobs; the defaults are what a real `livekit-server` sends."""
+
+    ping_interval_s: int = 5  # must be > 0: the FFI panics on a zero period
+    ping_timeout_s: int = 15
+    server_version: str = "1.9.0"
+    server_protocol: int = 16
+    node_id: str = "ND_voiceops_emulator"
+    join_timeout_s: float = 4.0  # the client gives up on the JoinResponse after 5 s
+    max_buffered_candidates: int = 64  # per target, before the offer arrives
+
+
+HUB_KEY: web.AppKey[RtcHub] = web.AppKey("voiceops_rtc_hub", RtcHub)
+OPTIONS_KEY: web.AppKey[RtcOptions] = web.AppKey("voiceops_rtc_options", RtcOptions)
+SESSIONS_KEY: web.AppKey[set] = web.AppKey("voiceops_rtc_sessions", set)
+
+
+def setup_rtc_routes(
+    app: web.Application, hub: RtcHub, options: RtcOptions | None = None
+) -> None:
+    """Add /rtc, /rtc/v1 (404), /rtc/validate and /rtc/v1/validate to `app`, served from `hub`."""
+    app[HUB_KEY] = hub
+    app[OPTIONS_KEY] = options or RtcOptions()
+    app[SESSIONS_KEY] = set()
+    app.router.add_get("/rtc/v1", _handle_v1)
+    app.router.add_get("/rtc/validate", _handle_validate)
+    app.router.add_get("/rtc/v1/validate", _handle_validate)
+    app.router.add_get("/rtc", _handle_signal)
+    app.on_shutdown.append(_close_all_sessions)
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The access token from `Authorization: Bearer …`, else from `?access_token=`."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query.get("access_token") or None
+
+
+def _verify(request: web.Request) -> api.Claims:
+    """Claims of the request's token; raises 401 (plain text, like the real server) otherwise."""
+    token = bearer_token(request)
+    if token is None:
+        raise web.HTTPUnauthorized(text="no authorization token")
+    try:
+        return request.app[HUB_KEY].verify_join_token(token)
+    except PermissionError as exc:
+        raise web.HTTPUnauthorized(text=f"invalid token: {exc}") from None
+
+
+async def _handle_v1(request: web.Request) -> web.Response:
+    # The FFI falls back to the v0 /rtc socket only on exactly this status.
+    raise web.HTTPNotFound(text="signal v1 is not supported by this server")
+
+
+async def _handle_validate(request: web.Request) -> web.Response:
+    _verify(request)
+    return web.Response(text="success")
+
+
+async def _handle_signal(request: web.Request) -> web.StreamResponse:
+    claims = _verify(request)
+    ws = web.WebSocketResponse(autoping=True, max_msg_size=4 * 1024 * 1024)
+    if not ws.can_prepare(request).ok:
+        raise web.HTTPBadRequest(text="/rtc expects a WebSocket upgrade")
+    await ws.prepare(request)
+    session = SignalSession(ws, request.app[HUB_KEY], claims, request.app[OPTIONS_KEY])
+    sessions = request.app[SESSIONS_KEY]
+    sessions.add(session)
+    try:
+        await session.run()
+    finally:
+        sessions.discard(session)
+    return ws
+
+
+async def _close_all_sessions(app: web.Application) -> None:
+    """On app shutdown, end every live socket (leave + close) so no peer connection outlives it."""
+    for session in list(app[SESSIONS_KEY]):
+        await session.shutdown("server shutting down")
