@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make run` (the sandbox) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test tools bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+## run: set up, then run voiceops with the bundled LiveKit emulator (Ctrl-C drains and stops)
+run: $(STAMP)
+	$(BIN)/voiceops run --sandbox --config config/voiceops.toml
+
+## tools: the Debian tools the tests use (prometheus, promtool, alertmanager, systemd-analyze)
+tools:
+	bash scripts/install-tools.sh
+
+## test: set up, then run the whole test suite (the command .ci/run calls)
+test: $(STAMP) tools
+	bash scripts/run-tests.sh
+
+## bench: benchmarks, printed as ratios against a baseline measured in the same run
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache run
