@@ -1,0 +1,66 @@
+"""Events: round trip, strict decoding, and a sender that never blocks or raises."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from voiceops import events
+from voiceops.events import DispatchCreated, EventError, JobRequest
+
+
+def test_round_trip_keeps_every_field() -> None:
+    """encode → decode gives the same event back."""
+    ev = JobRequest(job_id="AJ_1", dispatch_id="AD_1", room="r1", agent_name="a", probe=True,
+                    decision="probe", process="worker-0", pid=7, ts=1.5)
+    assert events.decode(events.encode(ev)) == ev
+
+
+def test_wire_format_has_version_type_and_base_fields() -> None:
+    """The datagram is one JSON object with v, type, ts, process and pid."""
+    obj = json.loads(events.encode(DispatchCreated(dispatch_id="AD", room="r", agent_name="a",
+                                                   latency_s=0.1, process="proxy", pid=3, ts=2.0)))
+    assert obj["v"] == 1 and obj["type"] == "dispatch_created"
+    assert (obj["process"], obj["pid"], obj["ts"]) == ("proxy", 3, 2.0)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"not json", b"[1]", b'{"v": 2, "type": "jobs", "active_jobs": 1}',
+     b'{"v": 1, "type": "nope"}', b'{"v": 1, "type": "jobs"}',
+     b'{"v": 1, "type": "jobs", "active_jobs": "3"}',
+     b'{"v": 1, "type": "jobs", "active_jobs": true}',
+     b'{"v": 1, "type": "jobs", "active_jobs": 1, "extra": 1}'],
+)
+def test_malformed_datagrams_are_rejected(data: bytes) -> None:
+    """Anything not matching the schema raises EventError (counted as dropped by the receiver)."""
+    with pytest.raises(EventError):
+        events.decode(data)
+
+
+def test_emit_without_supervisor_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no socket listening, emit returns False instead of raising or blocking."""
+    monkeypatch.setenv(events.EVENTS_ENV, str(tmp_path / "absent.sock"))
+    assert events.emit(events.Jobs(active_jobs=1)) is False
+    monkeypatch.delenv(events.EVENTS_ENV)
+    assert events.emit(events.Jobs(active_jobs=1)) is False
+
+
+def test_emit_delivers_and_never_blocks_when_full(tmp_path: Path) -> None:
+    """Events arrive on the socket; when nobody reads and the buffer fills, emit drops instead of blocking."""
+    path = str(tmp_path / "ev.sock")
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(path)
+    try:
+        sender = events.Emitter(path)
+        assert sender.emit(events.Jobs(active_jobs=2, process="worker-1"))
+        got = events.decode(rx.recv(65536))
+        assert isinstance(got, events.Jobs) and got.active_jobs == 2 and got.process == "worker-1"
+        results = [sender.emit(events.Jobs(active_jobs=i)) for i in range(20000)]
+        assert not all(results) and sender.lost > 0
+        sender.close()
+    finally:
+        rx.close()
