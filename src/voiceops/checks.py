@@ -1,0 +1,105 @@
+"""``voiceops check``: is this deployment able to work at all?
+
+Each check is one line of output, ``ok`` or ``FAIL`` with the reason and what to do.
+The command exits non-zero when any check fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from livekit import api
+
+from voiceops import config
+from voiceops.config import Config, ConfigError, Secrets
+
+CHECK_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+
+
+async def check_livekit(cfg: Config, secrets: Secrets) -> CheckResult:
+    """ListRooms with the configured key and secret: reachable, and the credentials accepted."""
+    if not secrets.livekit_api_secret:
+        return CheckResult("livekit", False, "no API secret: set LIVEKIT_API_SECRET or "
+                                             "livekit.api_secret_file")
+    timeout = aiohttp.ClientTimeout(total=CHECK_TIMEOUT_S)
+    try:
+        async with api.LiveKitAPI(config.http_url(cfg.livekit.url), cfg.livekit.api_key,
+                                  secrets.livekit_api_secret, timeout=timeout) as lk:
+            rooms = await lk.room.list_rooms(api.ListRoomsRequest())
+    except api.TwirpError as exc:
+        if exc.status in (401, 403):
+            return CheckResult("livekit", False, f"{cfg.livekit.url} refused the credentials for "
+                                                 f"key '{cfg.livekit.api_key}' (HTTP {exc.status})")
+        return CheckResult("livekit", False, f"{cfg.livekit.url} answered HTTP {exc.status}: "
+                                             f"{exc.message}")
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        return CheckResult("livekit", False, f"cannot reach {cfg.livekit.url}: "
+                                             f"{type(exc).__name__}; is the server running?")
+    return CheckResult("livekit", True, f"{cfg.livekit.url} accepted key '{cfg.livekit.api_key}' "
+                                        f"({len(rooms.rooms)} rooms)")
+
+
+async def check_letta(cfg: Config, secrets: Secrets) -> CheckResult:
+    """GET /v1/health/ on the Letta server."""
+    url = cfg.letta.base_url.rstrip("/") + "/v1/health/"
+    headers = {"Authorization": f"Bearer {secrets.letta_api_key}"} if secrets.letta_api_key else {}
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_S)) as s:
+            async with s.get(url, headers=headers) as resp:
+                body: Any = await resp.json(content_type=None) if resp.status == 200 else None
+                if resp.status != 200:
+                    return CheckResult("letta", False, f"{url} answered HTTP {resp.status}")
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+        return CheckResult("letta", False, f"cannot reach {cfg.letta.base_url}: "
+                                           f"{type(exc).__name__}; is the Letta server running?")
+    version = body.get("version", "?") if isinstance(body, dict) else "?"
+    return CheckResult("letta", True, f"{cfg.letta.base_url} is up (version {version})")
+
+
+def check_agent_names(cfg: Config, status: dict[str, Any] | None) -> CheckResult:
+    """Workers of a running supervisor must be registered under the configured agent name."""
+    if status is None:
+        return CheckResult("agent name", True, f"workers and dispatches use '{cfg.agent.name}' "
+                                               "(supervisor not running: registrations not checked)")
+    names = {p.get("agent_name") for p in status.get("processes", [])
+             if p.get("kind") == "worker" and p.get("agent_name")}
+    wrong = sorted(n for n in names if n != cfg.agent.name)
+    if wrong:
+        return CheckResult("agent name", False, f"workers registered as {', '.join(map(repr, wrong))} "
+                                                f"but dispatches ask for '{cfg.agent.name}'")
+    if not names:
+        return CheckResult("agent name", False, "no worker has registered with LiveKit yet; "
+                                                "see `voiceops status` and the worker logs")
+    return CheckResult("agent name", True, f"workers registered as '{cfg.agent.name}'")
+
+
+async def run_checks(cfg: Config, secrets: Secrets, status: dict[str, Any] | None,
+                     *, letta: bool = True) -> list[CheckResult]:
+    results = [CheckResult("config", True, f"{cfg.source or 'built-in defaults'} is valid")]
+    results.append(await check_livekit(cfg, secrets))
+    if letta:
+        results.append(await check_letta(cfg, secrets))
+    results.append(check_agent_names(cfg, status))
+    return results
+
+
+def load_for_check(path: str | None) -> tuple[Config, Secrets]:
+    """Load config and secrets, raising ConfigError naming the key."""
+    cfg = config.load(config.resolve_path(path))
+    return cfg, config.load_secrets(cfg)
+
+
+__all__ = ["CheckResult", "ConfigError", "check_agent_names", "load_for_check", "run_checks"]
