@@ -1,0 +1,69 @@
+"""The proxy's aiohttp application: routes, middlewares, and the long-lived clients.
+
+The single :class:`livekit.api.LiveKitAPI` (one HTTP session) and the Letta client are
+created inside the running loop by a cleanup context and closed with the app; no request
+ever builds its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import letta_client
+from aiohttp import web
+from livekit import api
+
+from .context import CTX, SERVICES, ProxyContext, Services
+from .dispatcher import Dispatcher
+from .livekit_gateway import LiveKitGateway
+from .middleware import MIDDLEWARES
+from .options import ProxyOptions, ProxySecrets
+from .route_agents import AgentsDirectory, list_agents
+from .route_dispatch import dispatch_agent
+from .route_health import Readiness, debug_page, healthz, readyz
+from .route_token import mint_token
+from .route_webhook import livekit_webhook
+
+
+def create_app(options: ProxyOptions, secrets: ProxySecrets, *,
+               clock: Callable[[], float] = time.monotonic) -> web.Application:
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=options.max_body_bytes)
+    app[CTX] = ProxyContext(options, secrets, clock)
+    app.cleanup_ctx.append(_services)
+    app.router.add_post("/api/dispatch-agent", dispatch_agent)
+    app.router.add_post("/api/token", mint_token)
+    app.router.add_get("/api/agents", list_agents, allow_head=False)
+    app.router.add_post("/livekit/webhook", livekit_webhook)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/debug", debug_page)
+    return app
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    ctx = app[CTX]
+    opts = ctx.options
+    # The session timeout is a backstop; each call has its own shorter asyncio timeout.
+    lkapi = api.LiveKitAPI(opts.livekit_http_url, opts.livekit_api_key,
+                           ctx.secrets.livekit_api_secret,
+                           timeout=aiohttp.ClientTimeout(total=2 * opts.livekit_call_timeout_s),
+                           failover=False)
+    letta = letta_client.AsyncLetta(base_url=opts.letta_base_url,
+                                    api_key=ctx.secrets.letta_api_key or None,
+                                    max_retries=0, timeout=opts.letta_timeout_s)
+    try:
+        gateway = LiveKitGateway(lkapi, opts.livekit_http_url, opts.livekit_call_timeout_s)
+        app[SERVICES] = Services(
+            gateway=gateway,
+            dispatcher=Dispatcher(gateway, opts.agent_name),
+            agents=AgentsDirectory(letta, opts.letta_base_url, cache_s=opts.agents_cache_s,
+                                   clock=ctx.clock),
+            readiness=Readiness(gateway, timeout_s=opts.ready_probe_timeout_s,
+                                cache_s=opts.ready_cache_s, clock=ctx.clock),
+        )
+        yield
+    finally:
+        await lkapi.aclose()
+        await letta.close()

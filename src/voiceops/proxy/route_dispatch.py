@@ -1,0 +1,43 @@
+"""POST /api/dispatch-agent: one dispatch of our agent to a room (reused if it exists)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from voiceops import events
+
+from .bodies import read_json
+from .context import CTX, SERVICES
+from .middleware import ROOM_KEY, T0_KEY
+from .validation import LETTA_AGENT_KEY, check_metadata, check_name
+
+logger = logging.getLogger("voiceops.proxy.dispatch")
+FIELDS = ("room", "agent_id", "metadata")
+
+
+async def dispatch_agent(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    opts = ctx.options
+    data = await read_json(request, FIELDS)
+    room = check_name("room", data.get("room"))
+    request[ROOM_KEY] = room
+    agent_id = check_name("agent_id", data.get("agent_id"), required=False)
+    metadata = check_metadata(data.get("metadata"), opts.max_metadata_bytes)
+    letta_agent_id = agent_id or opts.default_letta_agent_id
+    if letta_agent_id:
+        metadata[LETTA_AGENT_KEY] = letta_agent_id
+    result = await request.app[SERVICES].dispatcher.dispatch(room, metadata)
+    latency_s = max(0.0, ctx.clock() - request[T0_KEY])
+    events.emit(events.DispatchCreated(dispatch_id=result.dispatch_id, room=result.room,
+                                       agent_name=result.agent_name, latency_s=latency_s,
+                                       reused=result.reused))
+    logger.info("dispatch_created", extra={"fields": {
+        "dispatch_id": result.dispatch_id, "room": result.room, "agent_name": result.agent_name,
+        "reused": result.reused, "room_existed": result.room_existed,
+        "latency_s": round(latency_s, 4)}})
+    return web.json_response({
+        "success": True, "room": result.room, "dispatch_id": result.dispatch_id,
+        "agent_name": result.agent_name, "room_existed": result.room_existed,
+        "reused": result.reused, "message": result.message})

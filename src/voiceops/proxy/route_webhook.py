@@ -1,0 +1,74 @@
+"""POST /livekit/webhook: LiveKit's signed webhooks; an agent joining a room becomes an
+``agent_joined`` event, so time-to-join works even when the agent ran on another host."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from google.protobuf.json_format import ParseError
+from livekit import api
+from livekit.protocol import models, webhook
+
+from voiceops import events
+
+from .context import CTX
+from .errors import ApiError, bad_request, too_large
+
+logger = logging.getLogger("voiceops.proxy.webhook")
+AGENT_IDENTITY_PREFIX = "agent-"  # livekit-agents' default identity: agent-<job id>
+JOB_ID_ATTRIBUTES = ("voiceops.job_id", "lk.job_id")
+DISPATCH_ID_ATTRIBUTES = ("voiceops.dispatch_id", "lk.dispatch_id")
+
+
+def make_receiver(api_key: str, api_secret: str) -> api.WebhookReceiver:
+    return api.WebhookReceiver(api.TokenVerifier(api_key, api_secret))
+
+
+async def livekit_webhook(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    auth = request.headers.get("Authorization", "").strip()
+    if auth.lower().startswith("bearer "):  # LiveKit sends the bare JWT; tolerate a Bearer prefix
+        auth = auth[len("bearer "):].strip()
+    if not auth:
+        raise _unsigned("missing Authorization header (the webhook signature)")
+    try:
+        body = await request.text()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large(None, ctx.options.max_body_bytes) from None
+    receiver = make_receiver(ctx.options.livekit_api_key, ctx.secrets.livekit_api_secret)
+    try:
+        event = receiver.receive(body, auth)
+    except ParseError:
+        raise bad_request("the webhook body is not a LiveKit WebhookEvent") from None
+    except Exception:  # jwt errors, a missing or mismatching sha256: all mean "not signed by us"
+        raise _unsigned("webhook signature is invalid") from None
+    _report(event)
+    return web.json_response({"success": True})
+
+
+def _unsigned(message: str) -> ApiError:
+    return ApiError(401, "bad_signature", message)
+
+
+def _report(event: webhook.WebhookEvent) -> None:
+    participant = event.participant
+    is_agent = participant.kind == models.ParticipantInfo.Kind.AGENT
+    if event.event != "participant_joined" or not is_agent:
+        return
+    job_id, dispatch_id = agent_ids(participant.identity, dict(participant.attributes))
+    events.emit(events.AgentJoined(source="webhook", room=event.room.name,
+                                   identity=participant.identity, job_id=job_id,
+                                   dispatch_id=dispatch_id))
+    logger.info("agent_joined", extra={"fields": {
+        "room": event.room.name, "identity": participant.identity, "job_id": job_id,
+        "dispatch_id": dispatch_id}})
+
+
+def agent_ids(identity: str, attributes: dict[str, str]) -> tuple[str, str]:
+    """(job_id, dispatch_id) from the agent participant, where they can be derived."""
+    job_id = next((attributes[k] for k in JOB_ID_ATTRIBUTES if attributes.get(k)), "")
+    if not job_id and identity.startswith(AGENT_IDENTITY_PREFIX + "AJ_"):
+        job_id = identity[len(AGENT_IDENTITY_PREFIX):]
+    dispatch_id = next((attributes[k] for k in DISPATCH_ID_ATTRIBUTES if attributes.get(k)), "")
+    return job_id, dispatch_id

@@ -1,0 +1,60 @@
+"""Serving the proxy: bind, report ``ready``, run until SIGTERM/SIGINT, then shut down
+gracefully (stop accepting, let in-flight requests finish, close the clients)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from voiceops import events
+
+from .app import create_app
+from .context import CTX
+from .options import ProxyOptions, ProxySecrets
+
+logger = logging.getLogger("voiceops.proxy")
+SHUTDOWN_TIMEOUT_S = 15.0  # longer than one dispatch can take (2 LiveKit calls x 5 s + retry)
+
+
+class ListenError(OSError):
+    """The listen address cannot be bound (in use, not local, no permission)."""
+
+
+async def serve(options: ProxyOptions, secrets: ProxySecrets,
+                stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)  # only enqueue; shutdown happens below
+    app = create_app(options, secrets)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, options.listen_host, options.listen_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {options.listen_host}:{options.listen_port} "
+                              f"(proxy.listen): {exc.strerror or exc}") from None
+        host, port = _bound(runner)
+        app[CTX].set_listen(host, port)
+        listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        events.emit(events.Ready(listen=listen))
+        logger.info("ready", extra={"fields": {"listen": listen,
+                                               "livekit": options.livekit_http_url,
+                                               "agent_name": options.agent_name}})
+        await stop.wait()
+        logger.info("stopping", extra={"fields": {"shutdown_timeout_s": SHUTDOWN_TIMEOUT_S}})
+    finally:
+        await runner.cleanup()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    logger.info("stopped")
+
+
+def _bound(runner: web.AppRunner) -> tuple[str, int]:
+    address = runner.addresses[0]
+    return str(address[0]), int(address[1])
