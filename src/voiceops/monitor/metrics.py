@@ -22,7 +22,8 @@ DISPATCH_OUTCOMES: Final = ("ok", "reused", "bad_request", "unauthorized", "rate
 UNANSWERED_SOURCES: Final = ("proxy", "heartbeat")
 JOB_REQUEST_DECISIONS: Final = ("accepted", "rejected", "probe")
 JOB_OUTCOMES: Final = ("success", "failed", "cancelled", "connect_failed")
-PROBE_RESULTS: Final = ("ok", "no_job_request", "dispatch_error")
+# no_join: heartbeat.mode = "join" probes whose JobRequest came but whose agent never joined
+PROBE_RESULTS: Final = ("ok", "no_job_request", "no_join", "dispatch_error")
 ALERTS: Final = ("DispatchUnanswered", "HeartbeatFailed", "NoReadyWorkers", "WorkerCrashLoop",
                  "LiveKitUnreachable", "LettaUnreachable")
 PROCESS_STATES: Final = ("starting", "ready", "draining", "stopping", "exited", "backoff", "parked")

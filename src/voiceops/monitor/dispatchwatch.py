@@ -1,0 +1,96 @@
+"""Acts on the correlator: confirms overdue dispatches with ListDispatch, counts and alerts
+the unanswered ones, and (``monitor.redispatch_unanswered``) re-creates a dispatch once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from livekit import api
+
+from voiceops.monitor import alerts as A
+from voiceops.monitor import diagnose
+from voiceops.monitor.correlate import Phase, Tracked, Verdict
+
+if TYPE_CHECKING:
+    from voiceops.monitor.monitor import Monitor
+
+logger = logging.getLogger("voiceops.monitor")
+
+
+class DispatchWatch:
+    def __init__(self, monitor: Monitor) -> None:
+        self._m = monitor
+        self._sem = asyncio.Semaphore(monitor.opts.confirm_concurrency)
+        self.unanswered = 0
+
+    async def tick(self) -> None:
+        """One correlation step: hand overdue entries to confirm tasks, expire old ones."""
+        m = self._m
+        for entry in m.correlator.take_due():
+            assert m.tg is not None
+            m.tg.create_task(self._confirm(entry), name=f"confirm {entry.dispatch_id}")
+        for gone in m.correlator.sweep():
+            if gone.phase is Phase.REQUESTED:
+                logger.warning("dispatch %s in room %s: JobRequest came but no agent joined",
+                               gone.dispatch_id, gone.room)
+                m.note_join_missing()
+
+    async def _confirm(self, entry: Tracked) -> None:
+        async with self._sem:
+            dispatch = await self._listed(entry)
+        found = dispatch is not None and bool(dispatch.state.jobs)
+        verdict = self._m.correlator.confirmed(entry.dispatch_id, job_found=found)
+        if verdict is Verdict.ANSWERED:
+            logger.info("dispatch %s in room %s answered by a worker elsewhere",
+                        entry.dispatch_id, entry.room)
+            self._m.resolve(A.DISPATCH_UNANSWERED)
+        elif verdict in (Verdict.UNANSWERED, Verdict.REDISPATCH):
+            await self._unanswered(entry, verdict, dispatch)
+
+    async def _listed(self, entry: Tracked) -> api.AgentDispatch | None:
+        """The dispatch as LiveKit lists it, or None (gone, or LiveKit did not answer)."""
+        try:
+            async with asyncio.timeout(self._m.opts.livekit_timeout_s):
+                dispatches = await self._m.lkapi.agent_dispatch.list_dispatch(entry.room)
+        except Exception as exc:  # cannot confirm: the dispatch counts as unanswered
+            logger.info("ListDispatch %s failed: %r", entry.room, exc)
+            return None
+        return next((d for d in dispatches if d.id == entry.dispatch_id), None)
+
+    async def _unanswered(self, entry: Tracked, verdict: Verdict,
+                          dispatch: api.AgentDispatch | None) -> None:
+        m = self._m
+        self.unanswered += 1
+        m.metrics.dispatch_unanswered.labels(m.metrics.agent_name, "proxy").inc()
+        text = (f"dispatch {entry.dispatch_id} to room '{entry.room}' got no JobRequest within "
+                f"{m.correlator.options.deadline_s:g} s")
+        if verdict is Verdict.REDISPATCH:
+            new_id = await self._redispatch(entry, dispatch)
+            text += (f"; re-dispatched once as {new_id}" if new_id
+                     else "; re-dispatch failed")
+        facts = await m.facts()
+        diagnosis = f"{text}: {diagnose.dispatch_path(facts)}"
+        logger.warning("dispatch unanswered: %s", diagnosis)
+        m.fire(A.DISPATCH_UNANSWERED, diagnosis,
+               {"room": entry.room, "dispatch_id": entry.dispatch_id})
+
+    async def _redispatch(self, entry: Tracked, dispatch: api.AgentDispatch | None) -> str:
+        """Delete and re-create the dispatch (same agent and metadata); the new id or ""."""
+        lk = self._m.lkapi
+        metadata = dispatch.metadata if dispatch is not None else ""
+        try:
+            async with asyncio.timeout(2 * self._m.opts.livekit_timeout_s):
+                if dispatch is not None:
+                    await lk.agent_dispatch.delete_dispatch(entry.dispatch_id, entry.room)
+                new = await lk.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(
+                    agent_name=entry.agent_name, room=entry.room, metadata=metadata))
+        except Exception as exc:
+            logger.warning("re-dispatch of %s in room %s failed: %r", entry.dispatch_id,
+                           entry.room, exc)
+            return ""
+        logger.warning("re-dispatched unanswered dispatch %s in room %s as %s",
+                       entry.dispatch_id, entry.room, new.id)
+        self._m.correlator.dispatched(new.id, entry.room, entry.agent_name, redispatched=True)
+        return new.id

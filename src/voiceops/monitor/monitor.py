@@ -1,0 +1,343 @@
+"""The monitor: events in; metrics, correlation, heartbeat probes and alerts out.
+
+``Monitor`` is an EventSink the supervisor feeds with every child event, and owns its
+background tasks (one TaskGroup, started by :meth:`start`, cancelled by :meth:`aclose`):
+the correlation tick (deadlines, ListDispatch confirmations, expiry), the heartbeat, the
+LiveKit and Letta reachability checks, the pool check, and webhook delivery. One long-lived
+``LiveKitAPI`` serves them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from livekit import api
+
+from voiceops.config import Config, Secrets, http_url
+from voiceops.events import AgentJoined, DispatchCreated, Event, JobRequest, Ready
+from voiceops.monitor import alerts as A
+from voiceops.monitor import diagnose, poolcheck, reach
+from voiceops.monitor.alerts import AlertBook, Change
+from voiceops.monitor.correlate import CorrelateOptions, Correlator
+from voiceops.monitor.dispatchwatch import DispatchWatch
+from voiceops.monitor.heartbeat import (
+    Action,
+    Heartbeat,
+    HeartbeatState,
+    ProbeOutcome,
+    ProbeResult,
+    is_probe_room,
+    next_state,
+)
+from voiceops.monitor.metrics import Metrics
+from voiceops.monitor.recorder import HEARTBEAT_SOURCE, Recorder
+from voiceops.monitor.sinks import SinkOptions, WebhookSinks, log_change, metrics_change
+from voiceops.monitor.workerinfo import fetch_all
+
+logger = logging.getLogger("voiceops.monitor")
+
+
+@dataclass(frozen=True)
+class MonitorOptions:
+    """Knobs that are not user config (tests shorten them; the lead sets ``letta_enabled``)."""
+
+    tick_s: float = 0.25
+    livekit_check_interval_s: float = 10.0
+    livekit_timeout_s: float = 5.0
+    letta_enabled: bool = False  # only when the deployment uses Letta (off in the sandbox)
+    letta_check_interval_s: float = 30.0
+    pool_check_interval_s: float = 1.0
+    no_ready_grace_s: float = 30.0
+    join_timeout_s: float = 120.0
+    max_tracked: int = 50_000
+    confirm_concurrency: int = 32
+    worker_info_timeout_s: float = 1.0
+    host: str = ""  # "" → socket.gethostname()
+    sinks: SinkOptions = field(default_factory=SinkOptions)
+
+
+class Monitor:
+    def __init__(self, cfg: Config, secrets: Secrets, metrics: Metrics, *,
+                 status_provider: Callable[[], dict[str, Any]],
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
+                 options: MonitorOptions | None = None) -> None:
+        self.cfg = cfg
+        self.opts = options or MonitorOptions()
+        self._secrets = secrets
+        self.metrics = metrics
+        self._status = status_provider
+        self._clock = clock
+        self._wall = wall
+        host = self.opts.host or socket.gethostname()
+        self.recorder = Recorder(metrics)
+        self.book = AlertBook(wall)
+        self.correlator = Correlator(CorrelateOptions(
+            deadline_s=cfg.monitor.job_request_deadline_s,
+            redispatch=cfg.monitor.redispatch_unanswered,
+            join_timeout_s=self.opts.join_timeout_s, max_entries=self.opts.max_tracked), clock)
+        self.heartbeat = Heartbeat(cfg.heartbeat, cfg.agent.name, self._api, clock=clock, host=host)
+        self.webhooks = WebhookSinks(cfg.alerts.webhooks, cfg.alerts.alertmanager_url, host=host,
+                                     wall=wall, firing=self.book.firing, opts=self.opts.sinks)
+        self.watch = DispatchWatch(self)
+        self.hb_state = HeartbeatState()
+        self.livekit = reach.Reachability()
+        self.letta = reach.Reachability()
+        self.worker_ports: dict[str, int] = {}
+        self._no_ready_since: float | None = None
+        self._last_join_ok = float("-inf")
+        self._last_join_missing = float("-inf")
+        self._lk: api.LiveKitAPI | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.tg: asyncio.TaskGroup | None = None
+
+    # ---- EventSink -----------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        self.recorder.on_event(event)
+        if isinstance(event, DispatchCreated):
+            if event.source != HEARTBEAT_SOURCE and not event.reused:
+                self.correlator.dispatched(event.dispatch_id, event.room, event.agent_name)
+        elif isinstance(event, JobRequest):
+            self._job_request(event)
+        elif isinstance(event, AgentJoined):
+            self._agent_joined(event)
+        elif isinstance(event, Ready) and event.http_port > 0 and event.process:
+            self.worker_ports[event.process] = event.http_port
+
+    def _job_request(self, ev: JobRequest) -> None:
+        if self.heartbeat.job_request_seen(ev.room, ev.dispatch_id) or is_probe_room(ev.room):
+            return  # our probe (handled by the heartbeat), or another host's probe
+        seconds = self.correlator.job_request(ev.dispatch_id, ev.job_id, ev.room)
+        if seconds is not None:
+            self.metrics.dispatch_job_request.labels(self.metrics.agent_name).observe(seconds)
+            self._emit(self.book.resolve(A.DISPATCH_UNANSWERED))
+
+    def _agent_joined(self, ev: AgentJoined) -> None:
+        if self.heartbeat.agent_joined_seen(ev.room, ev.dispatch_id) or is_probe_room(ev.room):
+            return
+        found = self.correlator.agent_joined(job_id=ev.job_id, dispatch_id=ev.dispatch_id,
+                                             room=ev.room, identity=ev.identity)
+        if found is not None:
+            self.metrics.time_to_join.labels(self.metrics.agent_name).observe(found[1])
+            self._last_join_ok = self._clock()
+
+    def process_exited(self, name: str) -> None:
+        """The supervisor saw ``name`` exit: forget its job count and health port."""
+        self.recorder.process_exited(name)
+        self.worker_ports.pop(name, None)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return self.book.alerts()
+
+    # ---- alert plumbing ------------------------------------------------------------------
+
+    def _emit(self, change: Change | None) -> None:
+        if change is None:
+            return
+        log_change(change)
+        metrics_change(self.metrics, change)
+        self.webhooks.on_change(change)
+
+    def fire(self, name: str, diagnosis: str, labels: dict[str, str] | None = None) -> None:
+        self._emit(self.book.fire(name, diagnosis, labels))
+
+    def resolve(self, name: str) -> None:
+        self._emit(self.book.resolve(name))
+
+    def _safe_status(self) -> dict[str, Any]:
+        try:
+            return self._status()
+        except Exception:  # the supervisor mid-shutdown must not take the monitor with it
+            logger.exception("status provider failed")
+            return {}
+
+    async def facts(self, *, joins_missing: bool = False) -> diagnose.Facts:
+        status = self._safe_status()
+        workers = []
+        if self._http is not None and self.worker_ports:
+            workers = await fetch_all(self._http, dict(self.worker_ports),
+                                      self.opts.worker_info_timeout_s)
+        recent_missing = self._last_join_missing > self._last_join_ok
+        return diagnose.Facts(
+            agent_name=self.cfg.agent.name, livekit_url=self.cfg.livekit.url,
+            livekit=self.livekit, pool=status.get("pool", {}),
+            processes=status.get("processes", []), workers=workers,
+            load_threshold=self.cfg.workers.load_threshold,
+            joins_missing=joins_missing or recent_missing)
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def _api(self) -> api.LiveKitAPI:
+        if self._lk is None:
+            raise RuntimeError("monitor not started")
+        return self._lk
+
+    @property
+    def lkapi(self) -> api.LiveKitAPI:
+        return self._api()
+
+    async def start(self) -> None:
+        """Open the LiveKit session and start the background tasks."""
+        if self._task is not None:
+            raise RuntimeError("monitor already started")
+        self._lk = api.LiveKitAPI(
+            http_url(self.cfg.livekit.url), self.cfg.livekit.api_key,
+            self._secrets.livekit_api_secret,
+            timeout=aiohttp.ClientTimeout(total=self.opts.livekit_timeout_s), failover=False)
+        self._http = aiohttp.ClientSession()
+        self._task = asyncio.create_task(self._run(), name="voiceops monitor")
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # we are being cancelled ourselves: not ours to swallow
+        lk, http, self._lk, self._http = self._lk, self._http, None, None
+        if lk is not None:
+            await lk.aclose()
+        if http is not None:
+            await http.close()
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            self.tg = tg
+            tg.create_task(self._every(self.opts.tick_s, self.watch.tick), name="correlate")
+            tg.create_task(self._every(self.opts.pool_check_interval_s, self._check_pool),
+                           name="pool check")
+            tg.create_task(self._every(self.opts.livekit_check_interval_s, self._check_livekit),
+                           name="livekit check")
+            if self.opts.letta_enabled:
+                tg.create_task(self._every(self.opts.letta_check_interval_s, self._check_letta),
+                               name="letta check")
+            if self.cfg.heartbeat.enabled:
+                tg.create_task(self._heartbeat_loop(), name="heartbeat")
+            tg.create_task(self.webhooks.run(), name="webhooks")
+
+    async def _every(self, interval_s: float, step: Callable[[], Awaitable[None]]) -> None:
+        """Run ``step`` every ``interval_s``; a failing step is logged, never fatal."""
+        while True:
+            try:
+                await step()
+            except Exception:
+                logger.exception("monitor step %s failed", getattr(step, "__name__", step))
+            await asyncio.sleep(interval_s)
+
+    # ---- checks --------------------------------------------------------------------------
+
+    def observe_livekit(self, error: BaseException | None) -> None:
+        self.livekit = reach.observe(self.livekit, error)
+        if self.livekit.firing:
+            self.fire(A.LIVEKIT_UNREACHABLE,
+                      reach.livekit_diagnosis(self.livekit, self.cfg.livekit.url),
+                      {"reason": str(self.livekit.last_failure)})
+        else:
+            self.resolve(A.LIVEKIT_UNREACHABLE)
+
+    async def _check_livekit(self) -> None:
+        try:
+            async with asyncio.timeout(self.opts.livekit_timeout_s):
+                await self._api().room.list_rooms(api.ListRoomsRequest(names=["voiceops-ping"]))
+        except Exception as exc:
+            self.observe_livekit(exc)
+        else:
+            self.observe_livekit(None)
+
+    async def _check_letta(self) -> None:
+        assert self._http is not None
+        url = self.cfg.letta.base_url.rstrip("/") + "/v1/health/"
+        key = self._secrets.letta_api_key
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        error: BaseException | None = None
+        try:
+            async with self._http.get(url, headers=headers, timeout=aiohttp.ClientTimeout(
+                    total=self.opts.livekit_timeout_s)) as resp:
+                resp.raise_for_status()
+        except Exception as exc:
+            error = exc
+        self.letta = reach.observe(self.letta, error)
+        if self.letta.firing:
+            self.fire(A.LETTA_UNREACHABLE, reach.letta_diagnosis(self.letta,
+                                                                  self.cfg.letta.base_url))
+        else:
+            self.resolve(A.LETTA_UNREACHABLE)
+
+    async def _check_pool(self) -> None:
+        status = self._safe_status()
+        if not status:
+            return
+        verdict = poolcheck.check_pool(status, self._no_ready_since, self._clock(),
+                                       self.opts.no_ready_grace_s)
+        self._no_ready_since = verdict.no_ready_since
+        if verdict.no_ready_fire:
+            self.fire(A.NO_READY_WORKERS, diagnose.no_ready_workers(
+                status.get("pool", {}), status.get("processes", [])))
+        elif verdict.no_ready_since is None:
+            self.resolve(A.NO_READY_WORKERS)
+        if verdict.parked:
+            self.fire(A.WORKER_CRASH_LOOP, diagnose.crash_loop(verdict.parked),
+                      {"process": str(verdict.parked[0].get("name", ""))})
+        else:
+            self.resolve(A.WORKER_CRASH_LOOP)
+
+    def note_join_missing(self) -> None:
+        self._last_join_missing = self._clock()
+
+    # ---- heartbeat -----------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        await self._wait_pool_ready(self.cfg.heartbeat.interval_s)
+        interval = self.cfg.heartbeat.interval_s
+        while True:
+            started = self._clock()
+            try:
+                await self.apply_probe(await self.heartbeat.probe())
+            except Exception:
+                logger.exception("heartbeat probe failed unexpectedly")
+            # Start to start, so a slow failing probe does not stretch the period.
+            await asyncio.sleep(max(0.0, started + interval - self._clock()))
+
+    async def _wait_pool_ready(self, max_wait_s: float) -> None:
+        """Probe soon after the pool is ready, or after ``max_wait_s`` anyway."""
+        until = self._clock() + max_wait_s
+        while self._clock() < until:
+            if int(self._safe_status().get("pool", {}).get("ready", 0)) > 0:
+                return
+            await asyncio.sleep(self.opts.tick_s)
+
+    async def apply_probe(self, outcome: ProbeOutcome) -> None:
+        m, agent = self.metrics, self.metrics.agent_name
+        m.heartbeat_probes.labels(str(outcome.result)).inc()
+        self.observe_livekit(outcome.error if outcome.result is ProbeResult.DISPATCH_ERROR
+                             else None)
+        if outcome.job_request_s is not None:
+            m.dispatch_job_request.labels(agent).observe(outcome.job_request_s)
+        if outcome.join_s is not None:
+            m.time_to_join.labels(agent).observe(outcome.join_s)
+        if outcome.result is ProbeResult.OK:
+            m.heartbeat_last_success.set(self._wall())
+            self.resolve(A.DISPATCH_UNANSWERED)  # the path works again
+        elif outcome.result is ProbeResult.NO_JOB_REQUEST:
+            m.dispatch_unanswered.labels(agent, "heartbeat").inc()
+        self.hb_state, action = next_state(self.hb_state, outcome.result)
+        if action is Action.RESOLVE:
+            self.resolve(A.HEARTBEAT_FAILED)
+        elif self.hb_state.firing:
+            facts = await self.facts(joins_missing=outcome.result is ProbeResult.NO_JOIN)
+            self.fire(A.HEARTBEAT_FAILED, f"{outcome.result} on {outcome.room}: "
+                      f"{diagnose.dispatch_path(facts)}", {"result": str(outcome.result)})
+        logger.info("heartbeat probe %s: %s (consecutive failures %d)", outcome.room,
+                    outcome.result, self.hb_state.consecutive_failures)

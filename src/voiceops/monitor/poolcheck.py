@@ -1,0 +1,28 @@
+"""Pool alerts from the supervisor's status(): NoReadyWorkers and WorkerCrashLoop (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PoolVerdict:
+    no_ready_since: float | None  # monotonic s since when no worker was ready (None: some are)
+    no_ready_fire: bool
+    parked: tuple[dict[str, Any], ...]
+
+
+def check_pool(status: dict[str, Any], no_ready_since: float | None, now: float,
+               grace_s: float) -> PoolVerdict:
+    """NoReadyWorkers fires once ``desired > 0`` and ``ready == 0`` lasted ``grace_s``
+    (workers need a few seconds to register after a start); WorkerCrashLoop while any process
+    is parked."""
+    pool = status.get("pool", {})
+    processes: Sequence[dict[str, Any]] = status.get("processes", [])
+    none_ready = int(pool.get("desired", 0)) > 0 and int(pool.get("ready", 0)) == 0
+    since = (no_ready_since if no_ready_since is not None else now) if none_ready else None
+    fire = since is not None and now - since >= grace_s
+    parked = tuple(p for p in processes if p.get("state") == "parked")
+    return PoolVerdict(since, fire, parked)

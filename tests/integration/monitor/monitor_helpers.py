@@ -1,0 +1,184 @@
+"""Harness for the monitor tests: the supervisor's event socket and status, and worker processes.
+
+The real supervisor is another helper's work; here a unix datagram socket receives the
+children's events exactly as the supervisor's does and hands them to the Monitor, and a small
+status dict (pool ready count from ``ready`` events) stands in for ``status()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from voiceops import config, events
+from voiceops.monitor.metrics import Metrics
+from voiceops.monitor.monitor import Monitor, MonitorOptions
+from voiceops.monitor.sinks import SinkOptions
+
+HERE = Path(__file__).resolve().parent
+
+
+class EventSocket:
+    """A bound unix datagram socket whose decoded events go to ``on_event``."""
+
+    def __init__(self, on_event: Callable[[events.Event], None]) -> None:
+        self.dir = tempfile.mkdtemp(prefix="vo-mon-")  # short: sun_path holds 108 bytes
+        self.path = os.path.join(self.dir, "events.sock")
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(self.path)
+        self._sock.setblocking(False)
+        self._on_event = on_event
+        self.received: list[events.Event] = []
+        asyncio.get_running_loop().add_reader(self._sock.fileno(), self._read)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self._sock.recv(65536)
+            except BlockingIOError:
+                return
+            event = events.decode(data)
+            self.received.append(event)
+            self._on_event(event)
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self._sock.fileno())
+        self._sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class FakePool:
+    """The slice of the supervisor's status() the monitor reads, driven by ``ready`` events."""
+
+    def __init__(self, desired: int) -> None:
+        self.desired = desired
+        self.processes: dict[str, dict[str, Any]] = {}
+
+    def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Ready) and event.process.startswith("worker"):
+            self.processes[event.process] = {
+                "name": event.process, "kind": "worker", "state": "ready",
+                "worker_id": event.worker_id, "agent_name": event.agent_name, "active_jobs": 0}
+
+    def status(self) -> dict[str, Any]:
+        ready = sum(1 for p in self.processes.values() if p["state"] == "ready")
+        return {"pool": {"desired": self.desired, "ready": ready, "parked": 0},
+                "processes": list(self.processes.values())}
+
+
+def monitor_config(server: Any, *, agent_name: str, deadline_s: float = 2.0,
+                   interval_s: float = 2.0, timeout_s: float = 1.0, heartbeat: bool = True,
+                   webhooks: tuple[str, ...] = (), alertmanager_url: str = "",
+                   url: str | None = None, redispatch: bool = False,
+                   mode: str = "request") -> config.Config:
+    return config.from_dict({
+        "livekit": {"url": url or server.url, "api_key": server.api_key},
+        "agent": {"name": agent_name},
+        "workers": {"load_threshold": 1.0},  # as the workers run: a busy CI box is not "full"
+        "monitor": {"job_request_deadline_s": deadline_s, "redispatch_unanswered": redispatch},
+        "heartbeat": {"enabled": heartbeat, "interval_s": interval_s, "timeout_s": timeout_s,
+                      "mode": mode},
+        "alerts": {"webhooks": list(webhooks), "alertmanager_url": alertmanager_url},
+    })
+
+
+FAST = MonitorOptions(tick_s=0.1, livekit_check_interval_s=0.5, livekit_timeout_s=2.0,
+                      pool_check_interval_s=0.5, no_ready_grace_s=60.0, worker_info_timeout_s=2.0,
+                      host="test", sinks=SinkOptions(backoff_base_s=0.1, am_resend_s=2.0))
+
+
+def make_monitor(cfg: config.Config, secret: str, pool: FakePool,
+                 options: MonitorOptions = FAST) -> Monitor:
+    from prometheus_client import CollectorRegistry
+
+    metrics = Metrics(cfg.agent.name, CollectorRegistry())
+    return Monitor(cfg, config.Secrets(livekit_api_secret=secret), metrics,
+                   status_provider=pool.status, options=options)
+
+
+def worker_toml(path: Path, server: Any, agent_name: str) -> Path:
+    path.write_text(
+        f'[livekit]\nurl = "{server.url}"\napi_key = "{server.api_key}"\n\n'
+        f'[agent]\nname = "{agent_name}"\n\n'
+        '[workers]\nnum_idle_processes = 0\nload_threshold = 1.0\ndrain_timeout_s = 10\n',
+        encoding="utf-8")
+    return path
+
+
+class Child:
+    """A child process in its own group, logging to a file; ``kill`` checks nothing is left."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, log_path: Path) -> None:
+        self.proc = proc
+        self.log_path = log_path
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
+
+    def _group(self) -> list[psutil.Process]:
+        out = []
+        for p in psutil.process_iter(["status"]):
+            try:
+                if os.getpgid(p.pid) == self.proc.pid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                    out.append(p)
+            except (ProcessLookupError, psutil.Error):
+                continue
+        return out
+
+    async def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        await self.proc.wait()
+        deadline = time.monotonic() + 15
+        while (left := self._group()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert not left, f"processes left behind: {[(p.pid, p.name()) for p in left]}"
+
+
+async def spawn(argv: list[str], *, log_dir: Path, name: str, env: dict[str, str]) -> Child:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "VOICEOPS_"))}
+    base["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, [base.get("PYTHONPATH")])])
+    log_path = log_dir / f"{name}.log"
+    with open(log_path, "wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env={**base, **env}, stdout=log, stderr=asyncio.subprocess.STDOUT,
+            process_group=0)
+    return Child(proc, log_path)
+
+
+async def spawn_voiceops_worker(server: Any, agent_name: str, *, tmp: Path, process: str,
+                                events_path: str = "") -> Child:
+    """``python -m voiceops.worker``; with no ``events_path`` nobody hears its events."""
+    cfg = worker_toml(tmp / f"{process}.toml", server, agent_name)
+    env = {"LIVEKIT_API_SECRET": server.api_secret, "VOICEOPS_PROCESS": process,
+           "VOICEOPS_AGENT_NO_HUMAN_TIMEOUT_S": "3"}
+    if events_path:
+        env["VOICEOPS_EVENTS"] = events_path
+    return await spawn([sys.executable, "-m", "voiceops.worker", "--config", str(cfg)],
+                       log_dir=tmp, name=process, env=env)
+
+
+async def wait_until(check: Callable[[], Any], timeout_s: float, what: str,
+                     interval_s: float = 0.05) -> Any:
+    """Poll ``check`` until truthy; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {timeout_s:g} s")
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,45 @@
+"""An operator's own worker program that hard-codes its agent name (as `workers.command` may run).
+
+It registers with LiveKit as 'voice' whatever voiceops' agent.name says, and only tells the
+supervisor its health port (a ``ready`` event without a name): the monitor must learn the
+name from livekit-agents' GET /worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+from livekit.agents import AgentServer, JobContext
+
+from voiceops import events
+
+HARD_CODED_NAME = "voice"
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    await ctx.connect()
+
+
+async def main(url: str, api_key: str, api_secret: str) -> None:
+    server = AgentServer(ws_url=url, api_key=api_key, api_secret=api_secret, host="127.0.0.1",
+                         port=0, num_idle_processes=0, load_fnc=lambda: 0.0, max_retry=3)
+    server.rtc_session(entrypoint, agent_name=HARD_CODED_NAME)
+    server.on("worker_registered", lambda worker_id, _info: events.emit(events.Ready(
+        worker_id=worker_id, http_port=server.worker_info.http_port)))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = asyncio.create_task(server.run())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    await server.aclose()
+    stopper.cancel()
+    await asyncio.gather(runner, stopper, return_exceptions=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], os.environ["LIVEKIT_API_SECRET"]))

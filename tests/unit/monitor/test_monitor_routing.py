@@ -1,0 +1,94 @@
+"""Monitor event routing without LiveKit: correlation, probe separation, process exit."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from voiceops import config
+from voiceops.events import AgentJoined, DispatchCreated, JobRequest, Jobs, Ready
+from voiceops.monitor import alerts as A
+from voiceops.monitor.heartbeat import ProbeOutcome, ProbeResult
+from voiceops.monitor.metrics import Metrics
+from voiceops.monitor.monitor import Monitor, MonitorOptions
+
+AGENT = "letta-voice-agent"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 50.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def mon(clock: Clock) -> Monitor:
+    cfg = config.from_dict({"agent": {"name": AGENT}})
+    metrics = Metrics(AGENT, CollectorRegistry())
+    return Monitor(cfg, config.Secrets(livekit_api_secret="s"), metrics,
+                   status_provider=lambda: {"pool": {"desired": 1, "ready": 1}, "processes": []},
+                   clock=clock, wall=lambda: 1_700_000_000.0, options=MonitorOptions(host="h"))
+
+
+def value(mon: Monitor, name: str, **labels: str) -> float | None:
+    return mon.metrics.registry.get_sample_value(name, labels)
+
+
+def test_dispatch_job_request_and_join_feed_histograms(mon: Monitor, clock: Clock) -> None:
+    """dispatch_created → job_request → agent_joined gives all three histograms one sample."""
+    mon.on_event(DispatchCreated(dispatch_id="AD_1", room="r1", agent_name=AGENT, latency_s=0.02))
+    clock.now += 0.3
+    mon.on_event(JobRequest(job_id="AJ_1", dispatch_id="AD_1", room="r1", agent_name=AGENT))
+    clock.now += 1.2
+    mon.on_event(AgentJoined(job_id="AJ_1", dispatch_id="AD_1", room="r1"))
+    mon.on_event(AgentJoined(room="r1", identity="agent-AJ_1", source="webhook"))
+    assert value(mon, "voiceops_dispatch_latency_seconds_count", agent_name=AGENT) == 1
+    assert value(mon, "voiceops_dispatch_job_request_seconds_sum", agent_name=AGENT) == \
+        pytest.approx(0.3)
+    assert value(mon, "voiceops_time_to_join_seconds_count", agent_name=AGENT) == 1
+    assert value(mon, "voiceops_time_to_join_seconds_sum", agent_name=AGENT) == pytest.approx(1.5)
+
+
+def test_probe_traffic_is_not_proxy_traffic(mon: Monitor) -> None:
+    """A JobRequest for a probe room (ours or another host's) is never a proxy dispatch's."""
+    mon.on_event(JobRequest(job_id="AJ_p", dispatch_id="AD_p", room="voiceops-probe-other-1",
+                            agent_name=AGENT, probe=True, decision="probe"))
+    assert value(mon, "voiceops_dispatch_job_request_seconds_count", agent_name=AGENT) == 0
+    assert value(mon, "voiceops_job_requests_total", agent_name=AGENT, decision="probe") == 1
+    assert len(mon.correlator) == 0
+
+
+def test_process_exit_forgets_port_and_jobs(mon: Monitor) -> None:
+    """process_exited drops the worker's health port and its active jobs."""
+    mon.on_event(Ready(process="worker-0", worker_id="AW_1", agent_name=AGENT, http_port=8123))
+    mon.on_event(Jobs(process="worker-0", active_jobs=2))
+    assert mon.worker_ports == {"worker-0": 8123}
+    assert value(mon, "voiceops_jobs_active", agent_name=AGENT) == 2
+    mon.process_exited("worker-0")
+    assert mon.worker_ports == {}
+    assert value(mon, "voiceops_jobs_active", agent_name=AGENT) == 0
+
+
+async def test_probe_outcomes_drive_heartbeat_alert(mon: Monitor) -> None:
+    """Two failed probes fire HeartbeatFailed with a diagnosis; an ok probe resolves it."""
+    fail = ProbeOutcome(ProbeResult.NO_JOB_REQUEST, "voiceops-probe-h-1", "AD_x")
+    await mon.apply_probe(fail)
+    assert not mon.book.is_firing(A.HEARTBEAT_FAILED)
+    await mon.apply_probe(fail)
+    alert = mon.alerts()[0]
+    assert alert["alert"] == A.HEARTBEAT_FAILED
+    assert "LiveKit sent no JobRequest" in alert["diagnosis"]
+    assert value(mon, "voiceops_dispatch_unanswered_total", agent_name=AGENT,
+                 source="heartbeat") == 2
+    await mon.apply_probe(ProbeOutcome(ProbeResult.OK, "voiceops-probe-h-3", "AD_y",
+                                       job_request_s=0.05))
+    assert mon.alerts() == []
+    assert value(mon, "voiceops_heartbeat_last_success_timestamp_seconds") == 1_700_000_000.0
+    assert value(mon, "voiceops_heartbeat_probes_total", result="no_job_request") == 2
