@@ -210,7 +210,6 @@ def add_drain(sub: _SubParsers) -> None:
 
 # --- entry point --------------------------------------------------------------------------
 
-# Later subcommands (check, dispatch, emulator) add one add_<name> function here.
 SUBCOMMANDS: Final[tuple[Callable[[_SubParsers], None], ...]] = (
     add_run, add_status, add_scale, add_restart, add_drain,
 )
@@ -221,12 +220,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="voiceops", description="Supervisor, dispatch proxy and monitor for LiveKit agents.")
     parser.add_argument("--version", action="version", version=f"voiceops {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in SUBCOMMANDS:
+    from voiceops import cli_ops  # check, dispatch, emulator: kept apart to keep this file small
+
+    for add in (*SUBCOMMANDS, *cli_ops.SUBCOMMANDS):
         add(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:
+        # The emulator owns its flags (argparse's REMAINDER cannot pass `--help` through).
+        from voiceops.testing.livekit.cli import main as emulator_main
+
+        return emulator_main(argv[1:])
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:

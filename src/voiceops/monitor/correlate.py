@@ -86,6 +86,13 @@ class Tracked:
     redispatched: bool = False  # this entry is the one re-created dispatch
     job_ids: set[str] = field(default_factory=set)
     expires: float = 0.0
+    job_request_after_s: float | None = None  # for `voiceops dispatch`'s timeline
+    joined_after_s: float | None = None
+
+    def timeline(self) -> dict[str, object]:
+        return {"dispatch_id": self.dispatch_id, "room": self.room, "phase": str(self.phase),
+                "job_request_after_s": self.job_request_after_s,
+                "joined_after_s": self.joined_after_s, "redispatched": self.redispatched}
 
     def step(self, inp: Input) -> bool:
         """Apply one input; False (and no change) when the table has no such transition."""
@@ -150,7 +157,8 @@ class Correlator:
         if not entry.step(Input.JOB_REQUEST):
             return None  # a second JobRequest (LiveKit tried another worker): observed once
         self._set_expiry(entry, self._clock() + self.options.join_timeout_s)
-        return self._clock() - entry.created
+        entry.job_request_after_s = self._clock() - entry.created
+        return entry.job_request_after_s
 
     def agent_joined(self, *, job_id: str = "", dispatch_id: str = "", room: str = "",
                      identity: str = "") -> tuple[Tracked, float] | None:
@@ -164,7 +172,8 @@ class Correlator:
             entry.job_ids.add(job_id)
             self._by_job[job_id] = entry.dispatch_id
         self._set_expiry(entry, self._clock() + self.options.linger_s)
-        return entry, self._clock() - entry.created
+        entry.joined_after_s = self._clock() - entry.created
+        return entry, entry.joined_after_s
 
     def _find_for_join(self, job_id: str, dispatch_id: str, room: str) -> Tracked | None:
         for key in (dispatch_id, self._by_job.get(job_id, "")):

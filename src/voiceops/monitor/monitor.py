@@ -138,6 +138,11 @@ class Monitor:
     def alerts(self) -> list[dict[str, Any]]:
         return self.book.alerts()
 
+    def dispatch_timeline(self, dispatch_id: str) -> dict[str, Any] | None:
+        """Where a tracked dispatch is: JobRequest and join times after its creation."""
+        entry = self.correlator.get(dispatch_id)
+        return None if entry is None else entry.timeline()
+
     # ---- alert plumbing ------------------------------------------------------------------
 
     def _emit(self, change: Change | None) -> None:

@@ -44,6 +44,9 @@ class SupervisorView(Protocol):
 
     async def drain(self, name: str) -> dict[str, Any]: ...
 
+    def dispatch_timeline(self, dispatch_id: str) -> dict[str, Any] | None:
+        """``{"dispatch_id", "room", "phase", "job_request_after_s", "joined_after_s"}``."""
+
 
 class EventSink(Protocol):
     """Receives every decoded child event (the pool, the monitor)."""

@@ -168,6 +168,15 @@ async def _status(request: web.Request) -> web.Response:
     return web.json_response(request.app[_VIEW].status())
 
 
+async def _dispatch(request: web.Request) -> web.Response:
+    dispatch_id = request.match_info["dispatch_id"]
+    timeline = request.app[_VIEW].dispatch_timeline(dispatch_id)
+    if timeline is None:
+        raise BadRequest(404, "unknown_dispatch", f"dispatch {dispatch_id} is not tracked "
+                                                  "(unknown, reused, or expired)")
+    return web.json_response(timeline)
+
+
 async def _scale(request: web.Request) -> web.Response:
     count = parse_count(await _json_object(request, frozenset({"count"})))
     return _ok(await request.app[_VIEW].scale(count))
@@ -189,6 +198,7 @@ def make_app(view: SupervisorView) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY_BYTES)
     app[_VIEW] = view
     app.router.add_get("/status", _status)
+    app.router.add_get("/dispatches/{dispatch_id}", _dispatch)
     app.router.add_post("/scale", _scale)
     app.router.add_post("/restart", _restart)
     app.router.add_post("/drain", _drain)

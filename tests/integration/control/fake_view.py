@@ -64,6 +64,12 @@ class FakeView:
         names = [p["name"] for p in self.processes] if name == "all" else [name]
         return {"restarting": names}
 
+    def dispatch_timeline(self, dispatch_id: str) -> dict[str, Any] | None:
+        if dispatch_id != "AD_known":
+            return None
+        return {"dispatch_id": dispatch_id, "room": "r1", "phase": "joined",
+                "job_request_after_s": 0.05, "joined_after_s": 0.4, "redispatched": False}
+
     async def drain(self, name: str) -> dict[str, Any]:
         self.calls.append(("drain", name))
         if name == "proxy":

@@ -60,6 +60,14 @@ async def test_restart_accepts_a_process_or_all(server: ControlServer, view: Fak
     assert view.calls == [("restart", name)]
 
 
+async def test_dispatch_timeline_or_404(server: ControlServer) -> None:
+    """GET /dispatches/ID answers the tracked timeline, and 404 naming the id when untracked."""
+    status, body = await control.request(server.socket_path, "GET", "/dispatches/AD_known")
+    assert status == 200 and body["joined_after_s"] == 0.4
+    status, body = await control.request(server.socket_path, "GET", "/dispatches/AD_other")
+    assert status == 404 and "AD_other" in body["error"]["message"]
+
+
 async def test_drain_calls_the_view(server: ControlServer, view: FakeView) -> None:
     """POST /drain drains the named process."""
     status, body = await control.request(server.socket_path, "POST", "/drain",
