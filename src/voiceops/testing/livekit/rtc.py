@@ -7,6 +7,7 @@ The socket itself is served by `rtc_session.SignalSession`; media by `rtc_peer.P
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,7 +17,17 @@ from livekit import api
 from livekit.protocol import models
 from livekit.protocol import rtc as proto
 
+from voiceops.testing.livekit.rtc_messages import RtcOptions
 from voiceops.testing.livekit.rtc_session import SignalSession
+
+__all__ = [
+    "JoinInfo",
+    "ParticipantSink",
+    "RtcHub",
+    "RtcOptions",
+    "bearer_token",
+    "setup_rtc_routes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +45,7 @@ class ParticipantSink(Protocol):
     """The room core's handle on one connected participant's signalling socket."""
 
     async def send(self, msg: proto.SignalResponse) -> None:
-        """Queue a message (e.g. a ParticipantUpdate) for the client; never blocks on the network."""
+        """Queue a message (e.g. a ParticipantUpdate) for the client; never blocks."""
         ...
 
     async def close(self, reason: str) -> None:
@@ -50,7 +61,7 @@ class RtcHub(Protocol):
     """What the signalling endpoint needs from the emulator's room core."""
 
     def verify_join_token(self, token: str) -> api.Claims:
-        """Verified claims (raises PermissionError with a reason when invalid, no roomJoin, or no room)."""
+        """Verified claims; PermissionError with a reason if invalid, no roomJoin or no room."""
         ...
 
     def refuse_media(self) -> bool:
@@ -68,19 +79,6 @@ class RtcHub(Protocol):
     async def leave(self, room: str, identity: str) -> None:
         """Remove the participant (webhook, updates to others, empty-room timer)."""
         ...
-
-
-@dataclass(frozen=True)
-class RtcOptions:
-    """Signalling knobs; the defaults are what a real `livekit-server` sends."""
-
-    ping_interval_s: int = 5  # must be > 0: the FFI panics on a zero period
-    ping_timeout_s: int = 15
-    server_version: str = "1.9.0"
-    server_protocol: int = 16
-    node_id: str = "ND_voiceops_emulator"
-    join_timeout_s: float = 4.0  # the client gives up on the JoinResponse after 5 s
-    max_buffered_candidates: int = 64  # per target, before the offer arrives
 
 
 HUB_KEY: web.AppKey[RtcHub] = web.AppKey("voiceops_rtc_hub", RtcHub)
@@ -150,5 +148,4 @@ async def _handle_signal(request: web.Request) -> web.StreamResponse:
 
 async def _close_all_sessions(app: web.Application) -> None:
     """On app shutdown, end every live socket (leave + close) so no peer connection outlives it."""
-    for session in list(app[SESSIONS_KEY]):
-        await session.shutdown("server shutting down")
+    await asyncio.gather(*(s.shutdown("SERVER_SHUTDOWN") for s in list(app[SESSIONS_KEY])))

@@ -12,7 +12,7 @@ import json
 import logging
 from collections import deque
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
@@ -23,8 +23,10 @@ class CandidateError(ValueError):
     """A trickled candidate that cannot be parsed."""
 
 
-def parse_candidate_init(candidate_init: str):  # -> aiortc.RTCIceCandidate | None
+def parse_candidate_init(candidate_init: str) -> RTCIceCandidate | None:
     """An aiortc candidate from the client's JSON candidateInit; None means end-of-candidates."""
+    if not candidate_init.strip():
+        return None
     try:
         init = json.loads(candidate_init)
         line = str(init.get("candidate") or "")
@@ -82,14 +84,11 @@ class PeerEndpoint:
     async def close(self) -> None:
         """Stop media drains and close the peer connection (idempotent)."""
         self._closed = True
-        for task in list(self._drains):
+        drains = list(self._drains)
+        for task in drains:
             task.cancel()
-        for task in list(self._drains):
-            try:
-                await task
-            except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():  # our caller is being cancelled too
-                    raise
+        # gather re-raises only our own cancellation, not the drains' expected ones.
+        await asyncio.gather(*drains, return_exceptions=True)
         if self._pc is not None:
             await self._pc.close()
 

@@ -1,0 +1,146 @@
+"""The RtcHub the /rtc module talks to: join tokens, joins, ACTIVE transitions and leaves."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from livekit import api
+from livekit.protocol import models
+from livekit.protocol import rtc as proto
+
+from .faults import FaultController
+from .rooms import RoomManager, RoomSpec
+from .state import Participant, ParticipantSink, ParticipantState, Room, kind_from_claim
+from .tokens import new_id
+
+logger = logging.getLogger("voiceops.emulator.hub")
+
+
+@dataclass(frozen=True)
+class JoinInfo:
+    """Same shape as rtc.JoinInfo (the /rtc module reads only these attributes)."""
+
+    room: models.Room
+    participant: models.ParticipantInfo
+    others: list[models.ParticipantInfo]
+
+
+def _spec_from_claims(claims: api.Claims, room_name: str) -> RoomSpec:
+    cfg = claims.room_config
+    if cfg is None:
+        return RoomSpec(name=room_name)
+    return RoomSpec(
+        name=room_name,
+        empty_timeout_s=cfg.empty_timeout,
+        departure_timeout_s=cfg.departure_timeout,
+        max_participants=cfg.max_participants,
+        metadata=cfg.metadata,
+        agents=tuple(cfg.agents),
+    )
+
+
+def _permission(video: api.VideoGrants, is_agent: bool) -> models.ParticipantPermission:
+    return models.ParticipantPermission(
+        can_subscribe=video.can_subscribe,
+        can_publish=video.can_publish,
+        can_publish_data=video.can_publish_data,
+        hidden=bool(video.hidden),
+        can_update_metadata=bool(video.can_update_own_metadata),
+        agent=is_agent,
+    )
+
+
+class Hub:
+    def __init__(
+        self,
+        rooms: RoomManager,
+        verifier: api.TokenVerifier,
+        faults: FaultController,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._rooms = rooms
+        self._verifier = verifier
+        self._faults = faults
+        self._clock = clock
+
+    def verify_join_token(self, token: str) -> api.Claims:
+        try:
+            claims = self._verifier.verify(token)
+        except Exception as exc:
+            raise PermissionError(f"token does not verify ({type(exc).__name__})") from None
+        if claims.video is None or not claims.video.room_join:
+            raise PermissionError("token has no roomJoin grant")
+        if not claims.video.room:
+            raise PermissionError("token names no room")
+        if not claims.identity:
+            raise PermissionError("token has no identity")
+        return claims
+
+    def refuse_media(self) -> bool:
+        return self._faults.current.refuse_media
+
+    async def join(self, claims: api.Claims, sink: ParticipantSink) -> JoinInfo:
+        assert claims.video is not None
+        # roomConfig (e.g. agents to dispatch) applies only when this join creates the room.
+        room, _ = self._rooms.get_or_create(_spec_from_claims(claims, claims.video.room))
+        if room.max_participants and len(room.participants) >= room.max_participants:
+            raise PermissionError("room is full")
+        if claims.identity in room.participants:
+            logger.info("duplicate identity %s in %s: replacing", claims.identity, room.name)
+            await self._rooms.remove_participant(room, claims.identity, "DUPLICATE_IDENTITY")
+        kind = kind_from_claim(claims.kind)
+        participant = Participant(
+            sid=new_id("PA_"),
+            identity=claims.identity,
+            name=claims.name,
+            kind=kind,
+            metadata=claims.metadata,
+            attributes=dict(claims.attributes or {}),
+            joined_at_s=self._clock(),
+            sink=sink,
+            permission=_permission(claims.video, kind == models.ParticipantInfo.Kind.AGENT),
+        )
+        others = [p.to_proto() for p in room.participants.values()]
+        room.participants[participant.identity] = participant
+        if room.first_joined_at_s is None:
+            room.first_joined_at_s = participant.joined_at_s
+        logger.info("participant %s joining %s (kind %s)", participant.identity, room.name, kind)
+        return JoinInfo(room=room.to_proto(), participant=participant.to_proto(), others=others)
+
+    async def set_active(self, room: str, identity: str) -> None:
+        found = self._find(room, identity)
+        if found is None:
+            return
+        rm, participant = found
+        if not participant.transition(ParticipantState.ACTIVE):
+            return
+        info = participant.to_proto()
+        self._rooms.webhooks.emit("participant_joined", rm.to_proto(), info)
+        await self._broadcast(rm, info, exclude=identity)
+        logger.info("participant %s ACTIVE in %s", identity, room)
+
+    async def leave(self, room: str, identity: str) -> None:
+        found = self._find(room, identity)
+        if found is None:
+            return
+        rm, participant = found
+        await self._rooms.remove_participant(rm, identity, "")
+        await self._broadcast(rm, participant.to_proto(), exclude=identity)
+
+    def _find(self, room: str, identity: str) -> tuple[Room, Participant] | None:
+        rm = self._rooms.rooms.get(room)
+        participant = rm.participants.get(identity) if rm is not None else None
+        return None if rm is None or participant is None else (rm, participant)
+
+    async def _broadcast(self, room: Room, info: models.ParticipantInfo, exclude: str) -> None:
+        update = proto.SignalResponse(update=proto.ParticipantUpdate(participants=[info]))
+        for other in list(room.participants.values()):
+            if other.identity == exclude or other.sink is None:
+                continue
+            try:
+                await other.sink.send(update)
+            except Exception:  # one broken socket must not starve the others
+                logger.exception("update to %s failed", other.identity)

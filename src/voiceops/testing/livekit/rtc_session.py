@@ -1,0 +1,285 @@
+"""One `/rtc` signalling socket: join, publisher offer/answer, trickle, ping, tracks, leave.
+
+Every outgoing message goes through one queue and one writer task, so the room core can push
+updates from any task without racing our own replies, and `JoinResponse` is always first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+from google.protobuf.message import DecodeError
+from livekit import api
+from livekit.protocol import models
+from livekit.protocol import rtc as proto
+
+from voiceops.testing.livekit import rtc_messages as msgs
+from voiceops.testing.livekit.rtc_messages import RtcOptions
+from voiceops.testing.livekit.rtc_peer import CandidateError, PeerEndpoint
+
+if TYPE_CHECKING:
+    from voiceops.testing.livekit.rtc import RtcHub
+
+log = logging.getLogger(__name__)
+
+_END_TYPES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+_IGNORED_REQUESTS = frozenset(
+    {"mute", "subscription", "track_setting", "update_layers", "subscription_permission",
+     "sync_state", "simulate", "update_metadata", "update_audio_track", "update_video_track",
+     "answer", "update_data_subscription"}
+)  # tolerated: the emulator forwards no media and keeps no per-track state
+
+
+class _Close:
+    """Writer-queue sentinel: optionally send `leave`, then close the socket."""
+
+    def __init__(self, leave_reason: str | None) -> None:
+        self.leave_reason = leave_reason
+
+
+class _Sink:
+    """The `ParticipantSink` handed to the room core for this socket."""
+
+    def __init__(self, session: SignalSession) -> None:
+        self._session = session
+
+    async def send(self, msg: proto.SignalResponse) -> None:
+        self._session.enqueue(msg)
+
+    async def close(self, reason: str) -> None:
+        self._session.request_close(reason, removed_by_hub=True)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SignalSession:
+    """Serves one participant's signalling socket from join to cleanup."""
+
+    def __init__(
+        self, ws: web.WebSocketResponse, hub: RtcHub, claims: api.Claims, options: RtcOptions
+    ) -> None:
+        self._ws = ws
+        self._hub = hub
+        self._claims = claims
+        self._options = options
+        self.room = claims.video.room if claims.video else ""
+        self.identity = claims.identity
+        self.publisher = PeerEndpoint(
+            f"{self.room}/{self.identity}/pub", options.max_buffered_candidates
+        )
+        self._queue: asyncio.Queue[proto.SignalResponse | _Close] = asyncio.Queue()
+        self._pre_join: list[proto.SignalResponse] = []
+        self._joined = False
+        self._closing = False
+        self._removed_by_hub = False
+        self._tracks: dict[str, models.TrackInfo] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._finished = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<SignalSession {self.room}/{self.identity}>"
+
+    # -- called by the room core (through _Sink) and by app shutdown --------------------------
+
+    def enqueue(self, msg: proto.SignalResponse) -> None:
+        """Queue a message; before the JoinResponse it waits, after close it is dropped."""
+        if self._closing:
+            return
+        if not self._joined:
+            self._pre_join.append(msg)
+        else:
+            self._queue.put_nowait(msg)
+
+    def request_close(self, reason: str, *, removed_by_hub: bool) -> None:
+        """Send `leave` and close; `removed_by_hub` means the core already dropped us."""
+        # Recorded even while we are already closing: a replacement with the same identity may
+        # have joined, and our leave() would then remove it instead of us.
+        self._removed_by_hub = self._removed_by_hub or removed_by_hub
+        if self._closing:
+            return
+        log.info("rtc %s/%s: server closes the session (%s)", self.room, self.identity, reason)
+        self._closing = True
+        self._queue.put_nowait(_Close(reason))
+
+    async def shutdown(self, reason: str) -> None:
+        """Close from the server side and wait (bounded) until cleanup has run."""
+        self.request_close(reason, removed_by_hub=False)
+        try:
+            await asyncio.wait_for(self._finished.wait(), self._options.close_timeout_s * 2)
+        except TimeoutError:
+            log.warning("rtc %s/%s: cleanup did not finish on shutdown", self.room, self.identity)
+
+    # -- the socket's life ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Join, serve requests until the socket ends, then clean up everything we own."""
+        try:
+            if not await self._join():
+                return
+            self._spawn(self._write_loop(), "writer")
+            self._spawn(self._activate_when_connected(), "activate")
+            await self._read_loop()
+        finally:
+            await self._cleanup()
+            self._finished.set()
+
+    async def _join(self) -> bool:
+        # No timeout here: a join abandoned halfway would leave the core's state unknown; a
+        # late answer is harmless (the client has gone, and cleanup calls leave()).
+        try:
+            info = await self._hub.join(self._claims, _Sink(self))
+        except (PermissionError, ValueError) as exc:
+            log.warning("rtc %s/%s: join refused: %s", self.room, self.identity, exc)
+            await self._ws.close(code=1008, message=b"join refused")
+            return False
+        first = msgs.join_response(info.room, info.participant, info.others, self._options)
+        self._queue.put_nowait(first)
+        for msg in self._pre_join:
+            self._queue.put_nowait(msg)
+        self._pre_join.clear()
+        self._joined = True
+        return True
+
+    async def _read_loop(self) -> None:
+        while True:
+            try:
+                msg = await self._ws.receive(timeout=self._options.ping_timeout_s)
+            except TimeoutError:
+                log.warning("rtc %s/%s: no message for %s s, dropping the client",
+                            self.room, self.identity, self._options.ping_timeout_s)
+                return
+            if msg.type in _END_TYPES:
+                return
+            if msg.type != WSMsgType.BINARY:
+                log.warning("rtc %s/%s: ignoring a non-binary frame", self.room, self.identity)
+                continue
+            try:
+                req = proto.SignalRequest.FromString(msg.data)
+            except DecodeError as exc:
+                log.warning("rtc %s/%s: undecodable request: %s", self.room, self.identity, exc)
+                continue
+            if not await self._handle(req):
+                return
+
+    async def _handle(self, req: proto.SignalRequest) -> bool:
+        """Serve one request; False ends the session (the client left)."""
+        kind = req.WhichOneof("message")
+        if kind == "offer":
+            await self._on_offer(req.offer)
+        elif kind == "trickle":
+            await self._on_trickle(req.trickle)
+        elif kind == "ping_req":
+            self.enqueue(msgs.pong(req.ping_req, _now_ms()))
+        elif kind == "ping":
+            self.enqueue(msgs.legacy_pong(_now_ms()))
+        elif kind == "add_track":
+            self._on_add_track(req.add_track)
+        elif kind == "leave":
+            log.info("rtc %s/%s: client left", self.room, self.identity)
+            return False
+        elif kind not in _IGNORED_REQUESTS:
+            log.debug("rtc %s/%s: unhandled request %s", self.room, self.identity, kind)
+        return True
+
+    async def _on_offer(self, offer: proto.SessionDescription) -> None:
+        if self._hub.refuse_media():
+            log.info("rtc %s/%s: fault refuse_media: offer unanswered", self.room, self.identity)
+            return
+        try:
+            sdp = await self.publisher.answer(offer.sdp)
+        except (ValueError, CandidateError) as exc:  # aiortc raises ValueError on bad SDP
+            log.warning("rtc %s/%s: cannot answer the offer: %s", self.room, self.identity, exc)
+            return
+        self.enqueue(msgs.answer(sdp, offer.id))
+
+    async def _on_trickle(self, trickle: proto.TrickleRequest) -> None:
+        if trickle.target != proto.SignalTarget.PUBLISHER:
+            return  # we never offer on the subscriber transport, so its candidates are moot
+        try:
+            await self.publisher.add_candidate(trickle.candidateInit)
+        except (CandidateError, ValueError) as exc:
+            log.warning("rtc %s/%s: bad trickle: %s", self.room, self.identity, exc)
+
+    def _on_add_track(self, req: proto.AddTrackRequest) -> None:
+        if self._claims.video is not None and not self._claims.video.can_publish:
+            log.warning("rtc %s/%s: add_track without canPublish", self.room, self.identity)
+            return
+        track = self._tracks.get(req.cid) or msgs.track_info(req, msgs.new_sid("TR_"))
+        self._tracks[req.cid] = track
+        self.enqueue(msgs.track_published(req.cid, track))
+
+    async def _write_loop(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, _Close):
+                await self._close_socket(item.leave_reason)
+                return
+            try:
+                await self._ws.send_bytes(item.SerializeToString())
+            except ConnectionError:
+                return  # the reader sees the close and runs cleanup
+
+    async def _close_socket(self, leave_reason: str | None) -> None:
+        try:
+            if leave_reason is not None and not self._ws.closed:
+                await self._ws.send_bytes(msgs.leave(leave_reason).SerializeToString())
+            await asyncio.wait_for(self._ws.close(), self._options.close_timeout_s)
+        except (ConnectionError, TimeoutError) as exc:
+            log.debug("rtc %s/%s: close: %r", self.room, self.identity, exc)
+
+    async def _activate_when_connected(self) -> None:
+        await self.publisher.connected.wait()
+        log.info("rtc %s/%s: peer connection connected", self.room, self.identity)
+        try:
+            await self._hub.set_active(self.room, self.identity)
+        except Exception:  # a core bug must not kill the socket; CancelledError still propagates
+            log.exception("rtc %s/%s: set_active failed", self.room, self.identity)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"rtc-{name}-{self.identity}")
+        self._tasks.add(task)
+
+    async def _cleanup(self) -> None:
+        """Stop our tasks, tell the core we left (unless it removed us), close the PC and socket.
+
+        leave() comes before the close handshake, which may wait on a client that stopped reading.
+        """
+        self._closing = True
+        writer = next((t for t in self._tasks if t.get_name().startswith("rtc-writer")), None)
+        others = [t for t in self._tasks if t is not writer]
+        for task in others:
+            task.cancel()
+        await self._gather(others)
+        try:
+            if self._joined and not self._removed_by_hub:
+                await self._hub.leave(self.room, self.identity)
+        finally:
+            await self.publisher.close()
+            await self._finish_writer(writer)
+            self._tasks.clear()
+
+    async def _finish_writer(self, writer: asyncio.Task[None] | None) -> None:
+        """Let the writer flush and close the socket (bounded), then make sure it is closed."""
+        self._queue.put_nowait(_Close(None))
+        if writer is not None:
+            await asyncio.wait({writer}, timeout=self._options.close_timeout_s * 2)
+            writer.cancel()
+            await self._gather([writer])
+        if not self._ws.closed:
+            try:
+                await asyncio.wait_for(self._ws.close(), self._options.close_timeout_s)
+            except (ConnectionError, TimeoutError):
+                pass  # the transport is gone either way
+
+    async def _gather(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Await finished or cancelled tasks; log their failures, re-raise our own cancellation."""
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("rtc %s/%s: task failed: %r", self.room, self.identity, result)

@@ -1,0 +1,235 @@
+"""POST /twirp/livekit.<Service>/<Method>: RoomService and AgentDispatchService over Twirp."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from google.protobuf.json_format import MessageToJson, Parse, ParseError
+from google.protobuf.message import DecodeError, Message
+from livekit import api
+from livekit.protocol import agent_dispatch
+from livekit.protocol import room as room_pb
+
+from .faults import FaultController
+from .rooms import RoomManager, RoomSpec, TwirpFailure
+from .tokens import AuthError, request_token, verify_token
+
+logger = logging.getLogger("voiceops.emulator.twirp")
+
+# Twirp's code -> HTTP status table (twitchtv/twirp errors.go).
+TWIRP_STATUS: dict[str, int] = {
+    "canceled": 408,
+    "invalid_argument": 400,
+    "malformed": 400,
+    "deadline_exceeded": 408,
+    "not_found": 404,
+    "bad_route": 404,
+    "already_exists": 409,
+    "permission_denied": 403,
+    "unauthenticated": 401,
+    "resource_exhausted": 429,
+    "failed_precondition": 412,
+    "aborted": 409,
+    "out_of_range": 400,
+    "unimplemented": 501,
+    "internal": 500,
+    "unavailable": 503,
+    "dataloss": 500,
+    "unknown": 500,
+}
+_CODE_FOR_STATUS = {
+    400: "invalid_argument",
+    401: "unauthenticated",
+    403: "permission_denied",
+    404: "not_found",
+    408: "deadline_exceeded",
+    409: "already_exists",
+    429: "resource_exhausted",
+    501: "unimplemented",
+    503: "unavailable",
+    504: "deadline_exceeded",
+}
+
+
+def twirp_error(code: str, msg: str) -> web.Response:
+    status = TWIRP_STATUS.get(code, 500)
+    return web.json_response({"code": code, "msg": msg}, status=status)
+
+
+def code_for_status(status: int) -> str:
+    return _CODE_FOR_STATUS.get(status, "internal" if status >= 500 else "invalid_argument")
+
+
+# -- grants (pkg/service/auth.go) ---------------------------------------------------------------
+def _denied() -> TwirpFailure:
+    return TwirpFailure("unauthenticated", "permissions denied")
+
+
+def require_admin(claims: api.Claims | None, room: str) -> None:
+    video = claims.video if claims else None
+    if video is None or not video.room_admin or video.room != room:
+        raise _denied()
+
+
+def require_create(claims: api.Claims | None) -> None:
+    if claims is None or claims.video is None or not claims.video.room_create:
+        raise _denied()
+
+
+def require_list(claims: api.Claims | None) -> None:
+    if claims is None or claims.video is None or not claims.video.room_list:
+        raise _denied()
+
+
+Handler = Callable[[RoomManager, "api.Claims | None", Message], Awaitable[Message]]
+
+
+@dataclass(frozen=True)
+class Method:
+    request_type: type[Message]
+    handler: Handler
+
+
+async def _create_room(rooms: RoomManager, claims: api.Claims | None, req: Message) -> Message:
+    assert isinstance(req, room_pb.CreateRoomRequest)
+    require_create(claims)
+    if not req.name:
+        raise TwirpFailure("invalid_argument", "room name is required")
+    spec = RoomSpec(
+        name=req.name,
+        empty_timeout_s=req.empty_timeout,
+        departure_timeout_s=req.departure_timeout,
+        max_participants=req.max_participants,
+        metadata=req.metadata,
+        agents=tuple(req.agents),
+    )
+    room, _ = rooms.get_or_create(spec)
+    return room.to_proto()
+
+
+async def _list_rooms(rooms: RoomManager, claims: api.Claims | None, req: Message) -> Message:
+    assert isinstance(req, room_pb.ListRoomsRequest)
+    require_list(claims)
+    return room_pb.ListRoomsResponse(rooms=rooms.list_rooms(req.names))
+
+
+async def _delete_room(rooms: RoomManager, claims: api.Claims | None, req: Message) -> Message:
+    assert isinstance(req, room_pb.DeleteRoomRequest)
+    require_create(claims)
+    await rooms.delete_room(req.room)
+    return room_pb.DeleteRoomResponse()
+
+
+async def _list_participants(
+    rooms: RoomManager, claims: api.Claims | None, req: Message
+) -> Message:
+    assert isinstance(req, room_pb.ListParticipantsRequest)
+    require_admin(claims, req.room)
+    return room_pb.ListParticipantsResponse(participants=rooms.list_participants(req.room))
+
+
+async def _create_dispatch(rooms: RoomManager, claims: api.Claims | None, req: Message) -> Message:
+    assert isinstance(req, agent_dispatch.CreateAgentDispatchRequest)
+    require_admin(claims, req.room)
+    return rooms.create_dispatch(req)
+
+
+async def _list_dispatch(rooms: RoomManager, claims: api.Claims | None, req: Message) -> Message:
+    assert isinstance(req, agent_dispatch.ListAgentDispatchRequest)
+    require_admin(claims, req.room)
+    found = rooms.list_dispatch(req.room, req.dispatch_id)
+    return agent_dispatch.ListAgentDispatchResponse(agent_dispatches=found)
+
+
+async def _delete_dispatch(rooms: RoomManager, claims: api.Claims | None, req: Message) -> Message:
+    assert isinstance(req, agent_dispatch.DeleteAgentDispatchRequest)
+    require_admin(claims, req.room)
+    return await rooms.delete_dispatch(req.room, req.dispatch_id)
+
+
+METHODS: dict[str, Method] = {
+    "livekit.RoomService/CreateRoom": Method(room_pb.CreateRoomRequest, _create_room),
+    "livekit.RoomService/ListRooms": Method(room_pb.ListRoomsRequest, _list_rooms),
+    "livekit.RoomService/DeleteRoom": Method(room_pb.DeleteRoomRequest, _delete_room),
+    "livekit.RoomService/ListParticipants": Method(
+        room_pb.ListParticipantsRequest, _list_participants
+    ),
+    "livekit.AgentDispatchService/CreateDispatch": Method(
+        agent_dispatch.CreateAgentDispatchRequest, _create_dispatch
+    ),
+    "livekit.AgentDispatchService/ListDispatch": Method(
+        agent_dispatch.ListAgentDispatchRequest, _list_dispatch
+    ),
+    "livekit.AgentDispatchService/DeleteDispatch": Method(
+        agent_dispatch.DeleteAgentDispatchRequest, _delete_dispatch
+    ),
+}
+_PROTOBUF_TYPES = ("application/protobuf", "application/x-protobuf")
+
+
+class TwirpServer:
+    def __init__(
+        self, rooms: RoomManager, verifier: api.TokenVerifier, faults: FaultController
+    ) -> None:
+        self._rooms = rooms
+        self._verifier = verifier
+        self._faults = faults
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/twirp/{service}/{method}", self.handle)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        faults = self._faults.current
+        if faults.twirp_delay_s > 0:
+            await asyncio.sleep(faults.twirp_delay_s)
+        if faults.twirp_error is not None:
+            status = faults.twirp_error
+            return web.json_response(
+                {"code": code_for_status(status), "msg": "injected fault"}, status=status
+            )
+        try:
+            token = request_token(request)
+            claims = verify_token(self._verifier, token) if token else None
+        except AuthError as exc:
+            return web.Response(status=401, text=str(exc))
+        path = f"{request.match_info['service']}/{request.match_info['method']}"
+        method = METHODS.get(path)
+        if method is None:
+            return twirp_error("bad_route", f"no handler for path /twirp/{path}")
+        return await self._call(request, method, path, claims)
+
+    async def _call(
+        self, request: web.Request, method: Method, path: str, claims: api.Claims | None
+    ) -> web.Response:
+        content_type = request.content_type
+        as_json = content_type == "application/json"
+        if not as_json and content_type not in _PROTOBUF_TYPES:
+            return twirp_error("bad_route", f"unexpected Content-Type: {content_type!r}")
+        body = await request.read()
+        req = method.request_type()
+        try:
+            if as_json:
+                Parse(body.decode() or "{}", req, ignore_unknown_fields=True)
+            else:
+                req.ParseFromString(body)
+        except (DecodeError, ParseError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return twirp_error("malformed", f"the request could not be decoded: {exc}")
+        try:
+            resp = await method.handler(self._rooms, claims, req)
+        except TwirpFailure as exc:
+            return twirp_error(exc.code, exc.msg)
+        except Exception:  # a bug in the emulator must still look like a Twirp error to clients
+            logger.exception("twirp %s failed", path)
+            return twirp_error("internal", "internal error")
+        logger.debug("twirp %s ok", path)
+        if as_json:
+            text = MessageToJson(
+                resp, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+            )
+            return web.Response(text=text, content_type="application/json")
+        return web.Response(body=resp.SerializeToString(), content_type="application/protobuf")

@@ -1,0 +1,67 @@
+"""Test-side handle on `rtc_client_script.py`: a real `rtc.Room` in a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+SCRIPT = Path(__file__).with_name("rtc_client_script.py")
+
+
+class RtcClient:
+    """Send commands to the child and wait for its JSON events, each wait bounded."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self._proc = proc
+        self.events: list[dict[str, Any]] = []
+
+    @classmethod
+    async def start(cls) -> RtcClient:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(SCRIPT),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "error"},
+        )
+        return cls(proc)
+
+    async def send(self, *words: str) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write((" ".join(words) + "\n").encode())
+        await self._proc.stdin.drain()
+
+    async def expect(self, *names: str, timeout_s: float) -> dict[str, Any]:
+        """The first event (already seen or new) whose name is in `names`; TimeoutError otherwise."""
+        for event in self.events:
+            if event["event"] in names:
+                self.events.remove(event)
+                return event
+        assert self._proc.stdout is not None
+        async with asyncio.timeout(timeout_s):
+            while True:
+                line = await self._proc.stdout.readline()
+                if not line:
+                    raise EOFError(f"client exited with {await self._proc.wait()}")
+                event = json.loads(line)
+                if event["event"] in names:
+                    return event
+                self.events.append(event)
+
+    async def close(self) -> None:
+        """EOF lets the child disconnect and exit; it is killed if it does not."""
+        assert self._proc.stdin is not None
+        if self._proc.returncode is None and not self._proc.stdin.is_closing():
+            self._proc.stdin.close()
+        try:
+            await asyncio.wait_for(self._proc.wait(), 10)
+        except TimeoutError:
+            self._proc.kill()
+            await asyncio.wait_for(self._proc.wait(), 10)
+
+    async def kill(self) -> None:
+        if self._proc.returncode is None:
+            self._proc.kill()
+        await asyncio.wait_for(self._proc.wait(), 10)
