@@ -1,0 +1,50 @@
+"""``python -m voiceops.worker [--config PATH]``: one LiveKit agent worker (one AgentServer).
+
+Environment: ``LIVEKIT_API_SECRET`` (or ``livekit.api_secret_file`` / a systemd credential),
+``LETTA_API_KEY`` for the agent, ``VOICEOPS_EVENTS`` and ``VOICEOPS_PROCESS`` from the
+supervisor. A configuration problem, including an entrypoint that cannot be imported, exits
+78 with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from voiceops import config
+from voiceops.worker.entry import resolve
+from voiceops.worker.options import WorkerOptions
+from voiceops.worker.server import run
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m voiceops.worker",
+                                     description="Run one voiceops LiveKit agent worker.")
+    parser.add_argument("--config", help="config file (default: $VOICEOPS_CONFIG, "
+                        "/etc/voiceops/voiceops.toml, config/voiceops.toml)")
+    return parser.parse_args(argv)
+
+
+def _load_options(config_arg: str | None) -> WorkerOptions:
+    cfg = config.load(config.resolve_path(config_arg))
+    secrets = config.load_secrets(cfg)
+    config.require_livekit_secret(secrets)
+    resolve(cfg.workers.entrypoint)  # fail at start, naming the key, not at the first job
+    return WorkerOptions.from_config(cfg, secrets)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        opts = _load_options(args.config)
+    except config.ConfigError as exc:
+        print(f"voiceops.worker: {exc}", file=sys.stderr)
+        return config.EX_CONFIG
+    return run(opts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

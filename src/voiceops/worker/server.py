@@ -1,0 +1,195 @@
+"""One AgentServer in this process: build it, run it, drain it on a signal, report events.
+
+Lifecycle (exit codes for the supervisor):
+
+- ``run()`` registers with LiveKit; the ``ready`` event follows LiveKit's confirmation.
+- First SIGTERM/SIGINT: drain (stop taking jobs, let running ones finish, at most
+  ``drain_timeout_s``), then close; exit 0.
+- Second SIGTERM/SIGINT: kill the job processes and exit 1 at once.
+- LiveKit unreachable after livekit-agents' retries: exit 1 (the supervisor restarts us).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import signal
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any, Final
+
+import psutil
+from livekit.agents import AgentServer
+from livekit.agents.worker import _DefaultLoadCalc
+from livekit.protocol import models
+
+from voiceops import events
+from voiceops.worker.entry import wrap
+from voiceops.worker.handler import RequestHandler
+from voiceops.worker.observed import ObservedAgentServer
+from voiceops.worker.options import WorkerOptions
+
+logger = logging.getLogger("voiceops.worker")
+
+EX_OK: Final = 0
+EX_FAILED: Final = 1
+# Env vars that would silently override agent.name inside livekit-agents.
+_NAME_OVERRIDES: Final = ("LIVEKIT_AGENT_NAME_OVERRIDE", "LIVEKIT_AGENT_NAME")
+
+
+class Phase(StrEnum):
+    RUNNING = "running"
+    DRAINING = "draining"
+    KILLING = "killing"
+
+
+_ON_SIGNAL: Final = {Phase.RUNNING: Phase.DRAINING, Phase.DRAINING: Phase.KILLING,
+                     Phase.KILLING: Phase.KILLING}
+
+
+class WorkerRuntime:
+    """Owns the AgentServer and every task around it."""
+
+    def __init__(self, opts: WorkerOptions,
+                 emit: Callable[[events.Event], bool] = events.emit) -> None:
+        self._opts = opts
+        self._emit = emit
+        self._phase = Phase.RUNNING
+        self._load = 0.0
+        self._started = asyncio.Event()
+        self._server = self._build()
+
+    @property
+    def server(self) -> AgentServer:
+        return self._server
+
+    def _build(self) -> ObservedAgentServer:
+        o = self._opts
+        for name in _NAME_OVERRIDES:
+            if os.environ.pop(name, None) is not None:
+                logger.warning("ignoring env override of the agent name; agent.name rules",
+                               extra={"env": name, "agent_name": o.agent_name})
+        handler: RequestHandler
+        server = ObservedAgentServer(
+            on_declined=lambda job: handler.declined(job),
+            ws_url=o.ws_url, api_key=o.api_key, api_secret=o.api_secret,
+            host=o.health_host, port=o.health_port,
+            num_idle_processes=o.num_idle_processes, load_threshold=o.load_threshold,
+            drain_timeout=math.ceil(o.drain_timeout_s), load_fnc=self._measure_load,
+            preload_modules=[o.entrypoint.partition(":")[0]],
+        )
+        handler = RequestHandler(agent_name=o.agent_name, worker_id=lambda: server.id,
+                                 draining=lambda: server.draining,
+                                 on_decided=server.note_decided, emit=self._emit)
+        server.rtc_session(wrap(o.entrypoint), agent_name=o.agent_name, on_request=handler)
+        server.on("worker_started", self._started.set)
+        server.on("worker_registered", self._on_registered)
+        return server
+
+    def _measure_load(self, server: AgentServer) -> float:
+        # livekit-agents' own measure (machine CPU, 2.5 s average), kept for the jobs event.
+        self._load = _DefaultLoadCalc.get_load(server)
+        return self._load
+
+    def _on_registered(self, worker_id: str, server_info: models.ServerInfo) -> None:
+        port = self._server.worker_info.http_port
+        self._emit(events.Ready(worker_id=worker_id, agent_name=self._opts.agent_name,
+                                http_port=port))
+        logger.info("worker registered", extra={"worker_id": worker_id, "http_port": port,
+                                                "agent_name": self._opts.agent_name})
+
+    async def run(self) -> int:
+        """Run until stopped; return the process exit code."""
+        loop = asyncio.get_running_loop()
+        signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, signals.put_nowait, sig)  # handlers only enqueue
+        helpers = [asyncio.create_task(self._on_signals(signals), name="signals"),
+                   asyncio.create_task(self._watch_jobs(), name="jobs")]
+        try:
+            await self._server.run(devmode=False)
+        except Exception as exc:  # livekit-agents gives up after its retries, or bad options
+            logger.error("worker stopped: %s", exc)
+            return EX_FAILED
+        finally:
+            await _cancel(*helpers)
+            await self._server.aclose()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        return EX_OK
+
+    async def _on_signals(self, signals: asyncio.Queue[signal.Signals]) -> None:
+        stopping: asyncio.Task[None] | None = None
+        try:
+            while True:
+                sig = await signals.get()
+                self._phase = _ON_SIGNAL[self._phase]
+                logger.info("signal received", extra={"signal": sig.name,
+                                                      "phase": self._phase.value})
+                if self._phase is Phase.DRAINING:
+                    stopping = asyncio.create_task(self._drain_and_close(), name="drain")
+                elif self._phase is Phase.KILLING:
+                    _kill_descendants_and_exit()
+        finally:
+            if stopping is not None:
+                await _cancel(stopping)
+
+    async def _drain_and_close(self) -> None:
+        await self._started.wait()
+        timeout_s = self._opts.drain_timeout_s
+        logger.info("draining", extra={"timeout_s": timeout_s,
+                                       "active_jobs": len(self._server.active_jobs)})
+        try:
+            await self._server.drain(timeout=math.ceil(timeout_s))
+        except TimeoutError:
+            logger.warning("drain timed out; closing the remaining jobs",
+                           extra={"active_jobs": len(self._server.active_jobs)})
+        await self._server.aclose()  # run() returns once this completes
+
+    async def _watch_jobs(self) -> None:
+        """Emit ``jobs`` whenever the active job count changes (including the first reading)."""
+        await self._started.wait()
+        last = -1
+        while True:
+            count = len(self._server.active_jobs)
+            if count != last:
+                last = count
+                self._emit(events.Jobs(active_jobs=count, load=round(self._load, 3)))
+            await asyncio.sleep(self._opts.jobs_poll_interval_s)
+
+
+async def _cancel(*tasks: asyncio.Task[Any]) -> None:
+    """Cancel our own tasks and wait; a cancellation of the caller still propagates."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+        except Exception:
+            logger.exception("background task failed", extra={"task": task.get_name()})
+
+
+def _kill_descendants_and_exit() -> None:
+    """The fast path of a second signal: no job process may outlive this worker."""
+    logger.warning("second signal: exiting now")
+    me = psutil.Process()
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    os._exit(EX_FAILED)
+
+
+async def _main(opts: WorkerOptions) -> int:
+    return await WorkerRuntime(opts).run()
+
+
+def run(opts: WorkerOptions) -> int:
+    """Run one worker in a fresh event loop; return the exit code."""
+    return asyncio.run(_main(opts))
