@@ -64,3 +64,30 @@ def test_emit_delivers_and_never_blocks_when_full(tmp_path: Path) -> None:
         sender.close()
     finally:
         rx.close()
+
+
+async def test_a_burst_beyond_the_socket_queue_arrives_in_order(tmp_path: Path) -> None:
+    """Events that find the supervisor's queue full are retried from the loop, oldest first."""
+    import asyncio
+
+    path = str(tmp_path / "ev.sock")
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(path)
+    rx.setblocking(False)
+    sender = events.Emitter(path)
+    try:
+        for i in range(100):  # far beyond net.unix.max_dgram_qlen (10 on these machines)
+            sender.emit(events.Jobs(active_jobs=i))
+        got: list[int] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while len(got) < 100 and loop.time() < deadline:
+            try:
+                got.append(events.decode(rx.recv(65536)).active_jobs)  # type: ignore[attr-defined]
+            except BlockingIOError:
+                await asyncio.sleep(0.001)  # poll interval while the sender's retries run
+        assert got == list(range(100))
+        assert sender.lost == 0
+    finally:
+        sender.close()
+        rx.close()

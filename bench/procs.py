@@ -1,0 +1,123 @@
+"""The processes the dispatch benchmark runs: the LiveKit emulator and the real proxy.
+
+Each runs in its own session, logs to a file (never a pipe that could fill), and is stopped
+with SIGTERM, then SIGKILL of its group after a bounded wait; :func:`assert_gone` then proves
+nothing it started is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from voiceops.testing.livekit.options import DEV_API_SECRET
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+AGENT = "letta-voice-agent"
+
+
+class BenchError(RuntimeError):
+    """A benchmark process failed to start, answered wrongly, or would not stop."""
+
+
+def write_proxy_config(path: Path, livekit_url: str) -> Path:
+    """Loopback on port 0, the emulator's dev key, and a rate limit no benchmark reaches
+    (so the limiter still runs on every request, as in production)."""
+    path.write_text("\n".join([
+        "[livekit]", f'url = "{livekit_url}"', 'api_key = "devkey"', "",
+        "[agent]", f'name = "{AGENT}"', "",
+        "[letta]", 'base_url = "http://127.0.0.1:9"', "",
+        "[proxy]", 'listen = "127.0.0.1:0"', "rate_limit_per_minute = 100000000", "",
+    ]), encoding="utf-8")
+    return path
+
+
+class EventReader:
+    """A bound unix datagram socket standing in for the supervisor's event socket."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setblocking(False)
+        self.counts: dict[str, int] = {}
+
+    def wait_for(self, kind: str, timeout_s: float) -> dict[str, object]:
+        deadline = time.monotonic() + timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([self.sock], [], [], remaining)
+            if ready:
+                event = self._read_one()
+                if event is not None and event.get("type") == kind:
+                    return event
+        raise BenchError(f"no {kind!r} event within {timeout_s:g} s")
+
+    def _read_one(self) -> dict[str, object] | None:
+        try:
+            event = json.loads(self.sock.recv(65536))
+        except BlockingIOError:
+            return None
+        kind = str(event.get("type"))
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return dict(event)
+
+    def drain(self) -> None:
+        while self._read_one() is not None:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class ProxyProcess:
+    """``python -m voiceops.proxy --config PATH``; its address comes from its ready event."""
+
+    def __init__(self, config: Path, events: EventReader, log_path: Path) -> None:
+        self.log_path = log_path
+        env = {**os.environ, "VOICEOPS_EVENTS": events.path, "VOICEOPS_PROCESS": "proxy",
+               "LIVEKIT_API_SECRET": DEV_API_SECRET}
+        with log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "voiceops.proxy", "--config", str(config)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True)
+        self.tree = [psutil.Process(self.proc.pid)]
+        try:
+            ready = events.wait_for("ready", START_TIMEOUT_S)
+        except BenchError:
+            self.stop()
+            raise BenchError(f"proxy not ready; log:\n{self.log_tail()}") from None
+        self.url = f"http://{ready['listen']}"
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+
+    def stop(self) -> None:
+        """SIGTERM, bounded wait, SIGKILL of the group; idempotent."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                self.tree += self.tree[0].children(recursive=True)
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(STOP_TIMEOUT_S)
+
+
+def assert_gone(procs: list[psutil.Process]) -> None:
+    """Every process the benchmark started has exited (zombies of ours are reaped first)."""
+    _, alive = psutil.wait_procs(procs, timeout=STOP_TIMEOUT_S)
+    if alive:
+        raise BenchError(f"processes left behind: {[p.pid for p in alive]}")

@@ -1,0 +1,152 @@
+"""bench/ cannot rot: its report logic, and its in-process benchmarks run at a tiny size.
+
+No timing is asserted here (timing lives in `make bench`); only that every benchmark runs,
+measures what it claims and reports finite numbers against its baseline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # bench/ sits at the repo root and is not installed
+    sys.path.insert(0, str(REPO))
+
+from bench import bench_correlate, bench_emit, bench_intake, procs  # noqa: E402
+from bench.__main__ import main, run_one  # noqa: E402
+from bench.report import Check, Section, Summary, format_section, percentile, ratio  # noqa: E402
+
+from voiceops.config import load  # noqa: E402
+
+BENCH_MARK_ENV = "VOICEOPS_BENCH_SMOKE_MARK"  # inherited by everything the bench starts
+
+
+def _assert_measured(section: Section) -> None:
+    assert not section.error and not section.skipped, format_section(section)
+    assert section.checks
+    for check in section.checks:
+        assert math.isfinite(check.value) and check.value >= 0, format_section(section)
+        assert math.isfinite(check.baseline) and check.baseline > 0, format_section(section)
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    """p50 of an even count is the midpoint; p0 and p100 are the extremes."""
+    samples = [4.0, 1.0, 3.0, 2.0]
+    assert percentile(samples, 50) == 2.5
+    assert (percentile(samples, 0), percentile(samples, 100)) == (1.0, 4.0)
+    with pytest.raises(ValueError, match="no samples"):
+        percentile([], 50)
+
+
+def test_ratio_handles_a_zero_baseline() -> None:
+    """A zero baseline gives an infinite ratio (a failure), unless the value is zero too."""
+    assert ratio(6.0, 2.0) == 3.0
+    assert ratio(1.0, 0.0) == math.inf and ratio(0.0, 0.0) == 0.0
+
+
+def test_check_passes_within_ratio_plus_slack_only() -> None:
+    """value <= max_ratio * baseline + slack passes; just above fails; NaN/inf fail."""
+    assert Check("x", 7.0, 2.0, "ms", 3.0, slack=1.0).passed
+    assert not Check("x", 7.01, 2.0, "ms", 3.0, slack=1.0).passed
+    assert not Check("x", math.inf, 2.0, "ms", 3.0).passed
+    assert not Check("x", math.nan, 2.0, "ms", 3.0).passed
+
+
+def test_report_lines_name_ratio_target_and_verdict() -> None:
+    """A check line shows both numbers, the ratio, the target with its slack, and PASS/FAIL."""
+    text = format_section(Section("t", (Check("p50", 3.0, 1.0, "ms", 2.0, slack=0.5),)))
+    assert "FAIL  p50: 3.00 ms vs baseline 1.00 ms = 3.00x (target <= 2x + 0.500 ms)" in text
+
+
+def test_summary_exit_code_follows_misses_and_errors() -> None:
+    """Exit 0 when every check passes; 1 on a missed target or a broken benchmark."""
+    ok = Section("a", (Check("c", 1.0, 1.0, "ns", 2.0),))
+    assert Summary([ok]).exit_code == 0
+    assert Summary([ok, Section("b", (Check("c", 5.0, 1.0, "ns", 2.0),))]).exit_code == 1
+    broken = Summary([ok, Section("b", error="boom")])
+    assert broken.exit_code == 1 and "missed: b: error" in broken.format()
+
+
+def test_a_benchmark_that_raises_becomes_a_failed_section() -> None:
+    """One broken benchmark is reported with its reason instead of crashing the run."""
+
+    def boom(quick: bool) -> Section:
+        raise RuntimeError("emulator did not start")
+
+    section = run_one("dispatch", boom, quick=True)
+    assert not section.passed and "emulator did not start" in section.error
+
+
+def test_unknown_benchmark_name_is_a_usage_error() -> None:
+    """--only with a name that does not exist exits 2 (argparse) before running anything."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--only", "nope"])
+    assert exc.value.code == 2
+
+
+def test_emit_benchmark_runs_tiny() -> None:
+    """The emit benchmark delivers every timed send and reports finite ratios."""
+    section = bench_emit.measure(bench_emit.EmitSizes(ops=16, repeats=1, stalled_ops=64))
+    _assert_measured(section)
+    assert any("64 emits" in line for line in section.info)
+
+
+def test_correlator_lifecycles_observe_every_join() -> None:
+    """The correlator leg and its dict baseline both see each dispatch through to its join."""
+    ids = bench_correlate.make_ids(300)
+    assert bench_correlate.correlator_lifecycle(ids) == 300
+    assert bench_correlate.dict_lifecycle(ids) == 300
+
+
+def test_correlate_benchmark_runs_tiny() -> None:
+    """The correlator benchmark (time, scaling, memory, expiry) runs at a tiny size."""
+    _assert_measured(bench_correlate.measure(bench_correlate.CorrelateSizes(500, 1)))
+
+
+def test_intake_benchmark_runs_tiny_through_the_real_event_socket() -> None:
+    """The intake benchmark receives every datagram and the monitor observes every join."""
+    _assert_measured(bench_intake.measure(bench_intake.IntakeSizes(dispatches=20, repeats=1)))
+
+
+def test_bench_proxy_config_is_valid_voiceops_config(tmp_path: Path) -> None:
+    """The dispatch benchmark's proxy config loads, on loopback port 0, rate limit on."""
+    cfg = load(procs.write_proxy_config(tmp_path / "proxy.toml", "ws://127.0.0.1:7880"))
+    assert cfg.proxy.listen == "127.0.0.1:0" and cfg.agent.name == procs.AGENT
+    assert cfg.proxy.rate_limit_per_minute > 0
+
+
+def _processes_with_env(marker: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get(BENCH_MARK_ENV) == marker:
+                found.append(proc)
+    return found
+
+
+@pytest.mark.process
+@pytest.mark.livekit
+def test_quick_dispatch_bench_runs_end_to_end_and_leaves_nothing_behind() -> None:
+    """`python -m bench --quick --only dispatch` starts the emulator and the real proxy,
+    reports its four ratio lines with a verdict, and leaves no process behind."""
+    marker = uuid.uuid4().hex
+    env = {**os.environ, BENCH_MARK_ENV: marker}
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "dispatch"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    out = done.stdout
+    assert done.returncode in (0, 1), out + done.stderr  # 1 = a target missed, not a crash
+    assert "benchmark error" not in out, out
+    assert sum(line.lstrip().startswith(("PASS", "FAIL")) for line in out.splitlines()) == 4, out
+    assert "dispatch_created events received from the proxy: 220/220" in out, out
+    _, alive = psutil.wait_procs(_processes_with_env(marker), timeout=10)
+    assert not alive, f"bench left processes behind: {alive}"
