@@ -1,0 +1,285 @@
+"""One managed, named child across its restarts: the state machine and the restart policy.
+
+Stopping follows livekit-agents' contract: the main PID gets exactly ONE SIGTERM (the first
+signal drains; a second one makes the worker ``os._exit(1)`` and drops every call). If the
+drain outlives its budget, the whole tree gets SIGKILL and the jobs still active are counted
+in ``voiceops_drain_killed_jobs_total``. Deadlines are checked by :meth:`tick`, which the
+pool's level-triggered reconcile loop calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from voiceops.events import Ready
+from voiceops.monitor.metrics import Metrics
+from voiceops.supervisor import policy
+from voiceops.supervisor.child import Child, ChildRegistry, child_env
+from voiceops.supervisor.logs import Forwarder
+from voiceops.supervisor.policy import Action, ExitReason, FailureRecord
+from voiceops.supervisor.spec import ChildOptions, ChildSpec
+from voiceops.supervisor.state import RUNNING, State, check_transition
+
+SPAWN_FAILED_RC = 127  # like a shell's "command not found"
+log = logging.getLogger("voiceops.supervisor.process")
+
+
+@dataclass
+class Runtime:
+    """What every managed process shares: injected so tests can swap clock and randomness."""
+
+    metrics: Metrics
+    forwarder: Forwarder
+    registry: ChildRegistry
+    events_path: str
+    create_task: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]
+    wake: Callable[[], None]
+    clock: Callable[[], float] = time.monotonic
+    rng: random.Random = field(default_factory=random.Random)
+    base_env: Mapping[str, str] | None = None
+
+
+class ManagedProcess:
+    def __init__(self, spec: ChildSpec, options: ChildOptions, rt: Runtime, *,
+                 owns_metrics: bool = True) -> None:
+        self.spec, self.options, self.rt = spec, options, rt
+        self.state = State.EXITED
+        self.owns_metrics = owns_metrics
+        self.child: Child | None = None
+        self.record = FailureRecord()
+        self.restarts = 0
+        self.last_exit: ExitReason | None = None
+        self.active_jobs = 0
+        self.ready_since: float | None = None
+        self.started_at: float | None = None
+        self.next_start_at: float | None = None
+        self.final = False  # once set, the next exit is the last
+        self.info: dict[str, str] = {}
+        self.rss_bytes = 0
+        self.cpu_s = 0.0
+        self._cpu_seen = 0.0
+        self._rss_streak = 0
+        self._stop_reason: str | None = None
+        self._we_sent: signal.Signals | None = None
+        self._deadline: float | None = None
+        self._pending_stop: tuple[str, float | None] | None = None
+        self.exited = asyncio.Event()  # set whenever the process is not running
+        self.exited.set()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def running(self) -> bool:
+        return self.state in RUNNING
+
+    def _set(self, new: State) -> None:
+        self.state = check_transition(self.state, new)
+        if self.running:
+            self.exited.clear()
+        else:
+            self.exited.set()
+        self.publish_metrics()
+        self.rt.wake()
+
+    def publish_metrics(self) -> None:
+        if not self.owns_metrics:
+            return
+        m = self.rt.metrics
+        m.set_process_state(self.name, self.state.value)
+        m.process_up.labels(self.name).set(1 if self.running else 0)
+        m.process_crashloop.labels(self.name).set(1 if self.state is State.PARKED else 0)
+        m.process_rss.labels(self.name).set(self.rss_bytes if self.running else 0)
+
+    async def start(self) -> None:
+        """Spawn now (from EXITED, BACKOFF or PARKED)."""
+        if self.final or self.running:
+            return  # stopped for good (or already started) before this scheduled start ran
+        if self.last_exit is not None and self.owns_metrics:
+            self.rt.metrics.process_restarts.labels(self.name, self.last_exit.label).inc()
+        if self.last_exit is not None:
+            self.restarts += 1
+        self._reset_generation()
+        self._set(State.STARTING)
+        env = child_env(self.spec, self.rt.events_path, self.rt.base_env)
+        try:
+            child = await Child.spawn(self.spec, env, self.rt.forwarder, self.rt.registry)
+        except OSError as exc:
+            log.error("process_spawn_failed process=%s argv0=%s error=%s", self.name,
+                      self.spec.argv[0], exc.strerror or exc)
+            await self._exited(None, SPAWN_FAILED_RC, orphans=0)
+            return
+        self.child = child
+        log.info("process_started process=%s pid=%d", self.name, child.pid)
+        self.rt.create_task(self._watch(child))
+        if self._pending_stop is not None:  # a stop arrived while we were spawning
+            reason, budget = self._pending_stop
+            self.request_stop(reason, restart=not self.final, budget_s=budget)
+
+    def _reset_generation(self) -> None:
+        self.started_at, self.ready_since, self.next_start_at = self.rt.clock(), None, None
+        self._stop_reason, self._we_sent, self._deadline = None, None, None
+        self._pending_stop = None
+        self.active_jobs, self._rss_streak, self.rss_bytes = 0, 0, 0
+        self.cpu_s, self._cpu_seen = 0.0, 0.0
+        self.info = {}
+
+    async def _watch(self, child: Child) -> None:
+        rc = await child.wait()
+        orphans = child.sweep()
+        await child.drain_output()
+        await self._exited(child, rc, orphans)
+
+    async def _exited(self, child: Child | None, rc: int, orphans: int) -> None:
+        reason = policy.classify_exit(rc, self._we_sent, self._stop_reason)
+        self.last_exit, self.child = reason, None
+        if orphans:
+            self.rt.metrics.orphans_killed.inc(orphans)
+            log.warning("orphans_killed process=%s count=%d", self.name, orphans)
+        self._log_exit(child, reason)
+        if self.state is not State.EXITED:
+            self._set(State.EXITED)
+        if self.final:
+            return
+        now = self.rt.clock()
+        decision = policy.decide_restart(reason, self.record, now, self.options.policy, self.rt.rng)
+        self.record = decision.record
+        if decision.action is Action.RESTART and decision.delay_s <= 0:
+            await self.start()
+        elif decision.action is Action.RESTART:
+            self.next_start_at = now + decision.delay_s
+            log.info("process_backoff process=%s delay_s=%.2f failures=%d", self.name,
+                     decision.delay_s, decision.record.streak)
+            self._set(State.BACKOFF)
+        elif decision.action is Action.PARK:
+            self.next_start_at = now + decision.delay_s
+            log.error("process_parked process=%s failures=%d cooldown_s=%.1f", self.name,
+                      len(decision.record.times), decision.delay_s)
+            self._set(State.PARKED)
+
+    def _log_exit(self, child: Child | None, reason: ExitReason) -> None:
+        pid = child.pid if child else 0
+        if reason.requested or reason.kind == "shutdown":
+            log.info("process_exited process=%s pid=%d reason=%s", self.name, pid, reason.text)
+            return
+        tail = child.output.dump() if child else ""
+        log.error("process_exited process=%s pid=%d reason=%s last_lines=%d\n%s", self.name,
+                  pid, reason.text, len(child.output.tail) if child else 0, tail)
+
+    def on_ready(self, event: Ready) -> None:
+        if self.state is not State.STARTING:
+            return
+        self.ready_since = self.rt.clock()
+        self.info = {k: v for k, v in (("worker_id", event.worker_id),
+                                       ("agent_name", event.agent_name)) if v}
+        log.info("process_ready process=%s pid=%d", self.name, self.child.pid if self.child else 0)
+        self._set(State.READY)
+
+    def on_jobs(self, active_jobs: int) -> None:
+        self.active_jobs = max(0, active_jobs)
+        self.rt.wake()
+
+    def request_stop(self, reason: str, *, restart: bool, budget_s: float | None = None) -> None:
+        """Graceful stop: one SIGTERM, then the drain budget. Never a second SIGTERM."""
+        self.final = self.final or not restart
+        now = self.rt.clock()
+        budget = self.options.drain_timeout_s if budget_s is None else budget_s
+        if self.state in (State.STARTING, State.READY) and self.child is not None:
+            self._stop_reason, self._we_sent = reason, signal.SIGTERM
+            self._deadline = now + budget
+            self.child.send(signal.SIGTERM)
+            log.info("process_draining process=%s reason=%s budget_s=%.1f jobs=%d", self.name,
+                     reason, budget, self.active_jobs)
+            self._set(State.DRAINING)
+        elif self.state is State.STARTING:
+            self._pending_stop = (reason, budget_s)
+        elif self.state is State.DRAINING and self._deadline is not None:
+            self._deadline = min(self._deadline, now + budget)
+        elif self.state in (State.BACKOFF, State.PARKED, State.EXITED):
+            self.next_start_at = None
+            if not restart and self.state is not State.EXITED:
+                self._set(State.EXITED)
+            elif restart:
+                self.last_exit = ExitReason(reason)
+                self.rt.create_task(self.start())
+
+    def shorten(self, cap_s: float) -> None:
+        """A second stop signal: cut the remaining budget to at most ``cap_s``."""
+        if self.state is State.DRAINING and self._deadline is not None:
+            self._deadline = policy.shortened_deadline(self.rt.clock(), self._deadline, cap_s)
+
+    def drain_remaining(self, now: float) -> float:
+        if self.state is not State.DRAINING or self._deadline is None:
+            return 0.0
+        return max(0.0, self._deadline - now)
+
+    def kill(self, reason: str) -> None:
+        if self.child is None or self.state not in (State.STARTING, State.READY, State.DRAINING):
+            return
+        if self.state is State.DRAINING and self.active_jobs:
+            self.rt.metrics.drain_killed_jobs.inc(self.active_jobs)
+            log.error("drain_timeout process=%s jobs_cut=%d", self.name, self.active_jobs)
+        self._stop_reason, self._we_sent = reason, signal.SIGKILL
+        log.warning("process_killed process=%s reason=%s", self.name, reason)
+        self._set(State.STOPPING)
+        self.child.kill_tree()
+
+    async def tick(self, now: float, *, may_spawn: bool = True) -> None:
+        """Level-triggered: act on whatever deadline has passed."""
+        st = self.state
+        if st is State.STARTING and self.started_at is not None \
+                and now - self.started_at >= self.options.start_timeout_s:
+            self.kill("start_timeout")
+        elif st is State.DRAINING and self._deadline is not None and now >= self._deadline:
+            self.kill("drain_timeout")
+        elif st is State.READY:
+            self.record = policy.reset_if_stable(self.record, self.ready_since, now,
+                                                 self.options.policy)
+        elif st in (State.BACKOFF, State.PARKED) and self.next_start_at is not None \
+                and now >= self.next_start_at and (may_spawn or st is State.PARKED):
+            await self.start()
+        if self.child is not None and self.running:
+            self.child.refresh_tree()
+
+    def apply_sample(self, rss_bytes: int, cpu_total_s: float, samples: int) -> None:
+        """Record one resource sample; drain-restart over the soft limit, kill over the hard."""
+        self.rss_bytes = rss_bytes
+        if cpu_total_s > self._cpu_seen:
+            if self.owns_metrics:
+                self.rt.metrics.process_cpu.labels(self.name).inc(cpu_total_s - self._cpu_seen)
+            self.cpu_s += cpu_total_s - self._cpu_seen
+            self._cpu_seen = cpu_total_s
+        self.publish_metrics()
+        o = self.options
+        self._rss_streak, verdict = policy.rss_verdict(
+            self._rss_streak, rss_bytes, o.rss_soft_limit_mb, o.rss_hard_limit_mb, samples)
+        if verdict == "kill":
+            log.error("rss_hard_limit process=%s rss_bytes=%d", self.name, rss_bytes)
+            self.kill("rss")
+        elif verdict == "drain" and self.state in (State.READY, State.STARTING):
+            log.warning("rss_soft_limit process=%s rss_bytes=%d", self.name, rss_bytes)
+            self.request_stop("rss", restart=True)
+
+    def status(self) -> dict[str, Any]:
+        now = self.rt.clock()
+        up = self.running and self.started_at is not None
+        return {
+            "name": self.name, "kind": self.spec.kind, "state": self.state.value,
+            "pid": self.child.pid if self.child else None,
+            "uptime_s": round(now - self.started_at, 3) if up and self.started_at else 0.0,
+            "restarts": self.restarts, "rss_bytes": self.rss_bytes if self.running else 0,
+            "cpu_s": round(self.cpu_s, 3), "active_jobs": self.active_jobs,
+            "last_exit": self.last_exit.text if self.last_exit else None,
+            "worker_id": self.info.get("worker_id"), "agent_name": self.info.get("agent_name"),
+            "failures": self.record.streak,
+            "next_start_in_s": round(max(0.0, self.next_start_at - now), 3)
+            if self.next_start_at is not None and not self.running else None,
+        }
