@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from voiceops import config
 from voiceops.config import EX_CONFIG, ConfigError, parse_listen
+from voiceops.monitor.monitor import Monitor, MonitorOptions
+from voiceops.supervisor import control, http
 from voiceops.supervisor.supervisor import Supervisor
 
 EX_UNAVAILABLE = 69  # a socket we must serve on cannot be bound
@@ -22,41 +26,65 @@ def _setup_logging() -> None:
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
-async def start_servers(sup: Supervisor) -> list[Any]:
-    """The control socket and the metrics HTTP server, when their modules are present."""
-    started: list[Any] = []
-    try:
-        from voiceops.supervisor import control, http
-    except ImportError as exc:  # pragma: no cover - only while the servers are being written
-        log.warning("servers_unavailable error=%s", exc)
+def child_env(secrets: config.Secrets) -> dict[str, str]:
+    """The children's environment: ours, plus the resolved secrets (never in argv or config)."""
+    env = dict(os.environ)
+    env["LIVEKIT_API_SECRET"] = secrets.livekit_api_secret
+    if secrets.letta_api_key:
+        env["LETTA_API_KEY"] = secrets.letta_api_key
+    return env
+
+
+def build_monitor(sup: Supervisor, secrets: config.Secrets) -> Monitor:
+    """The monitor, fed every child event and contributing alerts to status and STATUS=."""
+    cfg = sup.cfg
+    # Letta is checked when it is configured; the sandbox runs without it.
+    letta = not sup.sandbox and bool(cfg.letta.default_agent_id or secrets.letta_api_key)
+    monitor = Monitor(cfg, secrets, sup.metrics, status_provider=sup.status,
+                      options=MonitorOptions(letta_enabled=letta))
+    sup.add_event_sink(monitor)
+    sup.set_alerts_provider(monitor.alerts)
+    sup.set_timeline_provider(monitor.dispatch_timeline)
+    sup.add_exit_listener(monitor.process_exited)
+    return monitor
+
+
+def servers_with(monitor: Monitor) -> Callable[[Supervisor], Coroutine[Any, Any, list[Any]]]:
+    async def start_servers(sup: Supervisor) -> list[Any]:
+        """The control socket, the metrics HTTP server and the monitor; closed in reverse."""
+        started: list[Any] = []
+        try:
+            path = control.default_socket_path(sup.cfg)
+            started.append(await control.start_control_server(sup, str(path)))
+            host, port = parse_listen("metrics.listen", sup.cfg.metrics.listen)
+            started.append(await http.start_http_server(sup, sup.metrics.registry, host, port))
+            await monitor.start()
+            started.append(monitor)
+        except BaseException:
+            for server in reversed(started):
+                await server.aclose()
+            raise
         return started
-    try:
-        path = control.default_socket_path(sup.cfg)
-        started.append(await control.start_control_server(sup, str(path)))
-        host, port = parse_listen("metrics.listen", sup.cfg.metrics.listen)
-        started.append(await http.start_http_server(sup, sup.metrics.registry, host, port))
-    except BaseException:
-        for server in reversed(started):
-            await server.aclose()
-        raise
-    return started
+    return start_servers
 
 
 def run(config_path: str | None, *, sandbox: bool = False) -> int:
     """Run the supervisor in the foreground (blocking); returns the process exit code."""
     try:
         cfg = config.load(config.resolve_path(config_path))
+        secrets = config.load_secrets(cfg, sandbox=sandbox)
+        config.require_livekit_secret(secrets)
     except ConfigError as exc:
         print(f"voiceops: {exc}", file=sys.stderr)
         return EX_CONFIG
     _setup_logging()
-    sup = Supervisor(cfg, sandbox=sandbox)
+    sup = Supervisor(cfg, sandbox=sandbox, child_env=child_env(secrets))
+    monitor = build_monitor(sup, secrets)
     try:
-        return asyncio.run(sup.run(servers=start_servers))
+        return asyncio.run(sup.run(servers=servers_with(monitor)))
     except OSError as exc:
         print(f"voiceops: cannot start: {exc.strerror or exc}", file=sys.stderr)
         return EX_UNAVAILABLE
-    except Exception as exc:  # control.ControlSocketError names its key; anything else is a bug
-        log.debug("startup_failed", exc_info=True)
+    except Exception as exc:  # control.ControlSocketError and friends name their key
         print(f"voiceops: {exc}", file=sys.stderr)
         return EX_UNAVAILABLE

@@ -77,7 +77,7 @@ class Pool:
 
     async def tick(self, now: float) -> None:
         """Compare desired with actual and act; idempotent, safe to call at any time."""
-        may_spawn = not self.unhealthy() and not self.stopping
+        may_spawn = not self.unhealthy() and not self.stopping and self._livekit_up()
         for proc in list(self.everything()):
             await proc.tick(now, may_spawn=may_spawn or proc.spec.kind != "worker")
         if not self.stopping:
@@ -90,6 +90,11 @@ class Pool:
                 self.rt.metrics.orphans_killed.inc(killed)
                 log.warning("orphans_killed process=- count=%d", killed)
         self.rt.metrics.pool_ready.set(self.ready_workers())
+
+    def _livekit_up(self) -> bool:
+        """In the sandbox, workers wait for the emulator, so they register on the first try."""
+        emulator = self.procs.get("emulator")
+        return emulator is None or emulator.state is State.READY
 
     def _reconcile_count(self, may_spawn: bool) -> None:
         names = [p.name for p in self.workers()]

@@ -44,6 +44,7 @@ class Runtime:
     clock: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
     base_env: Mapping[str, str] | None = None
+    on_exit: Callable[[str], None] | None = None  # the monitor forgets the process's jobs
 
 
 class ManagedProcess:
@@ -141,6 +142,8 @@ class ManagedProcess:
     async def _exited(self, child: Child | None, rc: int, orphans: int) -> None:
         reason = policy.classify_exit(rc, self._we_sent, self._stop_reason)
         self.last_exit, self.child = reason, None
+        if self.rt.on_exit is not None:
+            self.rt.on_exit(self.name)
         if orphans:
             self.rt.metrics.orphans_killed.inc(orphans)
             log.warning("orphans_killed process=%s count=%d", self.name, orphans)

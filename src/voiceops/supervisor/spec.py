@@ -13,8 +13,9 @@ import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Final, Mapping
+from urllib.parse import urlsplit
 
-from voiceops.config import Config
+from voiceops.config import Config, parse_listen
 from voiceops.supervisor.policy import RestartPolicy
 
 KINDS: Final = ("worker", "proxy", "emulator")
@@ -104,10 +105,21 @@ def proxy_spec(cfg: Config, *, sandbox: bool = False) -> ChildSpec:
 
 
 def emulator_spec(cfg: Config) -> ChildSpec:
-    """The bundled LiveKit emulator for ``--sandbox`` (the lead wires the final command)."""
-    argv = (sys.executable, "-m", "voiceops", "emulator")
-    return ChildSpec("emulator", "emulator", argv, _base_env(cfg, True), _digest(cfg.livekit),
-                     surge=False)
+    """The bundled LiveKit emulator for ``--sandbox``, on the host and port of ``livekit.url``.
+
+    Its secret travels in the environment (LIVEKIT_API_SECRET), never in argv; its webhooks
+    go to the proxy, so joins are reported the way a real server would report them.
+    """
+    parts = urlsplit(cfg.livekit.url)
+    port = parts.port or (443 if parts.scheme in ("wss", "https") else 80)
+    argv = [sys.executable, "-m", "voiceops", "emulator", "--host", parts.hostname or "127.0.0.1",
+            "--port", str(port), "--api-key", cfg.livekit.api_key]
+    if cfg.proxy.enabled:
+        host, proxy_port = parse_listen("proxy.listen", cfg.proxy.listen)
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        argv += ["--webhook-url", f"http://{host}:{proxy_port}/livekit/webhook"]
+    return ChildSpec("emulator", "emulator", tuple(argv), _base_env(cfg, True),
+                     _digest(cfg.livekit, cfg.proxy.listen), surge=False)
 
 
 def build_specs(cfg: Config, *, sandbox: bool = False) -> list[ChildSpec]:

@@ -15,7 +15,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry
@@ -40,6 +40,7 @@ EXTEND_EVERY_S: Final = 5.0
 HANDLED_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD,
                           signal.SIGUSR2)
 AlertsProvider = Callable[[], list[dict[str, Any]]]
+TimelineProvider = Callable[[str], dict[str, Any] | None]
 log = logging.getLogger("voiceops.supervisor")
 
 
@@ -48,7 +49,8 @@ class Supervisor:
 
     def __init__(self, cfg: Config, *, sandbox: bool = False, tuning: Tuning | None = None,
                  registry: CollectorRegistry | None = None, notifier: Notifier | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 child_env: Mapping[str, str] | None = None) -> None:
         self.cfg, self.sandbox, self.clock = cfg, sandbox, clock
         self.tuning = tuning or Tuning.from_env()
         self.metrics = Metrics(cfg.agent.name, registry)
@@ -58,6 +60,9 @@ class Supervisor:
         self.exit_code = 0
         self._sinks: list[EventSink] = []
         self._alerts: AlertsProvider | None = None
+        self._timelines: TimelineProvider | None = None
+        self._exit_listeners: list[Callable[[str], None]] = []
+        self._child_env = child_env
         self._tasks: set[asyncio.Task[None]] = set()
         self._signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -73,6 +78,23 @@ class Supervisor:
 
     def set_alerts_provider(self, provider: AlertsProvider) -> None:
         self._alerts = provider
+
+    def set_timeline_provider(self, provider: TimelineProvider) -> None:
+        self._timelines = provider
+
+    def add_exit_listener(self, listener: Callable[[str], None]) -> None:
+        """Called with a process's name each time it exits."""
+        self._exit_listeners.append(listener)
+
+    def _process_exited(self, name: str) -> None:
+        for listener in self._exit_listeners:
+            try:
+                listener(name)
+            except Exception:
+                log.exception("exit_listener_failed process=%s", name)
+
+    def dispatch_timeline(self, dispatch_id: str) -> dict[str, Any] | None:
+        return None if self._timelines is None else self._timelines(dispatch_id)
 
     def _active_alerts(self) -> list[dict[str, Any]]:
         if self._alerts is None:
@@ -157,7 +179,8 @@ class Supervisor:
         forwarder = Forwarder()
         sock = await EventSocket.open(runtime_dir() / "events.sock", self._on_datagram)
         rt = Runtime(self.metrics, forwarder, ChildRegistry(), str(sock.path.resolve()),
-                     self.create_task, self._wake.set, self.clock, random.Random())
+                     self.create_task, self._wake.set, self.clock, random.Random(),
+                     base_env=self._child_env, on_exit=self._process_exited)
         self.pool = Pool(self.cfg, rt, sandbox=self.sandbox, tuning=self.tuning)
         self._sinks.insert(0, self.pool)
         started: list[Any] = []

@@ -16,6 +16,8 @@ import aiohttp
 from aiohttp import web
 from livekit import api
 
+from voiceops import events
+
 from .admin import Admin
 from .agent_socket import AgentSocket
 from .dispatcher import Dispatcher
@@ -220,6 +222,8 @@ async def serve(
     await emulator.start()
     try:
         print(f"{READY_PREFIX}{emulator.http_url}", flush=True, file=sys.stdout)
+        # Under `voiceops run --sandbox` the supervisor waits for this (a no-op elsewhere).
+        events.emit(events.Ready(listen=emulator.http_url))
         await (stop or asyncio.Event()).wait()
     finally:
         await emulator.stop()
