@@ -27,6 +27,7 @@ from voiceops.monitor import diagnose, poolcheck, reach
 from voiceops.monitor.alerts import AlertBook, Change
 from voiceops.monitor.correlate import CorrelateOptions, Correlator
 from voiceops.monitor.dispatchwatch import DispatchWatch
+from voiceops.monitor.early import EarlyEvents
 from voiceops.monitor.heartbeat import (
     Action,
     Heartbeat,
@@ -87,6 +88,7 @@ class Monitor:
         self.webhooks = WebhookSinks(cfg.alerts.webhooks, cfg.alerts.alertmanager_url, host=host,
                                      wall=wall, firing=self.book.firing, opts=self.opts.sinks)
         self.watch = DispatchWatch(self)
+        self.early = EarlyEvents(clock)
         self.hb_state = HeartbeatState()
         self.livekit = reach.Reachability()
         self.letta = reach.Reachability()
@@ -104,8 +106,10 @@ class Monitor:
     def on_event(self, event: Event) -> None:
         self.recorder.on_event(event)
         if isinstance(event, DispatchCreated):
-            if event.source != HEARTBEAT_SOURCE and not event.reused:
-                self.correlator.dispatched(event.dispatch_id, event.room, event.agent_name)
+            if event.source != HEARTBEAT_SOURCE and not event.reused and \
+                    self.correlator.dispatched(event.dispatch_id, event.room, event.agent_name):
+                for early in self.early.take(event.dispatch_id):
+                    self.on_event(early)  # the worker was faster than LiveKit's answer
         elif isinstance(event, JobRequest):
             self._job_request(event)
         elif isinstance(event, AgentJoined):
@@ -116,6 +120,9 @@ class Monitor:
     def _job_request(self, ev: JobRequest) -> None:
         if self.heartbeat.job_request_seen(ev.room, ev.dispatch_id) or is_probe_room(ev.room):
             return  # our probe (handled by the heartbeat), or another host's probe
+        if ev.dispatch_id and self.correlator.get(ev.dispatch_id) is None:
+            self.early.hold(ev.dispatch_id, ev)
+            return
         seconds = self.correlator.job_request(ev.dispatch_id, ev.job_id, ev.room)
         if seconds is not None:
             self.metrics.dispatch_job_request.labels(self.metrics.agent_name).observe(seconds)
@@ -123,6 +130,9 @@ class Monitor:
 
     def _agent_joined(self, ev: AgentJoined) -> None:
         if self.heartbeat.agent_joined_seen(ev.room, ev.dispatch_id) or is_probe_room(ev.room):
+            return
+        if ev.dispatch_id and self.correlator.get(ev.dispatch_id) is None:
+            self.early.hold(ev.dispatch_id, ev)
             return
         found = self.correlator.agent_joined(job_id=ev.job_id, dispatch_id=ev.dispatch_id,
                                              room=ev.room, identity=ev.identity)

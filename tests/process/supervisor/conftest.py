@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sup_harness import NotifyListener, Supervisor, free_port, write_config
+from voiceops.testing.harness import NotifyListener, Supervisor, free_port, write_config
 
 StartSupervisor = Callable[..., Supervisor]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import StartSupervisor
-from sup_harness import FAKE, NotifyListener, wait_for
+from voiceops.testing.harness import FAKE, NotifyListener, wait_for
 
 pytestmark = pytest.mark.process
 WORKERS = {"count": 4, "command": [*FAKE, "--jobs-by-index", "3,0,2,0"],

@@ -56,6 +56,27 @@ def test_dispatch_job_request_and_join_feed_histograms(mon: Monitor, clock: Cloc
     assert value(mon, "voiceops_time_to_join_seconds_sum", agent_name=AGENT) == pytest.approx(1.5)
 
 
+def test_job_request_before_dispatch_created_is_correlated(mon: Monitor, clock: Clock) -> None:
+    """LiveKit may ask the worker before it answers the proxy: the early JobRequest still counts."""
+    mon.on_event(JobRequest(job_id="AJ_2", dispatch_id="AD_2", room="r2", agent_name=AGENT))
+    clock.now += 0.01
+    mon.on_event(DispatchCreated(dispatch_id="AD_2", room="r2", agent_name=AGENT, latency_s=0.02))
+    clock.now += 0.5
+    mon.on_event(AgentJoined(job_id="AJ_2", dispatch_id="AD_2", room="r2"))
+    assert value(mon, "voiceops_dispatch_job_request_seconds_count", agent_name=AGENT) == 1
+    timeline = mon.dispatch_timeline("AD_2")
+    assert timeline is not None and timeline["job_request_after_s"] == 0
+    assert timeline["joined_after_s"] == pytest.approx(0.5)
+
+
+def test_early_events_of_unknown_dispatches_expire(mon: Monitor, clock: Clock) -> None:
+    """Held events of a dispatch that never appears (another host's) are dropped after a while."""
+    mon.on_event(JobRequest(job_id="AJ_3", dispatch_id="AD_3", room="r3", agent_name=AGENT))
+    clock.now += 60
+    mon.on_event(JobRequest(job_id="AJ_4", dispatch_id="AD_4", room="r4", agent_name=AGENT))
+    assert len(mon.early) == 1 and mon.early.expired == 1
+
+
 def test_probe_traffic_is_not_proxy_traffic(mon: Monitor) -> None:
     """A JobRequest for a probe room (ours or another host's) is never a proxy dispatch's."""
     mon.on_event(JobRequest(job_id="AJ_p", dispatch_id="AD_p", room="voiceops-probe-other-1",

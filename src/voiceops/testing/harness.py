@@ -101,7 +101,8 @@ class Supervisor:
     """``python -m voiceops run --config PATH`` in its own process group, cwd ``tmp``."""
 
     def __init__(self, tmp: Path, config: Path, metrics_port: int, *,
-                 env: dict[str, str] | None = None, stdout: Any = None) -> None:
+                 env: dict[str, str] | None = None, stdout: Any = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.tmp, self.config, self.metrics_port = tmp, config, metrics_port
         self.stderr_path = tmp / "supervisor.stderr"
         self.stdout_path = tmp / "supervisor.stdout"
@@ -113,7 +114,8 @@ class Supervisor:
         self._stderr = open(self.stderr_path, "wb")
         self._stdout = stdout if stdout is not None else open(self.stdout_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "voiceops", "run", "--config", str(config)], cwd=tmp,
+            [sys.executable, "-m", "voiceops", "run", "--config", str(config), *extra_args],
+            cwd=tmp,
             env=full_env, stdout=self._stdout, stderr=self._stderr, process_group=0)
         self.seen: dict[int, psutil.Process] = {}
 
@@ -216,3 +218,13 @@ def assert_gone(pids: list[int], timeout_s: float = 10.0) -> None:
         return all(not psutil.pid_exists(pid) or
                    psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in pids)
     wait_for(gone, timeout_s, f"pids {pids} gone")
+
+
+def write_toml(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    """A config file from ``{"section": {"key": value}}`` (JSON scalars and lists are TOML)."""
+    lines: list[str] = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
