@@ -26,12 +26,13 @@ def _setup_logging() -> None:
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
-def child_env(secrets: config.Secrets) -> dict[str, str]:
-    """The children's environment: ours, plus the resolved secrets (never in argv or config)."""
+def child_env(cfg: config.Config, secrets: config.Secrets, *, sandbox: bool) -> dict[str, str]:
+    """The children's environment: ours. Children resolve secrets by the same rules (env,
+    *_file keys, $CREDENTIALS_DIRECTORY), so a credential never lands in an environment block;
+    only the sandbox's built-in dev secret is handed down explicitly."""
     env = dict(os.environ)
-    env["LIVEKIT_API_SECRET"] = secrets.livekit_api_secret
-    if secrets.letta_api_key:
-        env["LETTA_API_KEY"] = secrets.letta_api_key
+    if sandbox and not config.load_secrets(cfg).livekit_api_secret:
+        env["LIVEKIT_API_SECRET"] = secrets.livekit_api_secret
     return env
 
 
@@ -78,7 +79,7 @@ def run(config_path: str | None, *, sandbox: bool = False) -> int:
         print(f"voiceops: {exc}", file=sys.stderr)
         return EX_CONFIG
     _setup_logging()
-    sup = Supervisor(cfg, sandbox=sandbox, child_env=child_env(secrets))
+    sup = Supervisor(cfg, sandbox=sandbox, child_env=child_env(cfg, secrets, sandbox=sandbox))
     monitor = build_monitor(sup, secrets)
     try:
         return asyncio.run(sup.run(servers=servers_with(monitor)))
