@@ -51,6 +51,7 @@ def write_config(path: Path, *, workers: dict[str, Any], proxy: dict[str, Any] |
     lines = ["[workers]", *(f"{k} = {toml_value(v)}" for k, v in workers.items()), "[proxy]"]
     lines += [f"{k} = {toml_value(v)}" for k, v in (proxy or {"enabled": False}).items()]
     lines += ["[metrics]", f'listen = "127.0.0.1:{metrics_port}"']
+    lines += ["[heartbeat]", "enabled = false"]  # fake children answer no probe
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -110,6 +111,9 @@ class Supervisor:
                     if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
         full_env.update({"RUNTIME_DIRECTORY": str(tmp / "run"), "VOICEOPS_TICK_INTERVAL_S": "0.2",
                          "PYTHONUNBUFFERED": "1"})
+        # `voiceops run` refuses to start without a LiveKit secret (exit 78); fake children
+        # need no LiveKit, so any value does.
+        full_env.setdefault("LIVEKIT_API_SECRET", "fake-children-secret")
         full_env.update(env or {})
         self._stderr = open(self.stderr_path, "wb")
         self._stdout = stdout if stdout is not None else open(self.stdout_path, "wb")
