@@ -57,7 +57,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         gateway = LiveKitGateway(lkapi, opts.livekit_http_url, opts.livekit_call_timeout_s)
         app[SERVICES] = Services(
             gateway=gateway,
-            dispatcher=Dispatcher(gateway, opts.agent_name),
+            dispatcher=Dispatcher(gateway, opts.agent_name, grace_s=opts.dispatch_grace_s),
             agents=AgentsDirectory(letta, opts.letta_base_url, cache_s=opts.agents_cache_s,
                                    clock=ctx.clock),
             readiness=Readiness(gateway, timeout_s=opts.ready_probe_timeout_s,

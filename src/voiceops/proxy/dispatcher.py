@@ -1,14 +1,18 @@
 """Find-or-create one dispatch of our agent per room: no aiohttp here, only the LiveKit gateway.
 
 Two browsers (or one double-click) asking for the same room must not create two agents, so
-the whole look-then-create sequence runs under a per-room lock.
+the whole look-then-create sequence runs under a per-room lock. A dispatch whose agent is gone
+(see :mod:`.liveness`) is not reused: it is deleted and replaced, or the browser would wait
+for an agent that never comes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +21,10 @@ from livekit.protocol import agent_dispatch
 
 from .errors import ApiError
 from .livekit_gateway import RETRY_BACKOFF_S, LiveKitGateway
+from .liveness import DISPATCH_GRACE_S, agent_identities, dispatch_is_live, stale_reason
 from .validation import LETTA_AGENT_KEY
 
+logger = logging.getLogger("voiceops.proxy.dispatch")
 UNREACHABLE = "livekit_unreachable"
 
 
@@ -56,43 +62,82 @@ class KeyedLocks:
                 self._locks[key] = (lock, users - 1)
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """What the room holds of our agent: a dispatch to reuse, and dispatches to replace."""
+
+    room_existed: bool
+    live: agent_dispatch.AgentDispatch | None = None
+    stale: tuple[agent_dispatch.AgentDispatch, ...] = ()
+
+
 class Dispatcher:
-    def __init__(self, gateway: LiveKitGateway, agent_name: str) -> None:
+    def __init__(self, gateway: LiveKitGateway, agent_name: str, *,
+                 grace_s: float = DISPATCH_GRACE_S,
+                 wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
         self._gw = gateway
         self._agent_name = agent_name
+        self._grace_s = grace_s
+        # Wall clock, not monotonic: it is compared with LiveKit's own timestamps.
+        self._now_ns = wall_clock_ns
         self._locks = KeyedLocks()
 
     async def dispatch(self, room: str, metadata: dict[str, Any]) -> DispatchResult:
         async with self._locks.hold(room):
-            existed, existing = await self._existing(room)
-            if existing is not None:
-                return self._result(existing, existed, reused=True, wanted=metadata)
-            encoded = json.dumps(metadata, separators=(",", ":")) if metadata else ""
-            try:
-                created = await self._gw.create_dispatch(self._agent_name, room, encoded)
-            except ApiError as exc:
-                if exc.code != UNREACHABLE:
-                    raise
-                # The request may have reached LiveKit before the connection broke: look
-                # before trying once more, so a retry never doubles the agent.
-                await asyncio.sleep(RETRY_BACKOFF_S)
-                _, existing = await self._existing(room)
-                created = existing or await self._gw.create_dispatch(self._agent_name, room,
-                                                                     encoded)
-            return self._result(created, existed, reused=False, wanted=metadata)
+            found = await self._look(room)
+            if found.live is not None:
+                return self._result(found.live, found.room_existed, reused=True, wanted=metadata)
+            await self._delete_stale(found.stale)
+            created = await self._create(room, metadata)
+            return self._result(created, found.room_existed, reused=False, wanted=metadata,
+                                replaced=found.stale)
 
-    async def _existing(self, room: str) -> tuple[bool, agent_dispatch.AgentDispatch | None]:
+    async def _create(self, room: str, metadata: dict[str, Any]) -> agent_dispatch.AgentDispatch:
+        encoded = json.dumps(metadata, separators=(",", ":")) if metadata else ""
+        try:
+            return await self._gw.create_dispatch(self._agent_name, room, encoded)
+        except ApiError as exc:
+            if exc.code != UNREACHABLE:
+                raise
+        # The request may have reached LiveKit before the connection broke: look before
+        # trying once more, so a retry never doubles the agent.
+        await asyncio.sleep(RETRY_BACKOFF_S)
+        existing = (await self._look(room)).live
+        return existing or await self._gw.create_dispatch(self._agent_name, room, encoded)
+
+    async def _look(self, room: str) -> Lookup:
         # ListDispatch on a room that does not exist stalls ~3 s on a real server and then
         # fails, so ask ListRooms first: no room, no dispatch.
         if not await self._gw.list_rooms([room]):
-            return False, None
-        for d in await self._gw.list_dispatch(room):
-            if d.agent_name == self._agent_name and not d.state.deleted_at:
-                return True, d
-        return True, None
+            return Lookup(room_existed=False)
+        ours = [d for d in await self._gw.list_dispatch(room)
+                if d.agent_name == self._agent_name and not d.state.deleted_at]
+        agents: set[str] = set()
+        if any(d.state.jobs for d in ours):  # a dispatch without jobs is judged by age alone
+            agents = agent_identities(await self._gw.list_participants(room))
+        now_ns = self._now_ns()
+        live: list[agent_dispatch.AgentDispatch] = []
+        stale: list[agent_dispatch.AgentDispatch] = []
+        for d in ours:
+            (live if dispatch_is_live(d, agents, now_ns, self._grace_s) else stale).append(d)
+        return Lookup(room_existed=True, live=live[0] if live else None, stale=tuple(stale))
+
+    async def _delete_stale(self, stale: tuple[agent_dispatch.AgentDispatch, ...]) -> None:
+        """Best effort: a stale dispatch left behind only costs a list entry, never an agent."""
+        for d in stale:
+            fields = {"dispatch_id": d.id, "room": d.room, "agent_name": d.agent_name,
+                      "stale_reason": stale_reason(d), "jobs": len(d.state.jobs)}
+            try:
+                await self._gw.delete_dispatch(d.id, d.room)
+            except ApiError as exc:
+                logger.warning("stale_dispatch_delete_failed",
+                               extra={"fields": {**fields, "error": exc.code}})
+                continue
+            logger.info("stale_dispatch_deleted", extra={"fields": fields})
 
     def _result(self, d: agent_dispatch.AgentDispatch, existed: bool, *, reused: bool,
-                wanted: dict[str, Any]) -> DispatchResult:
+                wanted: dict[str, Any],
+                replaced: tuple[agent_dispatch.AgentDispatch, ...] = ()) -> DispatchResult:
         if reused:
             message = (f"agent {self._agent_name!r} is already dispatched to room {d.room!r}; "
                        "reused that dispatch")
@@ -102,6 +147,8 @@ class Dispatcher:
                 message += f" (it runs Letta agent {running or 'default'!r}, not {asked!r})"
         else:
             message = f"agent {self._agent_name!r} dispatched to room {d.room!r}"
+            message += "".join(f"; replaced stale dispatch {old.id} ({stale_reason(old)})"
+                               for old in replaced)
         return DispatchResult(room=d.room, dispatch_id=d.id, agent_name=d.agent_name,
                               room_existed=existed, reused=reused, message=message)
 

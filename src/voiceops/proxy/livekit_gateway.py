@@ -39,6 +39,15 @@ class LiveKitGateway:
     async def list_dispatch(self, room: str) -> list[agent_dispatch.AgentDispatch]:
         return await self.call("ListDispatch", lambda: self._lk.agent_dispatch.list_dispatch(room))
 
+    async def list_participants(self, room: str) -> list[models.ParticipantInfo]:
+        req = api.ListParticipantsRequest(room=room)
+        resp = await self.call("ListParticipants", lambda: self._lk.room.list_participants(req))
+        return list(resp.participants)
+
+    async def delete_dispatch(self, dispatch_id: str, room: str) -> None:
+        await self.call("DeleteDispatch",
+                        lambda: self._lk.agent_dispatch.delete_dispatch(dispatch_id, room))
+
     async def create_dispatch(self, agent_name: str, room: str,
                               metadata: str) -> agent_dispatch.AgentDispatch:
         """Not retried here: a lost answer may still have created the dispatch (the caller

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from voiceops.config import Config, Secrets, http_url, parse_listen
 
+from .liveness import DISPATCH_GRACE_S
+
 # Not config keys (DESIGN's [proxy] keys are a contract): fixed operational bounds.
 LIVEKIT_CALL_TIMEOUT_S = 5.0
 READY_PROBE_TIMEOUT_S = 2.0
@@ -35,6 +37,7 @@ class ProxyOptions:
     letta_timeout_s: float = LETTA_TIMEOUT_S
     agents_cache_s: float = AGENTS_CACHE_S
     max_metadata_bytes: int = MAX_METADATA_BYTES
+    dispatch_grace_s: float = DISPATCH_GRACE_S
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Helpers for the proxy tests: an event sink, a fake Letta, config files, a proxy subprocess."""
+"""Helpers for the proxy tests: an event sink, a fake Letta, config files, a proxy subprocess,
+a raw agent worker."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psutil
 from aiohttp import web
 from livekit import api
+from livekit.protocol import agent as agent_pb
 from livekit.protocol import agent_dispatch
 
 LETTA_KEY = "letta-key-7f1c0d9e4b2a8f63a5d1e0c7b9f2a4d6"
@@ -150,3 +153,63 @@ async def dispatches_in(lk: Any, room: str) -> list[agent_dispatch.AgentDispatch
             return []
         found = await lkapi.agent_dispatch.list_dispatch(room)
     return [d for d in found if d.agent_name == AGENT_NAME]
+
+
+async def poll_until(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
+    """Deadline poll: `check()` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        value = await value if asyncio.iscoroutine(value) else value
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout_s} s")
+
+
+class RawWorker:
+    """A protocol-level agent worker on the server's /agent socket: it accepts every job and
+    never joins the room, like an agent that was assigned and then left (or died)."""
+
+    def __init__(self, lk: Any, agent_name: str = AGENT_NAME) -> None:
+        self._lk = lk
+        self._agent_name = agent_name
+        self.assigned: list[str] = []  # job ids
+        self._http: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> RawWorker:
+        token = (api.AccessToken(self._lk.api_key, self._lk.api_secret)
+                 .with_grants(api.VideoGrants(agent=True)).to_jwt())
+        self._http = aiohttp.ClientSession()
+        self._ws = await self._http.ws_connect(f"{self._lk.url}/agent?access_token={token}")
+        register = agent_pb.RegisterWorkerRequest(type=agent_pb.JT_ROOM,
+                                                  agent_name=self._agent_name, version="test")
+        await self._ws.send_bytes(agent_pb.WorkerMessage(register=register).SerializeToString())
+        first = agent_pb.ServerMessage.FromString(await self._ws.receive_bytes(timeout=WAIT_S))
+        assert first.register.worker_id, first
+        self._task = asyncio.create_task(self._serve(self._ws))
+        return self
+
+    async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:  # ends when the socket closes
+            if msg.type != aiohttp.WSMsgType.BINARY:
+                continue
+            server = agent_pb.ServerMessage.FromString(msg.data)
+            if server.HasField("availability"):
+                job = server.availability.job
+                answer = agent_pb.AvailabilityResponse(job_id=job.id, available=True,
+                                                       participant_identity=f"agent-{job.id}")
+                await ws.send_bytes(agent_pb.WorkerMessage(availability=answer)
+                                    .SerializeToString())
+            elif server.HasField("assignment"):
+                self.assigned.append(server.assignment.job.id)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, WAIT_S)
+        if self._http is not None:
+            await self._http.close()

@@ -37,7 +37,8 @@ async def start_proxy(tmp_path: Path, sink: EventSink, lk_url: str, secret: str,
     config = write_config(tmp_path / "proxy.toml", lk_url, **proxy)
     proc = ProxyProcess(config, sink.path, secret, tmp_path / "proxy.log")
     try:
-        ready = await sink.wait_for("ready")
+        # The proxy's own: an emulator started with this sink in its env announces itself too.
+        ready = await sink.wait_for("ready", lambda e: e["process"] == "proxy")
     except AssertionError:
         proc.kill()
         raise AssertionError(f"proxy not ready; log:\n{proc.log_text()}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -31,8 +32,9 @@ class FlakyGateway:
     async def create_dispatch(self, agent_name: str, room: str,
                               metadata: str) -> agent_dispatch.AgentDispatch:
         self.creates += 1
-        made = agent_dispatch.AgentDispatch(id=f"AD_{self.creates}", agent_name=agent_name,
-                                            room=room, metadata=metadata)
+        made = agent_dispatch.AgentDispatch(
+            id=f"AD_{self.creates}", agent_name=agent_name, room=room, metadata=metadata,
+            state=agent_dispatch.AgentDispatchState(created_at=time.time_ns()))  # as LiveKit does
         if self.creates == 1:
             if self.lands_anyway:
                 self.dispatches.append(made)
