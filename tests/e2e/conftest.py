@@ -16,12 +16,12 @@ HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
-def shared_stack(livekit_server_session: Any, tmp_path_factory: pytest.TempPathFactory
+def shared_stack(livekit_server_module: Any, tmp_path_factory: pytest.TempPathFactory
                  ) -> Iterator[Stack]:
     """One supervisor (2 workers + proxy) for the non-destructive tests of a module."""
     tmp = tmp_path_factory.mktemp("stack")
-    stack = Stack.start(tmp, stack_config(tmp, livekit_server_session, workers=2),
-                        livekit_server_session)
+    stack = Stack.start(tmp, stack_config(tmp, livekit_server_module, workers=2),
+                        livekit_server_module)
     try:
         yield stack
     finally:

@@ -37,7 +37,7 @@ def test_dispatch_reaches_a_worker_and_the_agent_joins(shared_stack: Stack) -> N
     assert jobs >= 1, "a worker of ours reports the job"
 
 
-def test_second_dispatch_to_a_room_is_reused(shared_stack: Stack, livekit_server_session: Any
+def test_second_dispatch_to_a_room_is_reused(shared_stack: Stack, livekit_server_module: Any
                                              ) -> None:
     """Two dispatches to one room: the second says reused, and LiveKit holds one dispatch, one job."""
     first = shared_stack.dispatch("e2e-room-2")[1]
@@ -45,16 +45,16 @@ def test_second_dispatch_to_a_room_is_reused(shared_stack: Stack, livekit_server
     code, second = shared_stack.dispatch("e2e-room-2")
     assert code == 200 and second["reused"] is True
     assert second["dispatch_id"] == first["dispatch_id"]
-    dispatches = list_dispatch(livekit_server_session, "e2e-room-2")
+    dispatches = list_dispatch(livekit_server_module, "e2e-room-2")
     assert len(dispatches) == 1 and len(dispatches[0].state.jobs) == 1
 
 
-def test_agent_id_reaches_the_job_metadata(shared_stack: Stack, livekit_server_session: Any
+def test_agent_id_reaches_the_job_metadata(shared_stack: Stack, livekit_server_module: Any
                                            ) -> None:
     """agent_id travels in the dispatch metadata to the job LiveKit hands the worker."""
     body = shared_stack.dispatch("e2e-room-3", agent_id="agent-1234")[1]
     shared_stack.wait_joined(body["dispatch_id"])
-    (dispatch,) = list_dispatch(livekit_server_session, "e2e-room-3")
+    (dispatch,) = list_dispatch(livekit_server_module, "e2e-room-3")
     assert json.loads(dispatch.metadata)["letta_agent_id"] == "agent-1234"
     assert json.loads(dispatch.state.jobs[0].metadata)["letta_agent_id"] == "agent-1234"
 

@@ -162,12 +162,12 @@ async def test_twirp_delay_fault(livekit_server: Any, lkapi: api.LiveKitAPI) -> 
     assert time.monotonic() - started < 1.5
 
 
-async def test_session_server_answers(livekit_server_session: Any) -> None:
+async def test_session_server_answers(livekit_server_module: Any) -> None:
     """The session-scoped server fixture serves the same Twirp API as the per-test one."""
     async with api.LiveKitAPI(
-        livekit_server_session.http_url,
-        livekit_server_session.api_key,
-        livekit_server_session.api_secret,
+        livekit_server_module.http_url,
+        livekit_server_module.api_key,
+        livekit_server_module.api_secret,
     ) as lk:
         room = await lk.room.create_room(api.CreateRoomRequest(name="session-room"))
         rooms = (await lk.room.list_rooms(api.ListRoomsRequest(names=["session-room"]))).rooms

@@ -32,10 +32,10 @@ def older_than_grace(since_ns: int) -> bool:
     return time.time_ns() - since_ns > GRACE_S * 1e9
 
 
-async def test_stale_dispatch_without_job_is_replaced(livekit_server_session, make_proxy,
+async def test_stale_dispatch_without_job_is_replaced(livekit_server_module, make_proxy,
                                                       event_sink):
     """A dispatch that never got a job and is older than the grace is deleted and replaced."""
-    lk = livekit_server_session
+    lk = livekit_server_module
     proxy = await make_proxy(lk, option_overrides=GRACE)
     room = room_name()
     old = await create_directly(lk, room)  # no worker is registered: it never gets a job
@@ -51,9 +51,9 @@ async def test_stale_dispatch_without_job_is_replaced(livekit_server_session, ma
     assert event["reused"] is False and event["dispatch_id"] == body["dispatch_id"]
 
 
-async def test_fresh_dispatch_without_job_is_reused(livekit_server_session, make_proxy):
+async def test_fresh_dispatch_without_job_is_reused(livekit_server_module, make_proxy):
     """A dispatch younger than the grace (its JobRequest may still come) is reused as before."""
-    lk = livekit_server_session
+    lk = livekit_server_module
     proxy = await make_proxy(lk)  # the default grace (30 s): the dispatch stays fresh
     room = room_name()
     fresh = await create_directly(lk, room)

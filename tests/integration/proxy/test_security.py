@@ -15,54 +15,54 @@ def room_name() -> str:
     return f"sec-{uuid.uuid4().hex[:10]}"
 
 
-async def test_missing_key_is_401_and_makes_no_dispatch(livekit_server_session, make_proxy,
+async def test_missing_key_is_401_and_makes_no_dispatch(livekit_server_module, make_proxy,
                                                         event_sink):
     """With proxy keys configured, a request without a key gets 401 and nothing is dispatched."""
-    proxy = await make_proxy(livekit_server_session, api_keys=frozenset({PROXY_KEY}))
+    proxy = await make_proxy(livekit_server_module, api_keys=frozenset({PROXY_KEY}))
     room = room_name()
     ans = await proxy.dispatch({"room": room})
     assert ans.status == 401 and ans.error_code == "unauthorized"
     assert ans.headers.get("WWW-Authenticate", "").startswith("Bearer")
-    assert await dispatches_in(livekit_server_session, room) == []
+    assert await dispatches_in(livekit_server_module, room) == []
     assert (await event_sink.wait_for("dispatch_failed"))["reason"] == "unauthorized"
 
 
-async def test_wrong_key_is_403_and_makes_no_dispatch(livekit_server_session, make_proxy):
+async def test_wrong_key_is_403_and_makes_no_dispatch(livekit_server_module, make_proxy):
     """A key that is not configured gets 403 and nothing is dispatched."""
-    proxy = await make_proxy(livekit_server_session, api_keys=frozenset({PROXY_KEY}))
+    proxy = await make_proxy(livekit_server_module, api_keys=frozenset({PROXY_KEY}))
     room = room_name()
     ans = await proxy.dispatch({"room": room}, headers={"Authorization": f"Bearer {OTHER_KEY}"})
     assert ans.status == 403 and ans.error_code == "forbidden"
     basic = await proxy.dispatch({"room": room}, headers={"Authorization": f"Basic {PROXY_KEY}"})
     assert basic.status == 401
-    assert await dispatches_in(livekit_server_session, room) == []
+    assert await dispatches_in(livekit_server_module, room) == []
 
 
-async def test_right_key_dispatches(livekit_server_session, make_proxy):
+async def test_right_key_dispatches(livekit_server_module, make_proxy):
     """The configured key is accepted on /api/*; health routes need no key."""
-    proxy = await make_proxy(livekit_server_session, api_keys=frozenset({PROXY_KEY, OTHER_KEY}))
+    proxy = await make_proxy(livekit_server_module, api_keys=frozenset({PROXY_KEY, OTHER_KEY}))
     ans = await proxy.dispatch({"room": room_name()},
                                headers={"Authorization": f"Bearer {PROXY_KEY}"})
     assert ans.status == 200, ans.text
     assert (await proxy.call("GET", "/healthz")).status == 200
 
 
-async def test_disallowed_origin_is_403_and_makes_no_dispatch(livekit_server_session, make_proxy,
+async def test_disallowed_origin_is_403_and_makes_no_dispatch(livekit_server_module, make_proxy,
                                                               event_sink):
     """A browser request from an origin not in proxy.allowed_origins is refused before dispatch."""
-    proxy = await make_proxy(livekit_server_session, allowed_origins=[ALLOWED])
+    proxy = await make_proxy(livekit_server_module, allowed_origins=[ALLOWED])
     room = room_name()
     ans = await proxy.dispatch({"room": room}, headers={"Origin": "http://evil.example.test"})
     assert ans.status == 403 and ans.error_code == "origin_not_allowed"
     assert "Access-Control-Allow-Origin" not in ans.headers
-    assert await dispatches_in(livekit_server_session, room) == []
+    assert await dispatches_in(livekit_server_module, room) == []
     assert (await event_sink.wait_for("dispatch_failed"))["reason"] == "unauthorized"
 
 
-async def test_allowed_origin_gets_cors_headers_never_a_wildcard(livekit_server_session,
+async def test_allowed_origin_gets_cors_headers_never_a_wildcard(livekit_server_module,
                                                                  make_proxy):
     """An allowed origin is echoed back (not '*'), on success and on errors alike."""
-    proxy = await make_proxy(livekit_server_session, allowed_origins=[ALLOWED])
+    proxy = await make_proxy(livekit_server_module, allowed_origins=[ALLOWED])
     ok = await proxy.dispatch({"room": room_name()}, headers={"Origin": ALLOWED})
     assert ok.status == 200 and ok.headers["Access-Control-Allow-Origin"] == ALLOWED
     bad = await proxy.dispatch({"room": "a b"}, headers={"Origin": ALLOWED})
@@ -72,9 +72,9 @@ async def test_allowed_origin_gets_cors_headers_never_a_wildcard(livekit_server_
     assert own.status != 403  # the proxy's own debug page may call its API
 
 
-async def test_preflight_allowed_and_refused(livekit_server_session, make_proxy):
+async def test_preflight_allowed_and_refused(livekit_server_module, make_proxy):
     """OPTIONS preflight: 204 with the allowed methods for an allowed origin, 403 otherwise."""
-    proxy = await make_proxy(livekit_server_session, allowed_origins=[ALLOWED],
+    proxy = await make_proxy(livekit_server_module, allowed_origins=[ALLOWED],
                              api_keys=frozenset({PROXY_KEY}))
     pre = {"Access-Control-Request-Method": "POST",
            "Access-Control-Request-Headers": "authorization, content-type"}
@@ -88,15 +88,15 @@ async def test_preflight_allowed_and_refused(livekit_server_session, make_proxy)
     assert refused.status == 403
 
 
-async def test_rate_limit_answers_429_with_retry_after(livekit_server_session, make_proxy,
+async def test_rate_limit_answers_429_with_retry_after(livekit_server_module, make_proxy,
                                                        event_sink):
     """Past proxy.rate_limit_per_minute a client gets 429 with Retry-After and no dispatch."""
-    proxy = await make_proxy(livekit_server_session, rate_limit_per_minute=2)
+    proxy = await make_proxy(livekit_server_module, rate_limit_per_minute=2)
     rooms = [room_name() for _ in range(3)]
     answers = [await proxy.dispatch({"room": r}) for r in rooms]
     assert [a.status for a in answers] == [200, 200, 429]
     limited = answers[2]
     assert limited.error_code == "rate_limited" and int(limited.headers["Retry-After"]) >= 1
-    assert await dispatches_in(livekit_server_session, rooms[2]) == []
+    assert await dispatches_in(livekit_server_module, rooms[2]) == []
     assert (await event_sink.wait_for("dispatch_failed"))["reason"] == "rate_limited"
     assert (await proxy.call("GET", "/healthz")).status == 200  # health is never rate limited

@@ -11,9 +11,9 @@ from livekit import api
 pytestmark = pytest.mark.livekit
 
 
-async def test_token_grants_join_to_that_room_only(livekit_server_session, make_proxy):
+async def test_token_grants_join_to_that_room_only(livekit_server_module, make_proxy):
     """The token verifies with the server's key/secret and grants room_join for that room."""
-    lk = livekit_server_session
+    lk = livekit_server_module
     proxy = await make_proxy(lk, token_ttl_s=600)
     ans = await proxy.call("POST", "/api/token",
                            body={"room": "tok-room", "identity": "user-1", "name": "Ada L."})
@@ -34,9 +34,9 @@ async def test_token_grants_join_to_that_room_only(livekit_server_session, make_
     ({"room": "r", "identity": "u", "name": "x" * 200}, "name: is 200 characters long"),
     ({"room": "r", "identity": "u", "admin": True}, "unknown field 'admin'"),
 ])
-async def test_token_input_is_validated(livekit_server_session, make_proxy, body, message):
+async def test_token_input_is_validated(livekit_server_module, make_proxy, body, message):
     """Room and identity are validated and the error says which field is wrong."""
-    proxy = await make_proxy(livekit_server_session)
+    proxy = await make_proxy(livekit_server_module)
     ans = await proxy.call("POST", "/api/token", body=body)
     assert ans.status == 400
     assert ans.body["error"]["message"].startswith(message), ans.text

@@ -28,9 +28,9 @@ def joined(room: str, identity: str, kind: models.ParticipantInfo.Kind.ValueType
     return MessageToJson(ev, indent=None)
 
 
-async def test_missing_and_bad_signatures_are_401(livekit_server_session, make_proxy):
+async def test_missing_and_bad_signatures_are_401(livekit_server_module, make_proxy):
     """No Authorization, a token signed with another secret, or a body that does not match → 401."""
-    lk = livekit_server_session
+    lk = livekit_server_module
     proxy = await make_proxy(lk)
     body = joined("wh-room", "agent-AJ_x", models.ParticipantInfo.Kind.AGENT)
     cases = {
@@ -46,10 +46,10 @@ async def test_missing_and_bad_signatures_are_401(livekit_server_session, make_p
         assert ans.error_code == "bad_signature"
 
 
-async def test_agent_join_webhook_emits_agent_joined(livekit_server_session, make_proxy,
+async def test_agent_join_webhook_emits_agent_joined(livekit_server_module, make_proxy,
                                                      event_sink):
     """A signed participant_joined for an AGENT → 200 and agent_joined{source=webhook} with ids."""
-    lk = livekit_server_session
+    lk = livekit_server_module
     proxy = await make_proxy(lk)
     body = joined("wh-room", "agent-AJ_abc123", models.ParticipantInfo.Kind.AGENT,
                   {"lk.agent.name": "letta-voice-agent", "voiceops.dispatch_id": "AD_xyz"})
@@ -63,10 +63,10 @@ async def test_agent_join_webhook_emits_agent_joined(livekit_server_session, mak
     assert event["job_id"] == "AJ_abc123" and event["dispatch_id"] == "AD_xyz"
 
 
-async def test_standard_participant_join_emits_nothing(livekit_server_session, make_proxy,
+async def test_standard_participant_join_emits_nothing(livekit_server_module, make_proxy,
                                                        event_sink):
     """A signed join of a normal (browser) participant is acknowledged without an agent event."""
-    lk = livekit_server_session
+    lk = livekit_server_module
     proxy = await make_proxy(lk)
     human = joined("wh-room", "user-1", models.ParticipantInfo.Kind.STANDARD)
     agent = joined("wh-room", "agent-AJ_after", models.ParticipantInfo.Kind.AGENT)

@@ -224,9 +224,7 @@ def livekit_server(livekit_server_factory: ServerFactory) -> LiveKitServer:
     return livekit_server_factory()
 
 
-@pytest.fixture(scope="session")
-def livekit_server_session() -> Iterator[LiveKitServer]:
-    """One LiveKit server shared by the session (clear faults yourself if you set any)."""
+def _shared_server() -> Iterator[LiveKitServer]:
     real = real_server_from_env()
     if real is not None:
         yield real
@@ -236,3 +234,15 @@ def livekit_server_session() -> Iterator[LiveKitServer]:
     yield server
     emu.stop()
     os.unlink(emu.log_path)
+
+
+@pytest.fixture(scope="session")
+def livekit_server_session() -> Iterator[LiveKitServer]:
+    """One LiveKit server shared by the session (clear faults yourself if you set any)."""
+    yield from _shared_server()
+
+
+@pytest.fixture(scope="module")
+def livekit_server_module() -> Iterator[LiveKitServer]:
+    """One LiveKit server for a test module: gone before the next module's leak checks run."""
+    yield from _shared_server()
