@@ -1,0 +1,64 @@
+"""`voiceops check` and `voiceops dispatch` as an operator runs them, against a LiveKit server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from voiceops.testing.harness import free_port, write_toml
+
+pytestmark = [pytest.mark.process, pytest.mark.livekit]
+
+
+def run_cli(tmp: Path, *args: str, secret: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "LIVEKIT_API_SECRET"}
+    if secret is not None:
+        env["LIVEKIT_API_SECRET"] = secret
+    return subprocess.run([sys.executable, "-m", "voiceops", *args, "--config",
+                           str(tmp / "voiceops.toml"), "--socket", str(tmp / "absent.sock")],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=tmp)
+
+
+def config(tmp: Path, lk: Any) -> None:
+    write_toml(tmp / "voiceops.toml", {
+        "livekit": {"url": lk.url, "api_key": lk.api_key},
+        "letta": {"base_url": f"http://127.0.0.1:{free_port()}"},  # nothing listens there
+        "proxy": {"listen": f"127.0.0.1:{free_port()}"},
+    })
+
+
+def test_check_passes_with_the_right_credentials(tmp_path: Path, livekit_server: Any) -> None:
+    """Config valid and LiveKit accepting our key and secret: every line ok, exit 0."""
+    config(tmp_path, livekit_server)
+    done = run_cli(tmp_path, "check", "--no-letta", secret=livekit_server.api_secret)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["ok"] * 3
+
+
+def test_check_names_each_problem(tmp_path: Path, livekit_server: Any) -> None:
+    """A wrong secret and an unreachable Letta are each one FAIL line with the reason; exit 1."""
+    config(tmp_path, livekit_server)
+    done = run_cli(tmp_path, "check", secret="not-the-secret")
+    assert done.returncode == 1
+    assert "FAIL  livekit:" in done.stdout and "refused the credentials" in done.stdout
+    assert "FAIL  letta:" in done.stdout and "cannot reach" in done.stdout
+    assert "not-the-secret" not in done.stdout + done.stderr
+
+
+def test_check_without_a_secret_says_how_to_set_one(tmp_path: Path, livekit_server: Any) -> None:
+    """No secret anywhere: the LiveKit line says which variable or key to set."""
+    config(tmp_path, livekit_server)
+    done = run_cli(tmp_path, "check", "--no-letta", secret=None)
+    assert done.returncode == 1 and "LIVEKIT_API_SECRET" in done.stdout
+
+
+def test_dispatch_without_a_proxy_says_so(tmp_path: Path, livekit_server: Any) -> None:
+    """`voiceops dispatch` with nothing running names the proxy it could not reach."""
+    config(tmp_path, livekit_server)
+    done = run_cli(tmp_path, "dispatch", "r1", secret=None)
+    assert done.returncode == 1 and "did not answer" in done.stdout, done.stdout
