@@ -42,6 +42,7 @@ class Input(enum.StrEnum):
     DEADLINE = "deadline"
     CONFIRMED_ANSWERED = "confirmed_answered"
     CONFIRMED_MISSING = "confirmed_missing"
+    JOIN_FAILED = "join_failed"  # the job ended before its agent joined
 
 
 _TRANSITIONS: Final[dict[tuple[Phase, Input], Phase]] = {
@@ -53,6 +54,7 @@ _TRANSITIONS: Final[dict[tuple[Phase, Input], Phase]] = {
     (Phase.CONFIRMING, Input.CONFIRMED_ANSWERED): Phase.REQUESTED,
     (Phase.CONFIRMING, Input.CONFIRMED_MISSING): Phase.UNANSWERED,
     (Phase.REQUESTED, Input.JOINED): Phase.JOINED,
+    (Phase.REQUESTED, Input.JOIN_FAILED): Phase.UNANSWERED,
     (Phase.UNANSWERED, Input.JOB_REQUEST): Phase.REQUESTED,
     (Phase.UNANSWERED, Input.JOINED): Phase.JOINED,
 }
@@ -185,6 +187,14 @@ class Correlator:
             if entry.phase is not Phase.JOINED:
                 return entry
         return None
+
+    def join_failed(self, dispatch_id: str) -> Tracked | None:
+        """The job of a REQUESTED dispatch ended without joining: the entry, now handled."""
+        entry = self._entries.get(dispatch_id)
+        if entry is None or not entry.step(Input.JOIN_FAILED):
+            return None
+        self._set_expiry(entry, self._clock() + self.options.linger_s)
+        return entry
 
     def take_due(self) -> list[Tracked]:
         """Entries past their deadline with no JobRequest; each moves to CONFIRMING."""

@@ -33,9 +33,21 @@ class DispatchWatch:
             m.tg.create_task(self._confirm(entry), name=f"confirm {entry.dispatch_id}")
         for gone in m.correlator.sweep():
             if gone.phase is Phase.REQUESTED:
-                logger.warning("dispatch %s in room %s: JobRequest came but no agent joined",
-                               gone.dispatch_id, gone.room)
-                m.note_join_missing()
+                m.tg.create_task(self.join_missing(  # type: ignore[union-attr]
+                    gone.dispatch_id, gone.room,
+                    f"no agent joined within {m.correlator.options.join_timeout_s:g} s"))
+
+    async def join_missing(self, dispatch_id: str, room: str, why: str) -> None:
+        """The JobRequest came but the agent never made it into the room: the browser is still
+        waiting, so this dispatch ends as an alert, not silently."""
+        m = self._m
+        m.note_join_missing()
+        facts = await m.facts(joins_missing=True)
+        diagnosis = (f"dispatch {dispatch_id} to room '{room}': a worker took the JobRequest but "
+                     f"{why}: {diagnose.dispatch_path(facts)}")
+        logger.warning("dispatch without join: %s", diagnosis)
+        m.fire(A.DISPATCH_UNANSWERED, diagnosis,
+               {"room": room, "dispatch_id": dispatch_id, "reason": "no_join"})
 
     async def _confirm(self, entry: Tracked) -> None:
         async with self._sem:

@@ -21,7 +21,7 @@ import aiohttp
 from livekit import api
 
 from voiceops.config import Config, Secrets, http_url
-from voiceops.events import AgentJoined, DispatchCreated, Event, JobRequest, Ready
+from voiceops.events import AgentJoined, DispatchCreated, Event, JobEnded, JobRequest, Ready
 from voiceops.monitor import alerts as A
 from voiceops.monitor import diagnose, poolcheck, reach
 from voiceops.monitor.alerts import AlertBook, Change
@@ -43,6 +43,7 @@ from voiceops.monitor.sinks import SinkOptions, WebhookSinks, log_change, metric
 from voiceops.monitor.workerinfo import fetch_all
 
 logger = logging.getLogger("voiceops.monitor")
+JOIN_FAILURES = frozenset({"connect_failed", "failed"})  # job_ended outcomes before a join
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ class Monitor:
             self._job_request(event)
         elif isinstance(event, AgentJoined):
             self._agent_joined(event)
+        elif isinstance(event, JobEnded):
+            self._job_ended(event)
         elif isinstance(event, Ready) and event.http_port > 0 and event.process:
             self.worker_ports[event.process] = event.http_port
 
@@ -139,6 +142,17 @@ class Monitor:
         if found is not None:
             self.metrics.time_to_join.labels(self.metrics.agent_name).observe(found[1])
             self._last_join_ok = self._clock()
+            self.resolve(A.DISPATCH_UNANSWERED)  # an agent got in: the path works again
+
+    def _job_ended(self, ev: JobEnded) -> None:
+        """A job that ended before its agent joined (connect failed, entrypoint crashed)."""
+        if ev.outcome not in JOIN_FAILURES or self.tg is None:
+            return
+        entry = self.correlator.join_failed(ev.dispatch_id) if ev.dispatch_id else None
+        if entry is None:
+            return
+        self.tg.create_task(self.watch.join_missing(
+            entry.dispatch_id, entry.room, f"its job ended '{ev.outcome}' before joining"))
 
     def process_exited(self, name: str) -> None:
         """The supervisor saw ``name`` exit: forget its job count and health port."""

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from voiceops import config
-from voiceops.events import AgentJoined, DispatchCreated, JobRequest, Jobs, Ready
+from voiceops.events import AgentJoined, DispatchCreated, JobEnded, JobRequest, Jobs, Ready
 from voiceops.monitor import alerts as A
 from voiceops.monitor.heartbeat import ProbeOutcome, ProbeResult
 from voiceops.monitor.metrics import Metrics
@@ -113,3 +113,35 @@ async def test_probe_outcomes_drive_heartbeat_alert(mon: Monitor) -> None:
     assert mon.alerts() == []
     assert value(mon, "voiceops_heartbeat_last_success_timestamp_seconds") == 1_700_000_000.0
     assert value(mon, "voiceops_heartbeat_probes_total", result="no_job_request") == 2
+
+
+async def test_job_ending_before_the_join_fires_dispatch_unanswered(clock: Clock) -> None:
+    """A JobRequest whose job ends connect_failed is an alert naming the dispatch, not silence."""
+    import asyncio
+
+    cfg = config.from_dict({"agent": {"name": AGENT}, "heartbeat": {"enabled": False},
+                            "livekit": {"url": "ws://127.0.0.1:9"}})
+    mon = Monitor(cfg, config.Secrets(livekit_api_secret="s"), Metrics(AGENT, CollectorRegistry()),
+                  status_provider=lambda: {"pool": {"desired": 1, "ready": 1}, "processes": []},
+                  options=MonitorOptions(host="h", livekit_check_interval_s=3600))
+    await mon.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while mon.tg is None and loop.time() < deadline:
+            await asyncio.sleep(0.01)  # the monitor's task group comes up on its first step
+        mon.on_event(DispatchCreated(dispatch_id="AD_5", room="r5", agent_name=AGENT, latency_s=0.0))
+        mon.on_event(JobRequest(job_id="AJ_5", dispatch_id="AD_5", room="r5", agent_name=AGENT))
+        mon.on_event(JobEnded(job_id="AJ_5", dispatch_id="AD_5", room="r5",
+                              outcome="connect_failed"))
+        deadline = loop.time() + 10
+        while not mon.alerts() and loop.time() < deadline:
+            await asyncio.sleep(0.01)  # poll interval for the alert task
+        (alert,) = mon.alerts()
+        assert alert["alert"] == A.DISPATCH_UNANSWERED and "AD_5" in alert["diagnosis"]
+        assert "connect_failed" in alert["diagnosis"] and alert["labels"]["reason"] == "no_join"
+        mon.on_event(JobEnded(job_id="AJ_5", dispatch_id="AD_5", room="r5",
+                              outcome="connect_failed"))
+        assert mon.correlator.get("AD_5").phase == "unanswered"  # handled once
+    finally:
+        await mon.aclose()
