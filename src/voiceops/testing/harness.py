@@ -19,8 +19,12 @@ from typing import Any, TypeVar
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from voiceops.testing.procs import free_port
+
 T = TypeVar("T")
 FAKE = [sys.executable, "-m", "voiceops.testing.fakechild"]
+__all__ = ["FAKE", "NotifyListener", "Supervisor", "assert_gone", "free_port", "wait_for",
+           "write_config", "write_toml"]
 
 
 def wait_for(predicate: Callable[[], T], timeout_s: float = 30.0, what: str = "condition",
@@ -34,12 +38,6 @@ def wait_for(predicate: Callable[[], T], timeout_s: float = 30.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(interval_s)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def toml_value(v: Any) -> str:

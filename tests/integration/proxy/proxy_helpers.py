@@ -23,6 +23,8 @@ from livekit import api
 from livekit.protocol import agent as agent_pb
 from livekit.protocol import agent_dispatch
 
+from voiceops.testing.procs import free_port
+
 LETTA_KEY = "letta-key-7f1c0d9e4b2a8f63a5d1e0c7b9f2a4d6"
 PROXY_KEY = "proxy-key-3b8e1f0a6c2d9e7f5a4b1c8d0e3f6a2b"
 OTHER_KEY = "proxy-key-00000000000000000000000000000000"
@@ -93,12 +95,6 @@ def write_config(path: Path, livekit_url: str, *, listen: str = "127.0.0.1:0",
     lines += [f"{k} = {json.dumps(v)}" for k, v in proxy.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ProxyProcess:
