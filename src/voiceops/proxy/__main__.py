@@ -7,6 +7,7 @@ import asyncio
 import sys
 import warnings
 
+from voiceops import lifeline
 from voiceops.config import (
     EX_CONFIG,
     ConfigError,
@@ -22,6 +23,7 @@ from .server import ListenError, serve
 
 
 def main(argv: list[str] | None = None) -> int:
+    lifeline.die_with_supervisor()
     parser = argparse.ArgumentParser(prog="python -m voiceops.proxy",
                                      description="voiceops dispatch proxy")
     parser.add_argument("--config", help="config file (default: $VOICEOPS_CONFIG, "

@@ -17,6 +17,7 @@ from typing import Final
 import psutil
 
 from voiceops.events import EVENTS_ENV, PROCESS_ENV
+from voiceops.lifeline import SUPERVISOR_PID_ENV
 from voiceops.supervisor import reaper
 from voiceops.supervisor.logs import ChildOutput, Forwarder
 from voiceops.supervisor.spec import ChildSpec
@@ -51,6 +52,7 @@ def child_env(spec: ChildSpec, events_path: str,
     env.update(dict(spec.env))
     env[EVENTS_ENV] = events_path
     env[PROCESS_ENV] = spec.name
+    env[SUPERVISOR_PID_ENV] = str(os.getpid())  # children arm PR_SET_PDEATHSIG against us
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from voiceops import events
+from voiceops import events, lifeline
 
 TICK_S = 0.02
 
@@ -123,6 +123,7 @@ class Child:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    lifeline.die_with_supervisor()
     args = parse(argv)
     if args.jobs_by_index:
         per_index = [int(n) for n in args.jobs_by_index.split(",")]

@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from voiceops import config
+from voiceops import config, lifeline
 from voiceops.worker.entry import resolve
 from voiceops.worker.options import WorkerOptions
 from voiceops.worker.server import run
@@ -35,6 +35,7 @@ def _load_options(config_arg: str | None) -> WorkerOptions:
 
 
 def main(argv: list[str] | None = None) -> int:
+    lifeline.die_with_supervisor()
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -81,3 +81,16 @@ def test_orphaned_grandchild_is_killed(start_supervisor: StartSupervisor, tmp_pa
     sup.signal(signal.SIGTERM)
     assert sup.wait(30) == 0
     assert_gone([new_gc])
+
+
+def test_children_stop_when_the_supervisor_is_killed(start_supervisor: StartSupervisor,
+                                                      tmp_path: Path) -> None:
+    """SIGKILL of the supervisor: every child gets SIGTERM from the kernel and exits, no orphans."""
+    signal_log = tmp_path / "signals"
+    sup = start_supervisor({"count": 2, "command": [*FAKE, "--signal-log", str(signal_log)]})
+    workers = sup.wait_ready_workers(2)
+    pids = [w["pid"] for w in workers]
+    sup.signal(signal.SIGKILL)
+    sup.wait(10)
+    assert_gone(pids, timeout_s=15)
+    assert signal_log.read_text().count("SIGTERM") >= 2, signal_log.read_text()

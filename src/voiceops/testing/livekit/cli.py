@@ -10,6 +10,8 @@ import signal
 import warnings
 from collections.abc import Sequence
 
+from voiceops import lifeline
+
 from .options import DEV_API_KEY, DEV_API_SECRET, EmulatorOptions
 from .server import serve
 
@@ -56,6 +58,7 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    lifeline.die_with_supervisor()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
