@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from voiceops.testing.livekit.options import DEV_API_SECRET
+from voiceops.emulator.options import DEV_API_SECRET
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0

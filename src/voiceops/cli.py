@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["emulator"]:
         # The emulator owns its flags (argparse's REMAINDER cannot pass `--help` through).
-        from voiceops.testing.livekit.cli import main as emulator_main
+        from voiceops.emulator.cli import main as emulator_main
 
         return emulator_main(argv[1:])
     args = build_parser().parse_args(argv)

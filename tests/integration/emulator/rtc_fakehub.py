@@ -15,7 +15,7 @@ from livekit import api
 from livekit.protocol import models
 from livekit.protocol import rtc as proto
 
-from voiceops.testing.livekit.rtc import JoinInfo, ParticipantSink, setup_rtc_routes
+from voiceops.emulator.rtc import JoinInfo, ParticipantSink, setup_rtc_routes
 
 API_KEY = "rtc-test-key"
 API_SECRET = "rtc-test-secret-that-is-long-enough-for-hs256"

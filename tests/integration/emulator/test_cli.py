@@ -1,4 +1,4 @@
-"""`python -m voiceops.testing.livekit` runs standalone and exits cleanly on SIGTERM and SIGINT."""
+"""`python -m voiceops.emulator` runs standalone and exits cleanly on SIGTERM and SIGINT."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_cli_serves_and_exits_cleanly(sig: signal.Signals) -> None:
         [
             sys.executable,
             "-m",
-            "voiceops.testing.livekit",
+            "voiceops.emulator",
             "--port",
             str(port),
             "--webhook-url",
@@ -59,7 +59,7 @@ def test_cli_serves_and_exits_cleanly(sig: signal.Signals) -> None:
 def test_cli_rejects_bad_options() -> None:
     """An impossible port is refused with exit status 2 and a message naming it."""
     done = subprocess.run(
-        [sys.executable, "-m", "voiceops.testing.livekit", "--port", "70000"],
+        [sys.executable, "-m", "voiceops.emulator", "--port", "70000"],
         capture_output=True,
         timeout=30,
     )

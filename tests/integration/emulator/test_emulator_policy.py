@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from livekit.protocol import agent
 
-from voiceops.testing.livekit.faults import FaultController, FaultError, parse_faults
-from voiceops.testing.livekit.state import Room, room_should_close
-from voiceops.testing.livekit.workers import Worker, choose_worker
+from voiceops.emulator.faults import FaultController, FaultError, parse_faults
+from voiceops.emulator.state import Room, room_should_close
+from voiceops.emulator.workers import Worker, choose_worker
 
 
 def _worker(wid: str, load: float, status: int = agent.WS_AVAILABLE) -> Worker:

@@ -18,7 +18,7 @@ except ImportError:  # collected as a rootdir-relative module (no __init__.py)
     from rtc_client import RtcClient
     from rtc_fakehub import FakeHub, mint_token, serve
 
-from voiceops.testing.livekit.rtc import SESSIONS_KEY
+from voiceops.emulator.rtc import SESSIONS_KEY
 
 pytestmark = [pytest.mark.livekit, pytest.mark.process]
 

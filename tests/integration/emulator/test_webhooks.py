@@ -8,7 +8,7 @@ from livekit import api
 from livekit.protocol import models
 from livekit.protocol import rtc as rtc_pb
 
-from voiceops.testing.livekit import Emulator, EmulatorOptions
+from voiceops.emulator import Emulator, EmulatorOptions
 
 
 class _Sink:

@@ -72,7 +72,7 @@ def no_leaked_children(livekit_server: Any) -> Iterator[None]:
 
     def ours(p: psutil.Process) -> bool:
         try:
-            emulator = "voiceops.testing.livekit" in " ".join(p.cmdline())
+            emulator = "voiceops.emulator" in " ".join(p.cmdline())
             return not emulator and p.status() != psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
             return False

@@ -1,12 +1,9 @@
-"""A LiveKit protocol emulator for tests and the sandbox (`voiceops emulator`).
+"""Test support for the LiveKit emulator: the pytest plugin (``voiceops.testing.livekit.pytest_plugin``).
 
-Real livekit-agents workers and the real livekit-api client talk to it unchanged over
-/agent (worker WebSocket), /twirp (RoomService, AgentDispatchService) and /rtc (WebRTC).
+The emulator itself is a product feature and lives in :mod:`voiceops.emulator`; the names this
+package used to export are re-exported here so existing imports keep working.
 """
 
-from .cli import main
-from .faults import FaultError, Faults
-from .options import EmulatorOptions
-from .server import Emulator, build_app, serve
+from voiceops.emulator import Emulator, EmulatorOptions, FaultError, Faults, build_app, main, serve
 
 __all__ = ["Emulator", "EmulatorOptions", "FaultError", "Faults", "build_app", "main", "serve"]

@@ -1,8 +1,8 @@
-"""Entry point: `python -m voiceops.testing.livekit --port 7880 ...`."""
+"""Kept for old command lines: `python -m voiceops.testing.livekit` runs `voiceops.emulator`."""
 
 import sys
 
-from .cli import main
+from voiceops.emulator.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -26,8 +26,8 @@ from typing import Any
 import psutil
 import pytest
 
-from .options import DEV_API_KEY, DEV_API_SECRET
-from .server import READY_PREFIX
+from voiceops.emulator.options import DEV_API_KEY, DEV_API_SECRET
+from voiceops.emulator.server import READY_PREFIX
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -108,7 +108,7 @@ def real_server_from_env() -> LiveKitServer | None:
 
 @dataclass
 class EmulatorProcess:
-    """`python -m voiceops.testing.livekit --port 0` with its ready line parsed for the port."""
+    """`python -m voiceops.emulator --port 0` with its ready line parsed for the port."""
 
     extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
@@ -120,7 +120,7 @@ class EmulatorProcess:
         cmd = [
             sys.executable,
             "-m",
-            "voiceops.testing.livekit",
+            "voiceops.emulator",
             "--host",
             "127.0.0.1",
             "--port",

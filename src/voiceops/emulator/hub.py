@@ -5,27 +5,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from livekit import api
 from livekit.protocol import models
 from livekit.protocol import rtc as proto
 
 from .faults import FaultController
+from .rtc_contract import JoinInfo
 from .rooms import RoomManager, RoomSpec
 from .state import Participant, ParticipantSink, ParticipantState, Room, kind_from_claim
 from .tokens import new_id
 
 logger = logging.getLogger("voiceops.emulator.hub")
-
-
-@dataclass(frozen=True)
-class JoinInfo:
-    """Same shape as rtc.JoinInfo (the /rtc module reads only these attributes)."""
-
-    room: models.Room
-    participant: models.ParticipantInfo
-    others: list[models.ParticipantInfo]
 
 
 def _spec_from_claims(claims: api.Claims, room_name: str) -> RoomSpec:

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from typing import Protocol
 
 from aiohttp import web
 from livekit import api
-from livekit.protocol import models
-from livekit.protocol import rtc as proto
 
-from voiceops.testing.livekit.rtc_messages import RtcOptions
-from voiceops.testing.livekit.rtc_session import SignalSession
+from voiceops.emulator.rtc_contract import JoinInfo, ParticipantSink, RtcHub
+from voiceops.emulator.rtc_messages import RtcOptions
+from voiceops.emulator.rtc_session import SignalSession
 
 __all__ = [
     "JoinInfo",
@@ -30,55 +27,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class JoinInfo:
-    """What the room core returns for a join: the protobufs that go into the JoinResponse."""
-
-    room: models.Room
-    participant: models.ParticipantInfo
-    others: list[models.ParticipantInfo]
-
-
-class ParticipantSink(Protocol):
-    """The room core's handle on one connected participant's signalling socket."""
-
-    async def send(self, msg: proto.SignalResponse) -> None:
-        """Queue a message (e.g. a ParticipantUpdate) for the client; never blocks."""
-        ...
-
-    async def close(self, reason: str) -> None:
-        """Server-side removal (room deleted, participant removed): send `leave`, then close.
-
-        The core has already removed the participant, so the session does not call `leave()`.
-        `reason` may name a `models.DisconnectReason` value (e.g. "ROOM_DELETED").
-        """
-        ...
-
-
-class RtcHub(Protocol):
-    """What the signalling endpoint needs from the emulator's room core."""
-
-    def verify_join_token(self, token: str) -> api.Claims:
-        """Verified claims; PermissionError with a reason if invalid, no roomJoin or no room."""
-        ...
-
-    def refuse_media(self) -> bool:
-        """Fault: when True, the server never answers the client's publisher offer."""
-        ...
-
-    async def join(self, claims: api.Claims, sink: ParticipantSink) -> JoinInfo:
-        """Get-or-create the room, add the participant as JOINING, return the JoinResponse parts."""
-        ...
-
-    async def set_active(self, room: str, identity: str) -> None:
-        """The participant's peer connection connected: mark ACTIVE, webhook, updates to others."""
-        ...
-
-    async def leave(self, room: str, identity: str) -> None:
-        """Remove the participant (webhook, updates to others, empty-room timer)."""
-        ...
 
 
 HUB_KEY: web.AppKey[RtcHub] = web.AppKey("voiceops_rtc_hub", RtcHub)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import WSMsgType, web
 from google.protobuf.message import DecodeError
@@ -18,12 +18,10 @@ from livekit import api
 from livekit.protocol import models
 from livekit.protocol import rtc as proto
 
-from voiceops.testing.livekit import rtc_messages as msgs
-from voiceops.testing.livekit.rtc_messages import RtcOptions
-from voiceops.testing.livekit.rtc_peer import CandidateError, PeerEndpoint
-
-if TYPE_CHECKING:
-    from voiceops.testing.livekit.rtc import RtcHub
+from voiceops.emulator import rtc_messages as msgs
+from voiceops.emulator.rtc_contract import RtcHub
+from voiceops.emulator.rtc_messages import RtcOptions
+from voiceops.emulator.rtc_peer import CandidateError, PeerEndpoint
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""`python -m voiceops.testing.livekit` / `voiceops emulator`: the emulator in the foreground."""
+"""`python -m voiceops.emulator` / `voiceops emulator`: the emulator in the foreground."""
 
 from __future__ import annotations
 
