@@ -11,7 +11,8 @@ import pytest
 from livekit.agents import utils
 from livekit.protocol import agent, models
 
-from voiceops.agent.basic import Presence, Seen, letta_agent_id, next_presence, no_human_timeout_s
+from voiceops.agent.basic import letta_agent_id
+from voiceops.agent.presence import Presence, Seen, next_presence, no_human_timeout_s
 from voiceops.worker.entry import EntrypointError, classify_outcome, resolve, wrap
 from voiceops.worker.observed import ObservedAgentServer
 from voiceops.worker.options import effective_load_threshold
