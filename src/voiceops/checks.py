@@ -7,6 +7,8 @@ The command exits non-zero when any check fails.
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,9 +88,25 @@ def check_agent_names(cfg: Config, status: dict[str, Any] | None) -> CheckResult
     return CheckResult("agent name", True, f"workers registered as '{cfg.agent.name}'")
 
 
+def check_agent_setup(cfg: Config, env: Mapping[str, str] = os.environ) -> CheckResult:
+    """The entrypoint resolves, and its own check (the voice providers' keys) passes."""
+    from voiceops.worker.entry import module_hook, resolve
+
+    try:
+        resolve(cfg.workers.entrypoint)
+        check = module_hook(cfg.workers.entrypoint, "check_config")
+        if check is not None:
+            check(cfg, env)
+    except ConfigError as exc:
+        return CheckResult("agent", False, str(exc))
+    return CheckResult("agent", True, f"{cfg.workers.entrypoint} (stt {cfg.voice.stt}, "
+                                      f"tts {cfg.voice.tts})")
+
+
 async def run_checks(cfg: Config, secrets: Secrets, status: dict[str, Any] | None,
                      *, letta: bool = True) -> list[CheckResult]:
     results = [CheckResult("config", True, f"{cfg.source or 'built-in defaults'} is valid")]
+    results.append(check_agent_setup(cfg))
     results.append(await check_livekit(cfg, secrets))
     if letta:
         results.append(await check_letta(cfg, secrets))

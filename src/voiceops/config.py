@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 EX_CONFIG: Final = 78  # sysexits.h; the systemd unit has RestartPreventExitStatus=78
 DEFAULT_PATHS: Final = (Path("/etc/voiceops/voiceops.toml"), Path("config/voiceops.toml"))
 SANDBOX_API_SECRET: Final = "secret"  # livekit-server --dev
+CONFIG_ENV: Final = "VOICEOPS_CONFIG"
 
 
 class ConfigError(ValueError):
@@ -103,6 +104,10 @@ class AlertsConfig:
 class LettaConfig:
     base_url: str = "http://127.0.0.1:8283"
     default_agent_id: str = ""
+
+
+VOICE_STT: Final = ("deepgram", "openai", "pocketsphinx")
+VOICE_TTS: Final = ("cartesia", "openai", "piper")
 
 
 @dataclass(frozen=True)
@@ -259,6 +264,8 @@ def validate(cfg: Config) -> None:
          "alerts.webhooks: must be http(s) URLs"),
         (urlsplit(cfg.letta.base_url).scheme in ("http", "https"),
          "letta.base_url: must be an http(s) URL"),
+        (cfg.voice.stt in VOICE_STT, f"voice.stt: must be one of {', '.join(VOICE_STT)}"),
+        (cfg.voice.tts in VOICE_TTS, f"voice.tts: must be one of {', '.join(VOICE_TTS)}"),
     ]
     checks += _positive(cfg)
     for ok, message in checks:
@@ -307,6 +314,16 @@ def load_secrets(cfg: Config, env: Mapping[str, str] = os.environ, *, sandbox: b
         if not keys:
             raise ConfigError("proxy.api_keys_file: the file lists no keys")
     return Secrets(livekit_api_secret=lk, letta_api_key=letta, proxy_api_keys=keys)
+
+
+def read_secret(env_var: str, credential: str, env: Mapping[str, str] = os.environ) -> str:
+    """One secret by the usual rule: the environment, else ``$CREDENTIALS_DIRECTORY/credential``."""
+    value = env.get(env_var, "")
+    creds = env.get("CREDENTIALS_DIRECTORY", "")
+    path = Path(creds, credential) if creds and not value else None
+    if path is not None and path.is_file():
+        value = path.read_text(encoding="utf-8").strip()
+    return value
 
 
 def require_livekit_secret(secrets: Secrets) -> None:

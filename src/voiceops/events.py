@@ -136,6 +136,7 @@ class JobEnded(Event):
     dispatch_id: str = ""
     room: str = ""
     outcome: str = "success"  # success | failed | cancelled | connect_failed
+    reason: str = ""  # why a job failed, e.g. "no_letta_agent_id"; never a room or a caller
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,10 +148,19 @@ class VoiceMetric(Event):
     value_s: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoiceCount(Event):
+    """One countable moment of a call: a caller turn, an interruption, an apology."""
+
+    TYPE: ClassVar[str] = "voice_count"
+    what: str  # turn | interruption | apology
+    reason: str = ""  # apologies: error | timeout | dropped
+
+
 EVENT_TYPES: Final[dict[str, type[Event]]] = {
     cls.TYPE: cls
     for cls in (Ready, Jobs, DispatchCreated, DispatchFailed, JobRequest, AgentJoined, JobEnded,
-                VoiceMetric)
+                VoiceMetric, VoiceCount)
 }
 
 

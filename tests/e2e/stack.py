@@ -32,6 +32,7 @@ def stack_config(tmp: Path, lk: Any, *, workers: int = 1, **overrides: Any
         "control": {"socket": str(tmp / "run" / "control.sock")},
         "monitor": {"job_request_deadline_s": 5},
         "heartbeat": {"interval_s": 5, "timeout_s": 4},
+        "voice": {"stt": "pocketsphinx", "tts": "piper"},  # the product, on offline speech
     }
     for key, value in overrides.items():
         section, _, name = key.partition("__")

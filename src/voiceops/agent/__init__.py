@@ -1,5 +1,9 @@
-"""The agent that runs in each job process; ``entrypoint`` is the default ``workers.entrypoint``."""
+"""The agent that runs in each job process; ``entrypoint`` is the default ``workers.entrypoint``.
 
-from voiceops.agent.basic import entrypoint
+Beside it, the worker looks for ``prewarm`` (job process start-up) and ``check_config``
+(worker start-up) in the entrypoint's module.
+"""
 
-__all__ = ["entrypoint"]
+from voiceops.agent.pipeline import check_config, entrypoint, prewarm
+
+__all__ = ["check_config", "entrypoint", "prewarm"]

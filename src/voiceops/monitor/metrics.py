@@ -30,6 +30,8 @@ PROCESS_STATES: Final = ("starting", "ready", "draining", "stopping", "exited", 
 RESTART_REASONS: Final = ("crash", "signal", "oom", "rss", "start_timeout", "drain_timeout",
                           "manual", "reload", "scale")
 VOICE_METRICS: Final = ("voice_response", "llm_ttft", "tts_ttfb", "stt_delay")
+VOICE_COUNTS: Final = ("turn", "interruption", "apology")
+APOLOGY_REASONS: Final = ("error", "timeout", "dropped")  # Letta faults the agent apologised for
 
 
 class Metrics:
@@ -118,6 +120,14 @@ class Metrics:
             key: self._histogram(f"voiceops_{key}_seconds", doc, JOIN_BUCKETS_S)
             for key, doc in docs.items()
         }
+        a = ("agent_name",)
+        self.voice_turns = self._counter(
+            "voiceops_voice_turns_total", "Caller turns the voice agent heard.", a)
+        self.voice_interruptions = self._counter(
+            "voiceops_voice_interruptions_total", "Agent replies the caller interrupted.", a)
+        self.voice_apologies = self._counter(
+            "voiceops_voice_apologies_total", "Apologies instead of a Letta answer, by fault.",
+            (*a, "reason"))
 
     def _precreate(self) -> None:
         a = self.agent_name
@@ -133,6 +143,10 @@ class Metrics:
                      *self.voice.values()):
             hist.labels(a)
         self.jobs_active.labels(a)
+        self.voice_turns.labels(a)
+        self.voice_interruptions.labels(a)
+        for reason in APOLOGY_REASONS:
+            self.voice_apologies.labels(a, reason)
         for result in PROBE_RESULTS:
             self.heartbeat_probes.labels(result)
         for alert in ALERTS:

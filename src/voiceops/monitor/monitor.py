@@ -146,6 +146,9 @@ class Monitor:
 
     def _job_ended(self, ev: JobEnded) -> None:
         """A job that ended before its agent joined (connect failed, entrypoint crashed)."""
+        if ev.reason:  # a named failure, e.g. no Letta agent for the call
+            logger.warning("job failed: %s", ev.reason, extra={"job_id": ev.job_id,
+                                                                "dispatch_id": ev.dispatch_id})
         if ev.outcome not in JOIN_FAILURES or self.tg is None:
             return
         entry = self.correlator.join_failed(ev.dispatch_id) if ev.dispatch_id else None

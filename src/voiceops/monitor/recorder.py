@@ -18,9 +18,11 @@ from voiceops.events import (
     JobEnded,
     JobRequest,
     Jobs,
+    VoiceCount,
     VoiceMetric,
 )
 from voiceops.monitor.metrics import (
+    APOLOGY_REASONS,
     DISPATCH_OUTCOMES,
     JOB_OUTCOMES,
     JOB_REQUEST_DECISIONS,
@@ -53,6 +55,7 @@ class Recorder:
             JobEnded: self._job_ended,
             Jobs: self._jobs,
             VoiceMetric: self._voice_metric,
+            VoiceCount: self._voice_count,
         }.get(type(event))
         if handler is not None:
             handler(event)  # type: ignore[operator]
@@ -102,6 +105,17 @@ class Recorder:
             self._drop(f"voice_metric {ev.metric!r}")
             return
         self.metrics.voice[ev.metric].labels(self._agent).observe(ev.value_s)
+
+    def _voice_count(self, ev: VoiceCount) -> None:
+        m, a = self.metrics, self._agent
+        if ev.what == "turn":
+            m.voice_turns.labels(a).inc()
+        elif ev.what == "interruption":
+            m.voice_interruptions.labels(a).inc()
+        elif ev.what == "apology" and ev.reason in APOLOGY_REASONS:
+            m.voice_apologies.labels(a, ev.reason).inc()
+        else:
+            self._drop(f"voice_count {ev.what!r} {ev.reason!r}")
 
     def process_exited(self, name: str) -> None:
         """The supervisor saw ``name`` exit: its jobs are gone with it."""

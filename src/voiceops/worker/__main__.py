@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from voiceops import config, lifeline
-from voiceops.worker.entry import resolve
+from voiceops.worker.entry import module_hook, resolve
 from voiceops.worker.options import WorkerOptions
 from voiceops.worker.server import run
 
@@ -27,10 +28,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _load_options(config_arg: str | None) -> WorkerOptions:
-    cfg = config.load(config.resolve_path(config_arg))
+    path = config.resolve_path(config_arg)
+    cfg = config.load(path)
     secrets = config.load_secrets(cfg)
     config.require_livekit_secret(secrets)
     resolve(cfg.workers.entrypoint)  # fail at start, naming the key, not at the first job
+    check = module_hook(cfg.workers.entrypoint, "check_config")
+    if check is not None:  # e.g. the voice pipeline's provider keys
+        check(cfg, os.environ)
+    # Job processes (forkserver children) read the same file for their own settings.
+    os.environ[config.CONFIG_ENV] = str(path.resolve())
     return WorkerOptions.from_config(cfg, secrets)
 
 

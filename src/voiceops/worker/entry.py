@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from livekit.agents import AutoSubscribe, JobContext
+from livekit.agents import AutoSubscribe, JobContext, JobProcess
 
 from voiceops import events
 from voiceops.config import ConfigError
@@ -40,6 +40,17 @@ Entrypoint = Callable[[JobContext], Awaitable[None]]
 
 class EntrypointError(ConfigError):
     """``workers.entrypoint`` does not name an async function."""
+
+
+class JobFailure(Exception):
+    """An entrypoint's deliberate, named failure (e.g. no Letta agent to talk to).
+
+    The job ends at once with ``job_ended{outcome="failed", reason}``; no traceback is logged.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def resolve(spec: str) -> Entrypoint:
@@ -77,6 +88,25 @@ def wrap(spec: str) -> Entrypoint:
     return functools.partial(run_job, spec)
 
 
+def module_hook(spec: str, name: str) -> Callable[..., Any] | None:
+    """An optional function beside the entrypoint (``prewarm``, ``check_config``), or None."""
+    module = importlib.import_module(spec.partition(":")[0])
+    hook = getattr(module, name, None)
+    return hook if callable(hook) else None
+
+
+def wrap_setup(spec: str) -> Callable[[JobProcess], None]:
+    """The picklable ``setup_fnc``: runs the entrypoint module's ``prewarm(proc)``, if any."""
+    return functools.partial(run_setup, spec)
+
+
+def run_setup(spec: str, proc: JobProcess) -> None:
+    """Job process start-up (before its first job): load what a call must not wait for."""
+    hook = module_hook(spec, "prewarm")
+    if hook is not None:
+        hook(proc)
+
+
 def classify_outcome(*, connect_failed: bool, errored: bool, cancelled: bool,
                      reason: str) -> str:
     """The ``job_ended`` outcome: connect_failed | failed | cancelled | success."""
@@ -97,6 +127,11 @@ async def run_job(spec: str, ctx: JobContext) -> None:
             await _probe_join(ctx)
         else:
             await resolve(spec)(ctx)
+    except JobFailure as exc:
+        tracker.fail(exc.reason)
+        logger.error("job failed: %s", exc.reason, extra={"job_id": ctx.job.id,
+                                                          "dispatch_id": ctx.job.dispatch_id})
+        ctx.shutdown(reason=exc.reason)
     except asyncio.CancelledError:
         tracker.cancelled = True
         raise
@@ -123,6 +158,7 @@ class JobTracker:
         self.cancelled = False
         self._joined = False
         self._ended = False
+        self.failure = ""
         original = ctx.connect
 
         @functools.wraps(original)
@@ -137,6 +173,11 @@ class JobTracker:
         # An instance attribute shadows the method, so every caller goes through the hook.
         ctx.connect = connect  # type: ignore[method-assign]
         ctx.add_shutdown_callback(self._on_shutdown)
+
+    def fail(self, reason: str) -> None:
+        """The job ends as failed, for this named reason."""
+        self.errored = True
+        self.failure = reason
 
     def _on_joined(self) -> None:
         if self._joined:
@@ -155,6 +196,6 @@ class JobTracker:
                                    cancelled=self.cancelled, reason=reason)
         job = self._ctx.job
         self._emit(events.JobEnded(job_id=job.id, dispatch_id=job.dispatch_id,
-                                   room=job.room.name, outcome=outcome))
+                                   room=job.room.name, outcome=outcome, reason=self.failure))
         logger.info("job ended", extra={"job_id": job.id, "dispatch_id": job.dispatch_id,
                                         "outcome": outcome, "reason": reason})

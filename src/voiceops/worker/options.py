@@ -25,6 +25,8 @@ class WorkerOptions:
     health_port: int = 0
     # How often the worker process compares its active job count (jobs event on change).
     jobs_poll_interval_s: float = 0.25
+    # A job process's prewarm (VAD, piper voice) may take seconds on a busy machine.
+    initialize_process_timeout_s: float = 60.0
 
     @classmethod
     def from_config(cls, cfg: Config, secrets: Secrets) -> WorkerOptions:

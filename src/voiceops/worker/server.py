@@ -27,7 +27,7 @@ from livekit.agents.worker import _DefaultLoadCalc
 from livekit.protocol import models
 
 from voiceops import events
-from voiceops.worker.entry import wrap
+from voiceops.worker.entry import wrap, wrap_setup
 from voiceops.worker.handler import RequestHandler
 from voiceops.worker.observed import ObservedAgentServer
 from voiceops.worker.options import WorkerOptions
@@ -80,6 +80,8 @@ class WorkerRuntime:
             num_idle_processes=o.num_idle_processes, load_threshold=o.load_threshold,
             drain_timeout=math.ceil(o.drain_timeout_s), load_fnc=self._measure_load,
             preload_modules=[o.entrypoint.partition(":")[0]],
+            setup_fnc=wrap_setup(o.entrypoint),
+            initialize_process_timeout=o.initialize_process_timeout_s,
         )
         handler = RequestHandler(agent_name=o.agent_name, worker_id=lambda: server.id,
                                  draining=lambda: server.draining,

@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.process, pytest.mark.livekit]
 
 
 def run_cli(tmp: Path, *args: str, secret: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "LIVEKIT_API_SECRET"}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LIVEKIT_API_SECRET", "DEEPGRAM_API_KEY", "CREDENTIALS_DIRECTORY")}
     if secret is not None:
         env["LIVEKIT_API_SECRET"] = secret
     return subprocess.run([sys.executable, "-m", "voiceops", *args, "--config",
@@ -24,11 +25,12 @@ def run_cli(tmp: Path, *args: str, secret: str | None) -> subprocess.CompletedPr
                           capture_output=True, text=True, timeout=60, env=env, cwd=tmp)
 
 
-def config(tmp: Path, lk: Any) -> None:
+def config(tmp: Path, lk: Any, voice: dict[str, str] | None = None) -> None:
     write_toml(tmp / "voiceops.toml", {
         "livekit": {"url": lk.url, "api_key": lk.api_key},
         "letta": {"base_url": f"http://127.0.0.1:{free_port()}"},  # nothing listens there
         "proxy": {"listen": f"127.0.0.1:{free_port()}"},
+        "voice": voice or {"stt": "pocketsphinx", "tts": "piper"},
     })
 
 
@@ -37,7 +39,7 @@ def test_check_passes_with_the_right_credentials(tmp_path: Path, livekit_server:
     config(tmp_path, livekit_server)
     done = run_cli(tmp_path, "check", "--no-letta", secret=livekit_server.api_secret)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert [line.split()[0] for line in done.stdout.splitlines()] == ["ok"] * 3
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["ok"] * 4
 
 
 def test_check_names_each_problem(tmp_path: Path, livekit_server: Any) -> None:
@@ -55,6 +57,14 @@ def test_check_without_a_secret_says_how_to_set_one(tmp_path: Path, livekit_serv
     config(tmp_path, livekit_server)
     done = run_cli(tmp_path, "check", "--no-letta", secret=None)
     assert done.returncode == 1 and "LIVEKIT_API_SECRET" in done.stdout
+
+
+def test_check_names_a_missing_provider_key(tmp_path: Path, livekit_server: Any) -> None:
+    """stt = deepgram without DEEPGRAM_API_KEY: the agent line names the key; exit 1."""
+    config(tmp_path, livekit_server, voice={"stt": "deepgram", "tts": "piper"})
+    done = run_cli(tmp_path, "check", "--no-letta", secret=livekit_server.api_secret)
+    assert done.returncode == 1
+    assert "FAIL  agent: voice.stt: provider 'deepgram' needs DEEPGRAM_API_KEY" in done.stdout
 
 
 def test_dispatch_without_a_proxy_says_so(tmp_path: Path, livekit_server: Any) -> None:

@@ -111,7 +111,9 @@ def worker_toml(path: Path, server: Any, agent_name: str) -> Path:
     path.write_text(
         f'[livekit]\nurl = "{server.url}"\napi_key = "{server.api_key}"\n\n'
         f'[agent]\nname = "{agent_name}"\n\n'
-        '[workers]\nnum_idle_processes = 0\nload_threshold = 1.0\ndrain_timeout_s = 10\n',
+        # The placeholder agent (joins, no media): these tests are about the dispatch path.
+        '[workers]\nentrypoint = "voiceops.agent.basic:entrypoint"\nnum_idle_processes = 0\n'
+        'load_threshold = 1.0\ndrain_timeout_s = 10\n',
         encoding="utf-8")
     return path
 

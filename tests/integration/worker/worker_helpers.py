@@ -76,12 +76,15 @@ class EventSink:
 
 
 def worker_config(path: Path, *, url: str, api_key: str, agent_name: str, entrypoint: str,
-                  drain_timeout_s: float = 60.0) -> Path:
+                  drain_timeout_s: float = 60.0, stt: str = "pocketsphinx",
+                  tts: str = "piper") -> Path:
+    """A worker config; the voice pipeline on the offline providers unless told otherwise."""
     path.write_text(
         f'[livekit]\nurl = "{url}"\napi_key = "{api_key}"\n\n'
         f'[agent]\nname = "{agent_name}"\n\n'
         f'[workers]\nentrypoint = "{entrypoint}"\nnum_idle_processes = 0\n'
-        f'load_threshold = 1.0\ndrain_timeout_s = {drain_timeout_s}\n',
+        f'load_threshold = 1.0\ndrain_timeout_s = {drain_timeout_s}\n\n'
+        f'[voice]\nstt = "{stt}"\ntts = "{tts}"\n',
         encoding="utf-8")
     return path
 
@@ -140,7 +143,9 @@ async def spawn_worker(config_path: Path, sink: EventSink, *, api_secret: str,
                        extra_env: dict[str, str] | None = None) -> WorkerProcess:
     out_dir = Path(tempfile.mkdtemp(prefix="vo-wk-out-"))
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LIVEKIT_", "VOICEOPS_"))}
+           if not k.startswith(("LIVEKIT_", "VOICEOPS_", "LETTA_"))
+           and k not in ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "CARTESIA_API_KEY",
+                         "CREDENTIALS_DIRECTORY")}
     env.update({
         "LIVEKIT_API_SECRET": api_secret,
         "VOICEOPS_EVENTS": sink.path,

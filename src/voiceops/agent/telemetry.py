@@ -1,0 +1,113 @@
+"""One call's voice telemetry: livekit-agents session events → voiceops events.
+
+Only numbers leave the job process: latencies, counts, and the lengths of what was said.
+Transcripts are callers' words (personal data): they go to the room (for the caller's own
+client) and nowhere else — never into an event or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any, Final
+
+from livekit.agents import AgentSession, metrics
+from livekit.agents.llm import ChatMessage
+from livekit.agents.voice import events as voice_events
+
+from voiceops import events
+
+logger = logging.getLogger("voiceops.agent.voice")
+
+# The reasons an apology is counted under (bounded: they are a metric label).
+APOLOGY_REASONS: Final = ("error", "timeout", "dropped")
+
+Emit = Callable[[events.Event], bool]
+
+
+def _seconds(value: float | None) -> float | None:
+    """A latency worth recording: finite and non-negative (livekit uses -1 for "none")."""
+    if value is None or not math.isfinite(value) or value < 0:
+        return None
+    return float(value)
+
+
+def samples_from_metrics(m: Any) -> list[tuple[str, float]]:
+    """The voiceops latency samples in one livekit-agents metrics object."""
+    out: list[tuple[str, float]] = []
+    if isinstance(m, metrics.LLMMetrics) and not m.cancelled:
+        value = _seconds(m.ttft)
+        if value is not None:
+            out.append(("llm_ttft", value))
+    elif isinstance(m, metrics.TTSMetrics):
+        value = _seconds(m.ttfb)
+        if value is not None and m.audio_duration > 0:
+            out.append(("tts_ttfb", value))
+    elif isinstance(m, metrics.EOUMetrics) and m.end_of_utterance_delay > 0:
+        value = _seconds(m.transcription_delay)
+        if value is not None:
+            out.append(("stt_delay", value))
+    return out
+
+
+def response_latency(item: Any) -> float | None:
+    """Caller stopped speaking → first agent audio, from an assistant message's metrics."""
+    if not isinstance(item, ChatMessage) or item.role != "assistant":
+        return None
+    return _seconds((item.metrics or {}).get("e2e_latency"))
+
+
+class CallTelemetry:
+    """Subscribes to one AgentSession and emits ``voice_metric`` / ``voice_count`` events."""
+
+    def __init__(self, *, job_id: str, emit: Emit = events.emit) -> None:
+        self._job_id = job_id
+        self._emit = emit
+        self.turns = 0
+        self.interruptions = 0
+        self.apologies = 0
+
+    def attach(self, session: AgentSession) -> None:
+        session.on("metrics_collected", self._on_metrics)
+        session.on("conversation_item_added", self._on_item)
+        session.on("user_input_transcribed", self._on_transcribed)
+
+    def _metric(self, name: str, value_s: float) -> None:
+        self._emit(events.VoiceMetric(metric=name, value_s=value_s))
+
+    def _count(self, what: str, reason: str = "") -> None:
+        self._emit(events.VoiceCount(what=what, reason=reason))
+
+    def _on_metrics(self, ev: voice_events.MetricsCollectedEvent) -> None:
+        for name, value in samples_from_metrics(ev.metrics):
+            self._metric(name, value)
+
+    def _on_item(self, ev: voice_events.ConversationItemAddedEvent) -> None:
+        item = ev.item
+        if not isinstance(item, ChatMessage):
+            return
+        if item.role == "user":
+            self.turns += 1
+            self._count("turn")
+            return
+        if item.role != "assistant":
+            return
+        latency = response_latency(item)
+        if latency is not None:
+            self._metric("voice_response", latency)
+        if item.interrupted:
+            self.interruptions += 1
+            self._count("interruption")
+        logger.info("agent reply", extra={"job_id": self._job_id, "chars": len(item.text_content or ""),
+                                          "interrupted": item.interrupted,
+                                          "response_s": latency})
+
+    def _on_transcribed(self, ev: voice_events.UserInputTranscribedEvent) -> None:
+        if ev.is_final:  # the length only: the words are the caller's
+            logger.info("caller turn", extra={"job_id": self._job_id, "chars": len(ev.transcript)})
+
+    def apology(self, reason: str) -> None:
+        """The brain apologised instead of answering (a Letta fault)."""
+        self.apologies += 1
+        self._count("apology", reason if reason in APOLOGY_REASONS else "error")

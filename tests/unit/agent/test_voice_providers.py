@@ -1,0 +1,75 @@
+"""[voice] providers: names, keys from the environment or systemd credentials, never the TOML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voiceops import config
+from voiceops.agent import providers
+from voiceops.agent.pipeline import NO_AGENT_REASON, pick_agent_id
+from voiceops.config import ConfigError, VoiceConfig
+
+
+def test_offline_providers_need_no_key() -> None:
+    """pocketsphinx and piper resolve with an empty environment."""
+    keys = providers.resolve_keys(VoiceConfig(stt="pocketsphinx", tts="piper"), {})
+    assert keys.by_env == {}
+
+
+@pytest.mark.parametrize(("voice", "key"), [
+    (VoiceConfig(stt="deepgram", tts="piper"), "DEEPGRAM_API_KEY"),
+    (VoiceConfig(stt="pocketsphinx", tts="cartesia"), "CARTESIA_API_KEY"),
+    (VoiceConfig(stt="openai", tts="piper"), "OPENAI_API_KEY"),
+    (VoiceConfig(stt="pocketsphinx", tts="openai"), "OPENAI_API_KEY"),
+])
+def test_a_missing_key_is_named(voice: VoiceConfig, key: str) -> None:
+    """Each production provider without its key is a ConfigError naming the config key and env var."""
+    with pytest.raises(ConfigError, match=rf"^voice\.(stt|tts): provider '\w+' needs {key}"):
+        providers.resolve_keys(voice, {})
+
+
+def test_keys_come_from_env_or_credentials(tmp_path: Path) -> None:
+    """The environment wins; else $CREDENTIALS_DIRECTORY/<name-with-dashes>; one key serves both."""
+    (tmp_path / "cartesia-api-key").write_text("cart-from-file\n", encoding="utf-8")
+    env = {"DEEPGRAM_API_KEY": "dg-from-env", "CREDENTIALS_DIRECTORY": str(tmp_path)}
+    keys = providers.resolve_keys(VoiceConfig(stt="deepgram", tts="cartesia"), env)
+    assert keys.by_env == {"DEEPGRAM_API_KEY": "dg-from-env", "CARTESIA_API_KEY": "cart-from-file"}
+    assert "dg-from-env" not in repr(keys)
+    both = providers.resolve_keys(VoiceConfig(stt="openai", tts="openai"), {"OPENAI_API_KEY": "k"})
+    assert both.by_env == {"OPENAI_API_KEY": "k"}
+
+
+def test_unknown_provider_is_a_config_error_naming_the_key() -> None:
+    """An unknown name in [voice] fails config validation with the choices."""
+    with pytest.raises(ConfigError, match=r"^voice\.stt: must be one of deepgram, openai, pocketsphinx"):
+        config.from_dict({"voice": {"stt": "whisper"}})
+    with pytest.raises(ConfigError, match=r"^voice\.tts: must be one of cartesia, openai, piper"):
+        config.from_dict({"voice": {"tts": "espeak"}})
+
+
+def test_provider_tables_match_the_config_choices() -> None:
+    """Every name config accepts has a provider entry, and no more."""
+    assert tuple(providers.STT_PROVIDERS) == config.VOICE_STT
+    assert tuple(providers.TTS_PROVIDERS) == config.VOICE_TTS
+
+
+def test_production_plugins_are_built_with_the_resolved_key() -> None:
+    """deepgram/cartesia plugins are constructed from the resolved keys (no network at build)."""
+    voice = VoiceConfig(stt="deepgram", tts="cartesia")
+    keys = providers.resolve_keys(voice, {"DEEPGRAM_API_KEY": "dg", "CARTESIA_API_KEY": "ca"})
+    warm = providers.Prewarmed(vad=None)  # type: ignore[arg-type]  # streaming STT: no VAD used
+    stt = providers.build_stt(voice, keys, warm)
+    tts = providers.build_tts(voice, keys, warm)
+    assert (stt.provider, tts.provider) == ("Deepgram", "Cartesia")
+
+
+def test_agent_id_from_metadata_else_default() -> None:
+    """The dispatch's letta_agent_id wins; else letta.default_agent_id; neither gives ""."""
+    with_default = config.from_dict({"letta": {"default_agent_id": "agent-default"}})
+    without = config.from_dict({})
+    assert pick_agent_id('{"letta_agent_id": "agent-1"}', with_default) == "agent-1"
+    assert pick_agent_id("", with_default) == "agent-default"
+    assert pick_agent_id('{"letta_agent_id": 5}', without) == ""
+    assert NO_AGENT_REASON == "no_letta_agent_id"
