@@ -99,7 +99,7 @@ def check_agent_setup(cfg: Config, env: Mapping[str, str] = os.environ) -> Check
             check(cfg, env)
     except ConfigError as exc:
         return CheckResult("agent", False, str(exc))
-    return CheckResult("agent", True, f"{cfg.workers.entrypoint} (stt {cfg.voice.stt}, "
+    return CheckResult("agent", True, f"{cfg.workers.entrypoint} (voice: stt {cfg.voice.stt}, "
                                       f"tts {cfg.voice.tts})")
 
 

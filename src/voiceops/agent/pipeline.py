@@ -24,7 +24,7 @@ from voiceops.agent import providers
 from voiceops.agent.basic import letta_agent_id
 from voiceops.agent.presence import humans_in, no_human_timeout_s, stay_while_attended
 from voiceops.agent.telemetry import CallTelemetry
-from voiceops.config import Config, ConfigError, Secrets
+from voiceops.config import Config, ConfigError, Secrets, VoiceConfig
 from voiceops.worker.entry import JobFailure
 
 logger = logging.getLogger("voiceops.agent")
@@ -49,24 +49,26 @@ class CallSettings:
     """What one call needs from the config and the secrets, read in the job process."""
 
     cfg: Config
+    voice: VoiceConfig
     secrets: Secrets = field(repr=False)
     keys: providers.VoiceKeys = field(repr=False)
 
     @classmethod
     def load(cls, env: Mapping[str, str] = os.environ) -> CallSettings:
         cfg = config.load(config.resolve_path(None, env))
-        return cls(cfg, config.load_secrets(cfg, env), providers.resolve_keys(cfg.voice, env))
+        voice = providers.voice_for(cfg, env)
+        return cls(cfg, voice, config.load_secrets(cfg, env), providers.resolve_keys(voice, env))
 
 
 def check_config(cfg: Config, env: Mapping[str, str]) -> None:
     """Worker start-up check (exit 78 naming the key): the providers and their keys."""
-    providers.resolve_keys(cfg.voice, env)
+    providers.resolve_keys(providers.voice_for(cfg, env), env)
 
 
 def prewarm(proc: JobProcess) -> None:
     """Job process start-up: load the VAD and the offline voice before any call."""
     cfg = config.load(config.resolve_path(None))
-    proc.userdata[PREWARMED_KEY] = providers.prewarm_engines(cfg.voice)
+    proc.userdata[PREWARMED_KEY] = providers.prewarm_engines(providers.voice_for(cfg, os.environ))
 
 
 def pick_agent_id(metadata: str, cfg: Config) -> str:
@@ -91,7 +93,7 @@ def build_brain(settings: CallSettings, agent_id: str, telemetry: CallTelemetry)
 
 def build_session(settings: CallSettings, warm: providers.Prewarmed, brain: llm.LLM
                   ) -> AgentSession:
-    voice = settings.cfg.voice
+    voice = settings.voice
     return AgentSession(
         vad=warm.vad,
         stt=providers.build_stt(voice, settings.keys, warm),
@@ -111,9 +113,9 @@ def room_options() -> room_io.RoomOptions:
                                close_on_disconnect=False)
 
 
-def _prewarmed(proc: JobProcess | None, cfg: Config) -> providers.Prewarmed:
+def _prewarmed(proc: JobProcess | None, voice: VoiceConfig) -> providers.Prewarmed:
     warm = proc.userdata.get(PREWARMED_KEY) if proc is not None else None
-    return warm if isinstance(warm, providers.Prewarmed) else providers.prewarm_engines(cfg.voice)
+    return warm if isinstance(warm, providers.Prewarmed) else providers.prewarm_engines(voice)
 
 
 async def greet_when_attended(ctx: JobContext, session: AgentSession) -> None:
@@ -148,14 +150,14 @@ async def entrypoint(ctx: JobContext) -> None:
     if not agent_id:
         raise JobFailure(NO_AGENT_REASON)
     telemetry = CallTelemetry(job_id=ctx.job.id)
-    session = build_session(settings, _prewarmed(ctx.proc, settings.cfg),
+    session = build_session(settings, _prewarmed(ctx.proc, settings.voice),
                             build_brain(settings, agent_id, telemetry))
     telemetry.attach(session)
     await session.start(Agent(instructions="Letta holds this agent's persona and memory."),
                         room=ctx.room, room_options=room_options(), record=False)
     logger.info("voice call started", extra={"job_id": ctx.job.id, "letta_agent_id": agent_id,
-                                             "stt": settings.cfg.voice.stt,
-                                             "tts": settings.cfg.voice.tts})
+                                             "stt": settings.voice.stt,
+                                             "tts": settings.voice.tts})
     greeter = asyncio.create_task(greet_when_attended(ctx, session), name="greeting")
     try:
         reason = await stay_while_attended(ctx.room, no_human_timeout_s())

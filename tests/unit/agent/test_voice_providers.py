@@ -73,3 +73,10 @@ def test_agent_id_from_metadata_else_default() -> None:
     assert pick_agent_id("", with_default) == "agent-default"
     assert pick_agent_id('{"letta_agent_id": 5}', without) == ""
     assert NO_AGENT_REASON == "no_letta_agent_id"
+
+
+def test_the_sandbox_speaks_offline() -> None:
+    """Under `voiceops run --sandbox` (VOICEOPS_SANDBOX=1) [voice] is pocketsphinx + piper: no keys."""
+    cfg = config.from_dict({"voice": {"stt": "deepgram", "tts": "cartesia"}})
+    assert providers.voice_for(cfg, {"VOICEOPS_SANDBOX": "1"}) == VoiceConfig("pocketsphinx", "piper")
+    assert providers.voice_for(cfg, {}) == cfg.voice
