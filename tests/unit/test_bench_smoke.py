@@ -150,3 +150,19 @@ def test_quick_dispatch_bench_runs_end_to_end_and_leaves_nothing_behind() -> Non
     assert "dispatch_created events received from the proxy: 220/220" in out, out
     _, alive = psutil.wait_procs(_processes_with_env(marker), timeout=10)
     assert not alive, f"bench left processes behind: {alive}"
+
+
+def test_media_bench_pure_parts() -> None:
+    """The media bench's loss, latency matching and capacity rule count what they claim."""
+    from bench import bench_media, media_client
+
+    assert bench_media.lost_fraction(100, 99) == pytest.approx(0.01)
+    assert bench_media.lost_fraction(100, 101) == 0.0 and bench_media.lost_fraction(0, 0) == 0.0
+    # Each heard onset pairs with the last burst sent before it, within one burst period.
+    assert media_client.latencies_s([1.0, 1.5, 2.0], [1.08, 1.59, 3.0]) == pytest.approx([0.08, 0.09])
+    steps = [bench_media.Step(1, 0.0, 10), bench_media.Step(2, 0.5, 20), bench_media.Step(4, 3.0, 40)]
+    assert bench_media.carried(steps) == 2
+    assert bench_media.carried([bench_media.Step(1, 5.0, 10)]) == 0
+    heard = media_client.Heard(count_only=True)
+    heard.arrivals = [(0.5, 960), (1.0, 960), (1.5, 960), (2.5, 960)]
+    assert heard.frames_between(1.0, 2.0) == 2.0

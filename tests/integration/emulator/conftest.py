@@ -14,13 +14,13 @@ from livekit import api
 
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[Any]:
-    """Start real worker subprocesses with `workers(server, agent_name, connect=False)`.
+    """Start real worker subprocesses with `workers(server, agent_name, connect=False, echo=False)`.
 
     Their JSON-lines reports and logs stay in the test's tmp_path for post-mortems."""
     started: list[WorkerProc] = []
 
-    def start(server: Any, agent_name: str, *, connect: bool = False) -> WorkerProc:
-        proc = WorkerProc(tmp_path, server, agent_name, connect=connect)
+    def start(server: Any, agent_name: str, *, connect: bool = False, echo: bool = False) -> WorkerProc:
+        proc = WorkerProc(tmp_path, server, agent_name, connect=connect or echo, echo=echo)
         started.append(proc)
         return proc
 

@@ -37,7 +37,8 @@ class WorkerProc:
     """tests/integration/emulator/worker_app.py in its own process group."""
 
     def __init__(
-        self, tmp_path: Path, server: Any, agent_name: str, *, connect: bool = False
+        self, tmp_path: Path, server: Any, agent_name: str, *, connect: bool = False,
+        echo: bool = False,
     ) -> None:
         self.out = tmp_path / f"worker-{agent_name or 'unnamed'}-{time.monotonic_ns()}.jsonl"
         self.log = self.out.with_suffix(".log")
@@ -57,6 +58,8 @@ class WorkerProc:
         ]
         if connect:
             args.append("--connect")
+        if echo:
+            args.append("--echo")
         self._log_fh = open(self.log, "wb")
         self.proc = subprocess.Popen(
             args, stdout=self._log_fh, stderr=subprocess.STDOUT, start_new_session=True
