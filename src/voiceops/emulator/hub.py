@@ -109,7 +109,7 @@ class Hub:
         if auto_subscribe:  # Go subscribes a joiner to what is already published
             for other in list(room.participants.values()):
                 for track in list(other.tracks.values()):
-                    self._forward(other, track, participant)
+                    await self._forward(other, track, participant)
         return JoinInfo(room=room.to_proto(), participant=participant.to_proto(), others=others)
 
     async def set_active(self, room: str, identity: str) -> None:
@@ -149,7 +149,7 @@ class Hub:
         await self._broadcast(rm, info, exclude=identity)  # before the media: SDKs need it first
         for other in list(rm.participants.values()):
             if other.auto_subscribe:
-                self._forward(participant, track, other)
+                await self._forward(participant, track, other)
         logger.info("track %s published by %s in %s", track.sid, identity, room)
         if track.type != models.TrackType.AUDIO:
             logger.warning("track %s is not audio: listed, but the emulator forwards only audio",
@@ -184,9 +184,9 @@ class Hub:
                 continue
             publisher = next((p for p in rm.participants.values() if sid in p.tracks), None)
             if publisher is not None:
-                self._forward(publisher, publisher.tracks[sid], subscriber)
+                await self._forward(publisher, publisher.tracks[sid], subscriber)
 
-    def _forward(
+    async def _forward(
         self, publisher: Participant, track: models.TrackInfo, subscriber: Participant
     ) -> None:
         """Send a copy of `track` to `subscriber` (audio only: video is not forwarded)."""
@@ -203,6 +203,11 @@ class Hub:
             return
         subscriber.subscriptions[track.sid] = copy
         subscriber.sink.subscribe(publisher.sid, track, copy)
+        if publisher.sink is not None:
+            # Like the Go server's sendTrackHasBeenSubscribed: the SDK's wait_for_subscription
+            # (livekit-agents' room audio output waits on it before it plays) resolves on this.
+            await publisher.sink.send(proto.SignalResponse(
+                track_subscribed=proto.TrackSubscribed(track_sid=track.sid)))
 
     def _unforward(self, subscriber: Participant, track_sid: str) -> None:
         copy = subscriber.subscriptions.pop(track_sid, None)
