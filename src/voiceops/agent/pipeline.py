@@ -122,6 +122,7 @@ async def greet_when_attended(ctx: JobContext, session: AgentSession) -> None:
     """Say the greeting once a caller is in the room (not to an empty room)."""
     if not humans_in(ctx.room):
         await ctx.wait_for_participant()
+    logger.info("greeting the caller", extra={"job_id": ctx.job.id})
     session.say(GREETING, allow_interruptions=True)
 
 

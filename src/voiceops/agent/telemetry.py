@@ -72,6 +72,15 @@ class CallTelemetry:
         session.on("metrics_collected", self._on_metrics)
         session.on("conversation_item_added", self._on_item)
         session.on("user_input_transcribed", self._on_transcribed)
+        session.on("agent_state_changed", self._on_state)
+        session.on("error", self._on_error)
+
+    def _on_state(self, ev: voice_events.AgentStateChangedEvent) -> None:
+        logger.debug("agent state", extra={"job_id": self._job_id, "state": ev.new_state})
+
+    def _on_error(self, ev: voice_events.ErrorEvent) -> None:
+        logger.warning("voice pipeline error: %s", type(ev.error).__name__,
+                       extra={"job_id": self._job_id, "source": type(ev.source).__name__})
 
     def _metric(self, name: str, value_s: float) -> None:
         self._emit(events.VoiceMetric(metric=name, value_s=value_s))
