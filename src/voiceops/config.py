@@ -20,6 +20,10 @@ EX_CONFIG: Final = 78  # sysexits.h; the systemd unit has RestartPreventExitStat
 DEFAULT_PATHS: Final = (Path("/etc/voiceops/voiceops.toml"), Path("config/voiceops.toml"))
 SANDBOX_API_SECRET: Final = "secret"  # livekit-server --dev
 CONFIG_ENV: Final = "VOICEOPS_CONFIG"
+# The Letta stand-in's sample agent 'voiceops-echo': letta.default_agent_id in --sandbox when
+# the config names none (voiceops.letta_standin.state.SAMPLE_AGENTS holds the same id).
+SANDBOX_LETTA_AGENT_ID: Final = "agent-5e1f0c2a-8b3d-4c6e-9f10-1a2b3c4d5e01"
+SANDBOX_ENV: Final = "VOICEOPS_SANDBOX"  # set to "1" in every --sandbox child's environment
 
 
 class ConfigError(ValueError):
@@ -104,6 +108,10 @@ class AlertsConfig:
 class LettaConfig:
     base_url: str = "http://127.0.0.1:8283"
     default_agent_id: str = ""
+    first_token_timeout_s: float = 8.0
+    stream_idle_timeout_s: float = 10.0
+    conversations: bool = True
+    apology: str = "Sorry, I could not think of an answer just now. Please say that again."
 
 
 VOICE_STT: Final = ("deepgram", "openai", "pocketsphinx")
@@ -156,8 +164,24 @@ def resolve_path(cli_path: str | None, env: Mapping[str, str] = os.environ) -> P
     return DEFAULT_PATHS[-1]
 
 
-def load(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a config file."""
+def load(path: str | os.PathLike[str], *, sandbox: bool | None = None) -> Config:
+    """Read and validate a config file; ``sandbox`` (default: ``$VOICEOPS_SANDBOX``) fills in
+    the sandbox's defaults (:func:`with_sandbox_defaults`)."""
+    cfg = _load(path)
+    if sandbox is None:
+        sandbox = os.environ.get(SANDBOX_ENV) == "1"
+    return with_sandbox_defaults(cfg) if sandbox else cfg
+
+
+def with_sandbox_defaults(cfg: Config) -> Config:
+    """In --sandbox, a dispatch without an agent id talks to the Letta stand-in's sample agent."""
+    if cfg.letta.default_agent_id:
+        return cfg
+    return dataclasses.replace(cfg, letta=dataclasses.replace(
+        cfg.letta, default_agent_id=SANDBOX_LETTA_AGENT_ID))
+
+
+def _load(path: str | os.PathLike[str]) -> Config:
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -266,6 +290,7 @@ def validate(cfg: Config) -> None:
          "letta.base_url: must be an http(s) URL"),
         (cfg.voice.stt in VOICE_STT, f"voice.stt: must be one of {', '.join(VOICE_STT)}"),
         (cfg.voice.tts in VOICE_TTS, f"voice.tts: must be one of {', '.join(VOICE_TTS)}"),
+        (bool(cfg.letta.apology.strip()), "letta.apology: must not be empty (callers hear it)"),
     ]
     checks += _positive(cfg)
     for ok, message in checks:
@@ -278,7 +303,8 @@ def validate(cfg: Config) -> None:
 def _positive(cfg: Config) -> list[tuple[bool, str]]:
     keys = ("workers.start_timeout_s", "workers.drain_timeout_s", "workers.stable_after_s",
             "workers.crashloop_window_s", "workers.crashloop_cooldown_s", "proxy.token_ttl_s",
-            "monitor.job_request_deadline_s", "heartbeat.interval_s", "heartbeat.timeout_s")
+            "monitor.job_request_deadline_s", "heartbeat.interval_s", "heartbeat.timeout_s",
+            "letta.first_token_timeout_s", "letta.stream_idle_timeout_s")
     out = []
     for key in keys:
         section, name = key.split(".")

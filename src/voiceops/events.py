@@ -150,11 +150,10 @@ class VoiceMetric(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VoiceCount(Event):
-    """One countable moment of a call: a caller turn, an interruption, an apology."""
+    """One countable moment of a call: a caller turn, or the caller interrupting the agent."""
 
     TYPE: ClassVar[str] = "voice_count"
-    what: str  # turn | interruption | apology
-    reason: str = ""  # apologies: error | timeout | dropped
+    what: str  # turn | interruption (an apology is a letta_error event)
 
 
 EVENT_TYPES: Final[dict[str, type[Event]]] = {
@@ -162,6 +161,19 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     for cls in (Ready, Jobs, DispatchCreated, DispatchFailed, JobRequest, AgentJoined, JobEnded,
                 VoiceMetric, VoiceCount)
 }
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LettaError(Event):
+    """A call's Letta turn failed and the caller heard an apology (never the caller's words)."""
+
+    TYPE: ClassVar[str] = "letta_error"
+    kind: str  # error | timeout | dropped
+    letta_agent_id: str = ""
+    latency_s: float = 0.0  # turn start → failure seen
+    detail: str = ""  # "HTTP 503", an exception class name: no content, no secret
+
+
+EVENT_TYPES[LettaError.TYPE] = LettaError
 
 
 def encode(event: Event) -> bytes:

@@ -22,6 +22,7 @@ from livekit.agents.voice import room_io
 from voiceops import config
 from voiceops.agent import providers
 from voiceops.agent.basic import letta_agent_id
+from voiceops.agent.letta_llm import LettaBrainOptions, LettaLLM, close_shared_clients
 from voiceops.agent.presence import humans_in, no_human_timeout_s, stay_while_attended
 from voiceops.agent.telemetry import CallTelemetry
 from voiceops.config import Config, ConfigError, Secrets, VoiceConfig
@@ -31,7 +32,6 @@ logger = logging.getLogger("voiceops.agent")
 
 NO_AGENT_REASON: Final = "no_letta_agent_id"
 CONFIG_REASON: Final = "config_error"
-BRAIN_REASON: Final = "letta_brain_unavailable"
 GREETING: Final = "Hello, how can I help you?"
 PREWARMED_KEY: Final = "voiceops.prewarmed"
 # Letta keeps each agent's history itself: a reply generated before the turn is confirmed
@@ -77,18 +77,9 @@ def pick_agent_id(metadata: str, cfg: Config) -> str:
 
 
 def build_brain(settings: CallSettings, agent_id: str, telemetry: CallTelemetry) -> llm.LLM:
-    """The Letta brain (``voiceops.agent.letta_llm``), reporting its apologies to telemetry."""
-    try:
-        from voiceops.agent.letta_llm import LettaBrainOptions, LettaLLM
-    except ImportError as exc:  # a broken install: name it, never a silent call
-        raise JobFailure(BRAIN_REASON) from exc
-
-    def on_event(event: Any) -> None:
-        if getattr(event, "apology", False):
-            telemetry.apology(str(getattr(event, "kind", "error")))
-
+    """The Letta brain: this process's shared client, one conversation for this call."""
     options = LettaBrainOptions.from_config(settings.cfg, settings.secrets)
-    return LettaLLM(options, agent_id, on_event=on_event)
+    return LettaLLM(options, agent_id, on_event=telemetry.on_brain_event)
 
 
 def build_session(settings: CallSettings, warm: providers.Prewarmed, brain: llm.LLM
@@ -151,6 +142,7 @@ async def entrypoint(ctx: JobContext) -> None:
     if not agent_id:
         raise JobFailure(NO_AGENT_REASON)
     telemetry = CallTelemetry(job_id=ctx.job.id)
+    ctx.add_shutdown_callback(close_shared_clients)
     session = build_session(settings, _prewarmed(ctx.proc, settings.voice),
                             build_brain(settings, agent_id, telemetry))
     telemetry.attach(session)

@@ -36,7 +36,6 @@ STT_PROVIDERS: Final = {p.name: p for p in (
     Provider("openai", "OPENAI_API_KEY"),
     Provider("pocketsphinx", offline=True),
 )}
-SANDBOX_ENV: Final = "VOICEOPS_SANDBOX"  # set by `voiceops run --sandbox` for its children
 OFFLINE_VOICE: Final = VoiceConfig(stt="pocketsphinx", tts="piper")
 
 TTS_PROVIDERS: Final = {p.name: p for p in (
@@ -58,7 +57,7 @@ class VoiceKeys:
 
 def voice_for(cfg: config.Config, env: Mapping[str, str]) -> VoiceConfig:
     """``[voice]``, except in the sandbox, which speaks offline (no keys, no network)."""
-    return OFFLINE_VOICE if env.get(SANDBOX_ENV) == "1" else cfg.voice
+    return OFFLINE_VOICE if env.get(config.SANDBOX_ENV) == "1" else cfg.voice
 
 
 def providers_for(voice: VoiceConfig) -> tuple[Provider, Provider]:

@@ -10,18 +10,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from livekit.agents import AgentSession, metrics
 from livekit.agents.llm import ChatMessage
 from livekit.agents.voice import events as voice_events
 
 from voiceops import events
+from voiceops.agent.letta_llm import BrainEvent, to_voiceops_event
 
 logger = logging.getLogger("voiceops.agent.voice")
-
-# The reasons an apology is counted under (bounded: they are a metric label).
-APOLOGY_REASONS: Final = ("error", "timeout", "dropped")
 
 Emit = Callable[[events.Event], bool]
 
@@ -66,7 +64,6 @@ class CallTelemetry:
         self._emit = emit
         self.turns = 0
         self.interruptions = 0
-        self.apologies = 0
 
     def attach(self, session: AgentSession) -> None:
         session.on("metrics_collected", self._on_metrics)
@@ -85,8 +82,8 @@ class CallTelemetry:
     def _metric(self, name: str, value_s: float) -> None:
         self._emit(events.VoiceMetric(metric=name, value_s=value_s))
 
-    def _count(self, what: str, reason: str = "") -> None:
-        self._emit(events.VoiceCount(what=what, reason=reason))
+    def _count(self, what: str) -> None:
+        self._emit(events.VoiceCount(what=what))
 
     def _on_metrics(self, ev: voice_events.MetricsCollectedEvent) -> None:
         for name, value in samples_from_metrics(ev.metrics):
@@ -116,7 +113,8 @@ class CallTelemetry:
         if ev.is_final:  # the length only: the words are the caller's
             logger.info("caller turn", extra={"job_id": self._job_id, "chars": len(ev.transcript)})
 
-    def apology(self, reason: str) -> None:
-        """The brain apologised instead of answering (a Letta fault)."""
-        self.apologies += 1
-        self._count("apology", reason if reason in APOLOGY_REASONS else "error")
+    def on_brain_event(self, event: BrainEvent) -> None:
+        """A Letta turn: a failed one (the caller heard the apology) becomes ``letta_error``."""
+        failure = to_voiceops_event(event)
+        if failure is not None:
+            self._emit(failure)

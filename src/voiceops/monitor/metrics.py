@@ -30,8 +30,8 @@ PROCESS_STATES: Final = ("starting", "ready", "draining", "stopping", "exited", 
 RESTART_REASONS: Final = ("crash", "signal", "oom", "rss", "start_timeout", "drain_timeout",
                           "manual", "reload", "scale")
 VOICE_METRICS: Final = ("voice_response", "llm_ttft", "tts_ttfb", "stt_delay")
-VOICE_COUNTS: Final = ("turn", "interruption", "apology")
-APOLOGY_REASONS: Final = ("error", "timeout", "dropped")  # Letta faults the agent apologised for
+VOICE_COUNTS: Final = ("turn", "interruption")
+LETTA_ERROR_KINDS: Final = ("error", "timeout", "dropped")
 
 
 class Metrics:
@@ -45,6 +45,7 @@ class Metrics:
         self._process_metrics()
         self._voice_metrics()
         self._precreate()
+        self._letta_metrics()
 
     def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
         return Counter(name, doc, labels, registry=self.registry)
@@ -125,9 +126,6 @@ class Metrics:
             "voiceops_voice_turns_total", "Caller turns the voice agent heard.", a)
         self.voice_interruptions = self._counter(
             "voiceops_voice_interruptions_total", "Agent replies the caller interrupted.", a)
-        self.voice_apologies = self._counter(
-            "voiceops_voice_apologies_total", "Apologies instead of a Letta answer, by fault.",
-            (*a, "reason"))
 
     def _precreate(self) -> None:
         a = self.agent_name
@@ -145,14 +143,20 @@ class Metrics:
         self.jobs_active.labels(a)
         self.voice_turns.labels(a)
         self.voice_interruptions.labels(a)
-        for reason in APOLOGY_REASONS:
-            self.voice_apologies.labels(a, reason)
         for result in PROBE_RESULTS:
             self.heartbeat_probes.labels(result)
         for alert in ALERTS:
             self.alert_active.labels(alert)
             self.alerts_fired.labels(alert)
         self.build_info.labels(__version__, platform.python_version()).set(1)
+
+    def _letta_metrics(self) -> None:
+        self.letta_errors = self._counter(
+            "voiceops_letta_errors_total",
+            "Call turns Letta failed (the caller heard the apology), by kind.",
+            ("agent_name", "kind"))
+        for kind in LETTA_ERROR_KINDS:
+            self.letta_errors.labels(self.agent_name, kind)
 
     def add_process(self, name: str) -> None:
         """Create a process's series (at zero) when it first appears."""

@@ -19,13 +19,14 @@ from voiceops.events import (
     JobRequest,
     Jobs,
     VoiceCount,
+    LettaError,
     VoiceMetric,
 )
 from voiceops.monitor.metrics import (
-    APOLOGY_REASONS,
     DISPATCH_OUTCOMES,
     JOB_OUTCOMES,
     JOB_REQUEST_DECISIONS,
+    LETTA_ERROR_KINDS,
     VOICE_METRICS,
     Metrics,
 )
@@ -56,6 +57,7 @@ class Recorder:
             Jobs: self._jobs,
             VoiceMetric: self._voice_metric,
             VoiceCount: self._voice_count,
+            LettaError: self._letta_error,
         }.get(type(event))
         if handler is not None:
             handler(event)  # type: ignore[operator]
@@ -107,15 +109,19 @@ class Recorder:
         self.metrics.voice[ev.metric].labels(self._agent).observe(ev.value_s)
 
     def _voice_count(self, ev: VoiceCount) -> None:
+        """Caller turns and interruptions (apologies are ``letta_error`` events)."""
         m, a = self.metrics, self._agent
         if ev.what == "turn":
             m.voice_turns.labels(a).inc()
         elif ev.what == "interruption":
             m.voice_interruptions.labels(a).inc()
-        elif ev.what == "apology" and ev.reason in APOLOGY_REASONS:
-            m.voice_apologies.labels(a, ev.reason).inc()
         else:
-            self._drop(f"voice_count {ev.what!r} {ev.reason!r}")
+            self._drop(f"voice_count {ev.what!r}")
+    def _letta_error(self, ev: LettaError) -> None:
+        if ev.kind not in LETTA_ERROR_KINDS:
+            self._drop(f"letta_error kind {ev.kind!r}")
+            return
+        self.metrics.letta_errors.labels(self._agent, ev.kind).inc()
 
     def process_exited(self, name: str) -> None:
         """The supervisor saw ``name`` exit: its jobs are gone with it."""

@@ -12,6 +12,7 @@ from livekit.agents.llm import ChatMessage
 from livekit.agents.voice import events as ve
 
 from voiceops import events
+from voiceops.agent.letta_llm import BrainEvent, BrainOutcome
 from voiceops.agent.telemetry import CallTelemetry
 
 SECRET_WORDS = "my card number is four two"
@@ -65,13 +66,19 @@ def test_turns_replies_and_interruptions(wired: tuple, caplog: pytest.LogCapture
                  ve.UserInputTranscribedEvent(transcript=SECRET_WORDS, is_final=True))
     for item in (user, reply, cut):
         session.emit("conversation_item_added", ve.ConversationItemAddedEvent(item=item))
-    tel.apology("timeout")
-    tel.apology("something-new")
-    got = [(e.TYPE, getattr(e, "metric", getattr(e, "what", "")),
-            getattr(e, "value_s", getattr(e, "reason", ""))) for e in sent]
-    assert got == [("voice_count", "turn", ""), ("voice_metric", "voice_response", 0.9),
-                   ("voice_count", "interruption", ""), ("voice_count", "apology", "timeout"),
-                   ("voice_count", "apology", "error")]
-    assert (tel.turns, tel.interruptions, tel.apologies) == (1, 1, 2)
+    got = [(e.TYPE, getattr(e, "metric", getattr(e, "what", "")), getattr(e, "value_s", None))
+           for e in sent]
+    assert got == [("voice_count", "turn", None), ("voice_metric", "voice_response", 0.9),
+                   ("voice_count", "interruption", None)]
+    assert (tel.turns, tel.interruptions) == (1, 1)
     logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "chars" in logged and SECRET_WORDS not in logged and "Paris" not in logged
+
+
+def test_a_failed_letta_turn_becomes_letta_error(wired: tuple) -> None:
+    """The brain's failed turn (the caller heard the apology) is a letta_error event; an ok one is not."""
+    _, sent, tel = wired
+    tel.on_brain_event(BrainEvent(kind=BrainOutcome.OK, letta_agent_id="agent-1", duration_s=0.4))
+    tel.on_brain_event(BrainEvent(kind=BrainOutcome.TIMEOUT, letta_agent_id="agent-1",
+                                  duration_s=8.0, detail="no first token"))
+    assert [(e.TYPE, e.kind) for e in sent] == [("letta_error", "timeout")]  # type: ignore[attr-defined]
