@@ -166,3 +166,27 @@ def test_media_bench_pure_parts() -> None:
     heard = media_client.Heard(count_only=True)
     heard.arrivals = [(0.5, 960), (1.0, 960), (1.5, 960), (2.5, 960)]
     assert heard.frames_between(1.0, 2.0) == 2.0
+
+
+def test_voice_bench_parts_measure_and_report() -> None:
+    """The voice bench's in-process parts measure real audio (silero's end-of-speech delay on
+    piper speech is its silence window, not zero) and its section compares p50 with the parts."""
+    import asyncio
+
+    import numpy as np
+
+    from bench import bench_voice
+    from voiceops.agent import providers
+
+    warm = providers.prewarm_engines(providers.OFFLINE_VOICE)
+    assert warm.piper is not None
+    speech = np.frombuffer(bench_voice.offline.piper_pcm(warm.piper, bench_voice.QUESTION),
+                           dtype=np.int16)
+    delay = asyncio.run(bench_voice.vad_delay_s(warm.vad, speech, warm.piper.sample_rate_hz))
+    assert 0.3 < delay < 1.5
+    ttfb = asyncio.run(bench_voice.tts_ttfb_s(warm.piper))
+    assert 0 < ttfb < 10
+    section = bench_voice._section([2.0, 2.2, 1.8], [1.0, 1.2, 1.1], "agent side: -")
+    (check,) = section.checks
+    assert (check.value, check.baseline, check.max_ratio) == (2.0, 1.1, 1.3) and not check.passed
+    assert "p95" in section.info[0]

@@ -30,7 +30,8 @@ from livekit import rtc
 
 RATE_HZ = 48000
 FRAME_SAMPLES = 480  # 10 ms
-LOUD_RMS = 300.0  # int16 units: speech is thousands, digital silence is 0
+LOUD_RMS = 300.0
+MIC_QUEUE_MS = 100  # int16 units: speech is thousands, digital silence is 0
 
 
 def emit(event: str, **fields: object) -> None:
@@ -44,6 +45,8 @@ def rms(samples: np.ndarray) -> float:
 class Caller:
     def __init__(self) -> None:
         self.room = rtc.Room()
+        # A short queue, so a frame's capture time is close to when it leaves (the default
+        # second-long queue could hold the caller's voice back after a stall).
         self.source = rtc.AudioSource(RATE_HZ, 1)
         self.pending: deque[np.ndarray] = deque()  # 10 ms frames of speech still to send
         self.spoken: asyncio.Event = asyncio.Event()
@@ -78,7 +81,10 @@ class Caller:
         emit("connected", identity=self.room.local_participant.identity, mic=pub.sid)
 
     async def _microphone(self) -> None:
-        """10 ms every 10 ms, on a monotonic schedule: speech when queued, else silence."""
+        """10 ms every 10 ms on a monotonic schedule: speech when queued, else silence.
+
+        After a stall it skips ahead instead of bursting, so the source's queue never fills
+        with old audio."""
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
@@ -92,7 +98,7 @@ class Caller:
                 self.last_speech_ts = now
             if chunk is not silence and not self.pending:
                 self.spoken.set()
-            next_at += FRAME_SAMPLES / RATE_HZ
+            next_at = max(next_at + FRAME_SAMPLES / RATE_HZ, loop.time() - 0.02)
             await asyncio.sleep(max(0.0, next_at - loop.time()))
 
     async def _record(self, track: rtc.Track) -> None:
