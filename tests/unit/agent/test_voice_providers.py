@@ -80,3 +80,16 @@ def test_the_sandbox_speaks_offline() -> None:
     cfg = config.from_dict({"voice": {"stt": "deepgram", "tts": "cartesia"}})
     assert providers.voice_for(cfg, {"VOICEOPS_SANDBOX": "1"}) == VoiceConfig("pocketsphinx", "piper")
     assert providers.voice_for(cfg, {}) == cfg.voice
+
+
+def test_room_options_publish_transcriptions_and_leave_closing_to_presence() -> None:
+    """Audio in and out, both sides' transcriptions to the room (synced to the speech), and the
+    session is not closed by livekit when its linked caller leaves (presence decides)."""
+    from voiceops.agent.pipeline import TURN_HANDLING, room_options
+
+    opts = room_options()
+    text = opts.get_text_output_options()
+    assert text is not None and text.sync_transcription is True
+    assert opts.get_audio_input_options() is not None and opts.close_on_disconnect is False
+    assert TURN_HANDLING["interruption"]["enabled"] is True
+    assert TURN_HANDLING["preemptive_generation"] == {"enabled": False}
