@@ -139,3 +139,14 @@ async def test_the_caller_interrupts_a_long_answer(
     assert played_s < story_s - 1.0, (played_s, story_s)  # cut short, not played to the end
     wait_for(lambda: metric(call_stack, "voiceops_voice_interruptions_total") > before, 20,
              "the interruption counted on /metrics")
+
+
+async def test_the_job_ends_when_the_caller_hangs_up(call_stack: Stack, caller: Caller) -> None:
+    """The last caller leaving ends the agent's job on its own (outcome success, no job left)."""
+    ended = 'voiceops_jobs_total{agent_name="e2e-agent",outcome="success"}'
+    wait_for(lambda: metric(call_stack, "voiceops_jobs_active") == 1, 30,
+             "only this call's job running (earlier calls ended)")
+    before = metric(call_stack, ended)
+    await caller.close()
+    wait_for(lambda: metric(call_stack, ended) > before, 30, "the job to end after the hang-up")
+    wait_for(lambda: metric(call_stack, "voiceops_jobs_active") == 0, 30, "no active job left")

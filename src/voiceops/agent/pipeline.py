@@ -36,10 +36,13 @@ GREETING: Final = "Hello, how can I help you?"
 PREWARMED_KEY: Final = "voiceops.prewarmed"
 # Letta keeps each agent's history itself: a reply generated before the turn is confirmed
 # would already be in its memory, so there is no preemptive generation. Barge-in uses the
-# VAD (the adaptive detector is a LiveKit Cloud model).
+# VAD (the adaptive detector is a LiveKit Cloud model) and is final: with a non-streaming STT
+# the transcript that would confirm it can come after livekit's false-interruption timeout,
+# which would resume the agent over the caller.
 TURN_HANDLING: Final[dict[str, Any]] = {
     "turn_detection": "vad",
-    "interruption": {"enabled": True, "mode": "vad", "min_duration": 0.5},
+    "interruption": {"enabled": True, "mode": "vad", "min_duration": 0.5,
+                     "resume_false_interruption": False},
     "preemptive_generation": {"enabled": False},
 }
 

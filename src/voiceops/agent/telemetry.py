@@ -70,10 +70,14 @@ class CallTelemetry:
         session.on("conversation_item_added", self._on_item)
         session.on("user_input_transcribed", self._on_transcribed)
         session.on("agent_state_changed", self._on_state)
+        session.on("agent_false_interruption", self._on_false_interruption)
         session.on("error", self._on_error)
 
     def _on_state(self, ev: voice_events.AgentStateChangedEvent) -> None:
         logger.debug("agent state", extra={"job_id": self._job_id, "state": ev.new_state})
+
+    def _on_false_interruption(self, ev: voice_events.AgentFalseInterruptionEvent) -> None:
+        logger.info("false interruption", extra={"job_id": self._job_id, "resumed": ev.resumed})
 
     def _on_error(self, ev: voice_events.ErrorEvent) -> None:
         logger.warning("voice pipeline error: %s", type(ev.error).__name__,
