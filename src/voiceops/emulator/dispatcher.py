@@ -119,6 +119,7 @@ class Dispatcher:
             return
         # psrpc's request deadline runs from here: node selection, then the worker's answer.
         deadline = asyncio.get_running_loop().time() + self._options.availability_timeout_s
+        swallow = self._faults.current.swallows(dispatch.agent_name)  # faults as at dispatch
         job = agent.Job(
             id=new_id("AJ_"),
             dispatch_id=dispatch.id,
@@ -138,7 +139,7 @@ class Dispatcher:
                 logger.warning("no worker available to handle job %s (agent_name=%r)", job.id, key[0])
                 return
             tried.add(worker.id)
-            if await self._offer(worker, job, dispatch, deadline):
+            if await self._offer(worker, job, dispatch, deadline, swallow):
                 return
 
     async def _claimed(self, key: tuple[str, str, int], job: agent.Job) -> bool:
@@ -165,6 +166,7 @@ class Dispatcher:
         job: agent.Job,
         dispatch: agent_dispatch.AgentDispatch,
         deadline: float,
+        swallow: bool,
     ) -> bool:
         """One AvailabilityRequest; True when the job is settled (assigned, terminated, lost)."""
         now_ns = int(self._clock() * 1e9)
@@ -173,7 +175,7 @@ class Dispatcher:
                 status=agent.JS_RUNNING, worker_id=worker.id, started_at=now_ns, updated_at=now_ns
             )
         )
-        resp = await self._ask(worker, job, deadline)
+        resp = await self._ask(worker, job, deadline, swallow)
         if resp is None:
             return True  # deadline passed: Go does not retry on another worker
         if resp is False:
@@ -191,13 +193,13 @@ class Dispatcher:
         return True
 
     async def _ask(
-        self, worker: Worker, job: agent.Job, deadline: float
+        self, worker: Worker, job: agent.Job, deadline: float, swallow: bool
     ) -> agent.AvailabilityResponse | None | bool:
         """The worker's answer; None past the deadline; False when the worker vanished."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[agent.AvailabilityResponse] = loop.create_future()
         asked_at = loop.time()
-        if self._faults.current.swallows(job.agent_name):
+        if swallow:
             logger.warning("fault: swallowing JobRequest %s for %r", job.id, job.agent_name)
         else:
             worker.pending[job.id] = fut
