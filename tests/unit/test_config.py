@@ -45,6 +45,7 @@ def test_sample_config_documents_every_key() -> None:
         ("[wrokers]\n", "wrokers"),
         ("[workers]\nrestart = 'sometimes'\n", "workers.restart"),
         ("[workers]\nload_threshold = 1.5\n", "workers.load_threshold"),
+        ("[workers]\nmax_jobs = -1\n", "workers.max_jobs"),
         ("[workers]\nbackoff_max_s = 0.5\n", "workers.backoff_max_s"),
         ("[workers]\ndrain_timeout_s = 0\n", "workers.drain_timeout_s"),
         ("[workers]\ncommand = 'python worker.py'\n", "workers.command"),

@@ -2,8 +2,9 @@
 
 The dispatch-path diagnosis (for DispatchUnanswered and HeartbeatFailed) checks the likely
 causes in order, most fundamental first: LiveKit itself, the agent-name mismatch (the
-classic failure), no worker registered, every worker full or draining, the media path
-(JobRequests arrive but no agent joins), and finally "LiveKit sent nothing".
+classic failure), no worker registered, every worker at or above LiveKit's target load,
+every worker full or draining, the media path (JobRequests arrive but no agent joins), and
+finally "LiveKit sent nothing".
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voiceops.monitor.reach import Reachability, livekit_diagnosis
+
+# The LiveKit server offers a job only to workers scoring 0.7 - load > 0 (Go:
+# agent.DefaultTargetLoad), whatever status they report.
+SERVER_TARGET_LOAD = 0.7
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,20 @@ def no_worker(facts: Facts) -> str | None:
             "`voiceops status` and worker logs")
 
 
+def over_target_load(facts: Facts) -> str | None:
+    """Every worker that could take a job reports load >= 0.7: LiveKit sends no JobRequest."""
+    procs = [p for p in _workers(facts.processes) if p.get("state") in ("ready", "draining")]
+    info = {w.process: w for w in facts.workers}
+    loads = [info[p["name"]].load for p in procs if p.get("name") in info]
+    if not loads or len(loads) < len(procs) or min(loads) < SERVER_TARGET_LOAD:
+        return None
+    shown = ", ".join(f"{load:.2f}" for load in sorted(loads))
+    return (f"every worker reports load ≥ {SERVER_TARGET_LOAD}: LiveKit offers no job "
+            f"(loads {shown}; LiveKit's target load is {SERVER_TARGET_LOAD}): livekit-agents' load "
+            "is the machine's CPU, so free the CPU, add machines, or set workers.max_jobs to "
+            "count jobs instead")
+
+
 def all_full(facts: Facts) -> str | None:
     """Every registered worker is at its load threshold or draining."""
     procs = [p for p in _workers(facts.processes) if p.get("state") in ("ready", "draining")]
@@ -78,12 +97,12 @@ def all_full(facts: Facts) -> str | None:
         return None
     info = {w.process: w for w in facts.workers}
 
-    # 1.0 turns load shedding off (the worker passes infinity to livekit-agents)
-    shedding = facts.load_threshold < 1.0
+    # A worker is full at its own threshold (1.0: never by itself), and at LiveKit's 0.7 anyway.
+    threshold = min(facts.load_threshold, SERVER_TARGET_LOAD)
 
     def busy(p: dict[str, Any]) -> bool:
         w = info.get(p.get("name", ""))
-        full = shedding and w is not None and w.load >= facts.load_threshold
+        full = w is not None and w.load >= threshold
         return p.get("state") == "draining" or full
 
     if not all(busy(p) for p in procs):
@@ -91,8 +110,8 @@ def all_full(facts: Facts) -> str | None:
     draining = sum(1 for p in procs if p.get("state") == "draining")
     jobs = sum(int(p.get("active_jobs") or 0) for p in procs)
     return (f"all {len(procs)} workers are full or draining ({draining} draining, {jobs} active "
-            f"jobs, load threshold {facts.load_threshold}): scale up with "
-            f"`voiceops scale {len(procs) + 1}` or raise workers.load_threshold")
+            f"jobs, load threshold {threshold}): scale up with "
+            f"`voiceops scale {len(procs) + 1}`")
 
 
 def media_path(facts: Facts) -> str | None:
@@ -112,7 +131,7 @@ def dispatch_path(facts: Facts) -> str:
     """Why dispatches go unanswered (or probes fail), as one actionable line."""
     if facts.livekit.last_failure is not None:
         return livekit_diagnosis(facts.livekit, facts.livekit_url)
-    for check in (name_mismatch, no_worker, all_full, media_path):
+    for check in (name_mismatch, no_worker, over_target_load, all_full, media_path):
         found = check(facts)
         if found:
             return found

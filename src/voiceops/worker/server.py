@@ -30,7 +30,7 @@ from voiceops import events
 from voiceops.worker.entry import wrap
 from voiceops.worker.handler import RequestHandler
 from voiceops.worker.observed import ObservedAgentServer
-from voiceops.worker.options import WorkerOptions
+from voiceops.worker.options import WorkerOptions, jobs_load
 
 logger = logging.getLogger("voiceops.worker")
 
@@ -90,8 +90,12 @@ class WorkerRuntime:
         return server
 
     def _measure_load(self, server: AgentServer) -> float:
-        # livekit-agents' own measure (machine CPU, 2.5 s average), kept for the jobs event.
-        self._load = _DefaultLoadCalc.get_load(server)
+        # The server offers no job at load >= 0.7. livekit-agents' own measure is the machine's
+        # CPU (2.5 s average); with workers.max_jobs the load counts this worker's jobs instead.
+        if self._opts.max_jobs:
+            self._load = jobs_load(len(server.active_jobs), self._opts.max_jobs)
+        else:
+            self._load = _DefaultLoadCalc.get_load(server)
         return self._load
 
     def _on_registered(self, worker_id: str, server_info: models.ServerInfo) -> None:

@@ -15,7 +15,7 @@ from voiceops.agent.basic import letta_agent_id
 from voiceops.agent.presence import Presence, Seen, next_presence, no_human_timeout_s
 from voiceops.worker.entry import EntrypointError, classify_outcome, resolve, wrap
 from voiceops.worker.observed import ObservedAgentServer
-from voiceops.worker.options import effective_load_threshold
+from voiceops.worker.options import effective_load_threshold, jobs_load
 from voiceops.worker.probe import (
     Answer,
     Decision,
@@ -96,10 +96,20 @@ def test_resolve_and_wrap_the_default_entrypoint() -> None:
     assert wrapped.args == ("voiceops.agent:entrypoint",)
 
 
-def test_load_threshold_one_turns_shedding_off() -> None:
-    """workers.load_threshold = 1.0 means never full; lower values pass through."""
+def test_load_threshold_is_at_most_the_server_target() -> None:
+    """1.0 turns the worker's own shedding off; 0.7 < t < 1 becomes 0.7 (LiveKit's target load)."""
     assert effective_load_threshold(1.0) == math.inf
+    assert effective_load_threshold(0.9) == 0.7
     assert effective_load_threshold(0.7) == 0.7
+    assert effective_load_threshold(0.5) == 0.5
+
+
+def test_jobs_load_reaches_target_at_max_jobs() -> None:
+    """With workers.max_jobs = N the reported load is 0.7 at N jobs: LiveKit stops there."""
+    assert jobs_load(0, 4) == 0.0
+    assert jobs_load(2, 4) == pytest.approx(0.35)
+    assert jobs_load(4, 4) == pytest.approx(0.7)
+    assert jobs_load(40, 4) == 1.0
 
 
 def test_presence_machine() -> None:
