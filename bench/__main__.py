@@ -29,6 +29,7 @@ def _registry() -> dict[str, tuple[str, Runner]]:
         "correlate": ("monitor correlator", lazy("bench_correlate")),
         "intake": ("supervisor event intake", lazy("bench_intake")),
         "dispatch": ("dispatch overhead", lazy("bench_dispatch")),
+        "handler": ("JobRequest answer latency", lazy("bench_handler")),
     }
 
 

@@ -227,6 +227,7 @@ class Dispatcher:
         except ConnectionError:
             return False
         worker.last_answer_s = loop.time() - asked_at
+        worker.answered += 1
         return resp
 
     async def _assign(

@@ -66,6 +66,7 @@ class Worker:
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # seconds from the last AvailabilityRequest to the worker's answer (None: not answered yet)
     last_answer_s: float | None = None
+    answered: int = 0  # AvailabilityRequests answered in time
 
     @property
     def agent_name(self) -> str:
@@ -92,6 +93,7 @@ class Worker:
             "load": self.load,
             "job_count": self.job_count,
             "last_answer_s": self.last_answer_s,
+            "answered": self.answered,
             "jobs": [job.to_json() for job in self.jobs.values()],
         }
 
