@@ -86,9 +86,26 @@ def check_agent_names(cfg: Config, status: dict[str, Any] | None) -> CheckResult
     return CheckResult("agent name", True, f"workers registered as '{cfg.agent.name}'")
 
 
+def check_load(cfg: Config) -> CheckResult:
+    """How workers report load, against LiveKit's rule: no job at load >= 0.7."""
+    from voiceops.worker.options import SERVER_TARGET_LOAD  # the worker's rule, one source
+
+    threshold, max_jobs = cfg.workers.load_threshold, cfg.workers.max_jobs
+    measure = (f"load counts jobs (0.7 at workers.max_jobs = {max_jobs})" if max_jobs
+               else "load is the machine's CPU use (set workers.max_jobs on a shared machine)")
+    if SERVER_TARGET_LOAD < threshold < 1.0:
+        return CheckResult("load", True, f"workers.load_threshold {threshold} is above LiveKit's "
+                                         f"target load {SERVER_TARGET_LOAD}, which offers no job "
+                                         "at load >= 0.7 whatever a worker reports: workers use "
+                                         f"{SERVER_TARGET_LOAD}; {measure}")
+    return CheckResult("load", True, f"LiveKit offers no job to a worker at load >= "
+                                     f"{SERVER_TARGET_LOAD}; {measure}")
+
+
 async def run_checks(cfg: Config, secrets: Secrets, status: dict[str, Any] | None,
                      *, letta: bool = True) -> list[CheckResult]:
-    results = [CheckResult("config", True, f"{cfg.source or 'built-in defaults'} is valid")]
+    results = [CheckResult("config", True, f"{cfg.source or 'built-in defaults'} is valid"),
+               check_load(cfg)]
     results.append(await check_livekit(cfg, secrets))
     if letta:
         results.append(await check_letta(cfg, secrets))

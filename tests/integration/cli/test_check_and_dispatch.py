@@ -37,7 +37,8 @@ def test_check_passes_with_the_right_credentials(tmp_path: Path, livekit_server:
     config(tmp_path, livekit_server)
     done = run_cli(tmp_path, "check", "--no-letta", secret=livekit_server.api_secret)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert [line.split()[0] for line in done.stdout.splitlines()] == ["ok"] * 3
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["ok"] * 4
+    assert "load: LiveKit offers no job to a worker at load >= 0.7" in done.stdout
 
 
 def test_check_names_each_problem(tmp_path: Path, livekit_server: Any) -> None:
