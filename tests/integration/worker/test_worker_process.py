@@ -167,13 +167,15 @@ async def test_drain_timeout_cuts_the_job_and_still_exits_zero(
 async def test_refused_media_ends_job_as_connect_failed(
         livekit_server: Any, start_worker: Any, sink: EventSink, agent_name: str,
         lkapi: Any) -> None:
-    """When the media path is dead the job ends as connect_failed, with no agent_joined (~60 s)."""
+    """When the media path is dead the job ends as connect_failed, with no agent_joined: the
+    failed attempt leaves the room, so LiveKit terminates the job while the SDK retries."""
     livekit_server.faults.set(refuse_media=True)
     await start_worker()
     await sink.wait_for(Ready, READY_TIMEOUT_S)
     d = await dispatch(lkapi, agent_name, "wk-no-media", "")
     await sink.wait_for(JobRequest, JOB_TIMEOUT_S, dispatch_id=d.id)
-    # livekit's FFI gives up after 3 ICE attempts of 15 s each.
+    # The first ICE attempt gives up after 15 s and leaves; the server then terminates the job
+    # (without that rule, livekit's FFI would give up after 3 attempts of 15 s each).
     ended = await sink.wait_for(JobEnded, 150.0, dispatch_id=d.id)
     assert ended.outcome == "connect_failed"
     assert not sink.of_type(AgentJoined, dispatch_id=d.id)
