@@ -150,3 +150,16 @@ def test_quick_dispatch_bench_runs_end_to_end_and_leaves_nothing_behind() -> Non
     assert "dispatch_created events received from the proxy: 220/220" in out, out
     _, alive = psutil.wait_procs(_processes_with_env(marker), timeout=10)
     assert not alive, f"bench left processes behind: {alive}"
+
+
+def test_handler_bench_report_counts_lost_answers() -> None:
+    """The handler bench's report: finite checks against its baselines; a lost answer fails."""
+    from bench import bench_handler
+
+    sizes = bench_handler.HandlerSizes(probes=3, warmup=0)
+    fine = bench_handler._section({"idle": [0.002, 0.003, 0.004], "busy": [0.05, 0.09, 0.1]}, sizes)
+    _assert_measured(fine)
+    assert fine.passed, format_section(fine)
+    lost = bench_handler._section({"idle": [0.002, 0.003, 0.004], "busy": [0.05, None, 0.1]},
+                                  sizes)
+    assert not lost.passed and "busy 1" in format_section(lost)
