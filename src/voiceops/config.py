@@ -104,6 +104,10 @@ class AlertsConfig:
 class LettaConfig:
     base_url: str = "http://127.0.0.1:8283"
     default_agent_id: str = ""
+    first_token_timeout_s: float = 8.0
+    stream_idle_timeout_s: float = 10.0
+    conversations: bool = True
+    apology: str = "Sorry, I could not think of an answer just now. Please say that again."
 
 
 @dataclass(frozen=True)
@@ -261,6 +265,7 @@ def validate(cfg: Config) -> None:
          "alerts.webhooks: must be http(s) URLs"),
         (urlsplit(cfg.letta.base_url).scheme in ("http", "https"),
          "letta.base_url: must be an http(s) URL"),
+        (bool(cfg.letta.apology.strip()), "letta.apology: must not be empty (callers hear it)"),
     ]
     checks += _positive(cfg)
     for ok, message in checks:
@@ -273,7 +278,8 @@ def validate(cfg: Config) -> None:
 def _positive(cfg: Config) -> list[tuple[bool, str]]:
     keys = ("workers.start_timeout_s", "workers.drain_timeout_s", "workers.stable_after_s",
             "workers.crashloop_window_s", "workers.crashloop_cooldown_s", "proxy.token_ttl_s",
-            "monitor.job_request_deadline_s", "heartbeat.interval_s", "heartbeat.timeout_s")
+            "monitor.job_request_deadline_s", "heartbeat.interval_s", "heartbeat.timeout_s",
+            "letta.first_token_timeout_s", "letta.stream_idle_timeout_s")
     out = []
     for key in keys:
         section, name = key.split(".")

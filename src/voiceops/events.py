@@ -153,6 +153,19 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
                 VoiceMetric)
 }
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LettaError(Event):
+    """A call's Letta turn failed and the caller heard an apology (never the caller's words)."""
+
+    TYPE: ClassVar[str] = "letta_error"
+    kind: str  # error | timeout | dropped
+    letta_agent_id: str = ""
+    latency_s: float = 0.0  # turn start → failure seen
+    detail: str = ""  # "HTTP 503", an exception class name: no content, no secret
+
+
+EVENT_TYPES[LettaError.TYPE] = LettaError
+
 
 def encode(event: Event) -> bytes:
     return json.dumps(event.to_dict(), separators=(",", ":")).encode()

