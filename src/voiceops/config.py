@@ -19,6 +19,10 @@ from urllib.parse import urlsplit
 EX_CONFIG: Final = 78  # sysexits.h; the systemd unit has RestartPreventExitStatus=78
 DEFAULT_PATHS: Final = (Path("/etc/voiceops/voiceops.toml"), Path("config/voiceops.toml"))
 SANDBOX_API_SECRET: Final = "secret"  # livekit-server --dev
+# The Letta stand-in's sample agent 'voiceops-echo': letta.default_agent_id in --sandbox when
+# the config names none (voiceops.letta_standin.state.SAMPLE_AGENTS holds the same id).
+SANDBOX_LETTA_AGENT_ID: Final = "agent-5e1f0c2a-8b3d-4c6e-9f10-1a2b3c4d5e01"
+SANDBOX_ENV: Final = "VOICEOPS_SANDBOX"  # set to "1" in every --sandbox child's environment
 
 
 class ConfigError(ValueError):
@@ -156,8 +160,24 @@ def resolve_path(cli_path: str | None, env: Mapping[str, str] = os.environ) -> P
     return DEFAULT_PATHS[-1]
 
 
-def load(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a config file."""
+def load(path: str | os.PathLike[str], *, sandbox: bool | None = None) -> Config:
+    """Read and validate a config file; ``sandbox`` (default: ``$VOICEOPS_SANDBOX``) fills in
+    the sandbox's defaults (:func:`with_sandbox_defaults`)."""
+    cfg = _load(path)
+    if sandbox is None:
+        sandbox = os.environ.get(SANDBOX_ENV) == "1"
+    return with_sandbox_defaults(cfg) if sandbox else cfg
+
+
+def with_sandbox_defaults(cfg: Config) -> Config:
+    """In --sandbox, a dispatch without an agent id talks to the Letta stand-in's sample agent."""
+    if cfg.letta.default_agent_id:
+        return cfg
+    return dataclasses.replace(cfg, letta=dataclasses.replace(
+        cfg.letta, default_agent_id=SANDBOX_LETTA_AGENT_ID))
+
+
+def _load(path: str | os.PathLike[str]) -> Config:
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))

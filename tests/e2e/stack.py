@@ -33,6 +33,8 @@ def stack_config(tmp: Path, lk: Any, *, workers: int = 1, **overrides: Any
         "control": {"socket": str(tmp / "run" / "control.sock")},
         "monitor": {"job_request_deadline_s": 5},
         "heartbeat": {"interval_s": 5, "timeout_s": 4},
+        # the --sandbox Letta stand-in listens here (never the fixed 8283)
+        "letta": {"base_url": f"http://127.0.0.1:{free_port()}"},
     }
     for key, value in overrides.items():
         section, _, name = key.partition("__")

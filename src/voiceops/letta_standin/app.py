@@ -55,11 +55,12 @@ def _check_id(value: str, pattern: str, loc: str) -> None:
             content_type="application/json")
 
 
-def _agent(request: web.Request, agent_id: str) -> dict[str, Any]:
+def _agent(request: web.Request, agent_id: str, detail: str = "") -> dict[str, Any]:
     _check_id(agent_id, shapes.AGENT_ID_PATTERN, "path.agent_id")
     agent = request.app[STATE].agents.get(agent_id)
     if agent is None:
-        raise web.HTTPNotFound(text=json.dumps({"detail": f"Agent not found: {agent_id}"}),
+        detail = detail or f"Agent with ID {agent_id} not found"
+        raise web.HTTPNotFound(text=json.dumps({"detail": detail}),
                                content_type="application/json")
     return agent
 
@@ -106,9 +107,11 @@ async def create_agent(request: web.Request) -> web.Response:
 
 async def create_conversation(request: web.Request) -> web.Response:
     agent_id = request.query.get("agent_id", "")
+    if request.app[STATE].faults.conversations_status:
+        return _detail(request.app[STATE].faults.conversations_status, "Not Found")
     if not agent_id:
         return _detail(422, "query.agent_id: field required")
-    _agent(request, agent_id)
+    _agent(request, agent_id, "Agent not found")
     return web.json_response(request.app[STATE].add_conversation(agent_id))
 
 

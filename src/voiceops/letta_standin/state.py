@@ -27,6 +27,8 @@ class Faults:
     first_token_delay_s: float = 0.0  # pings only, then the reply, this much later
     error_after_tokens: int = -1  # >= 0: after this many tokens, an SSE error event
     drop_after_tokens: int = -1  # >= 0: after this many tokens, the connection is cut
+    conversations_status: int = 0  # e.g. 404: a server from before conversations (no route)
+    token_delay_s: float = 0.0  # > 0: this pause between tokens instead of the server's own
 
     def update(self, values: dict[str, Any]) -> None:
         """Set known knobs; raise ValueError naming the first bad one."""
@@ -38,10 +40,10 @@ class Faults:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or (
                     want is int and not isinstance(value, int)):
                 raise ValueError(f"{key}: must be a {want.__name__}")
-            if key == "down_status" and value and not 400 <= value <= 599:
-                raise ValueError("down_status: must be 0 or an HTTP error status (400-599)")
-            if key == "first_token_delay_s" and not 0 <= value <= 600:
-                raise ValueError("first_token_delay_s: must be within 0..600")
+            if key.endswith("_status") and value and not 400 <= value <= 599:
+                raise ValueError(f"{key}: must be 0 or an HTTP error status (400-599)")
+            if key.endswith("_s") and not 0 <= value <= 600:
+                raise ValueError(f"{key}: must be within 0..600 seconds")
             setattr(self, key, want(value))
 
     def as_dict(self) -> dict[str, Any]:

@@ -76,7 +76,7 @@ async def stream_reply(request: web.Request, turns: list[str], faults: Faults,
             request.transport.abort()  # no chunked terminator: the client sees a broken body
             return resp
         if i:
-            await asyncio.sleep(token_delay_s)
+            await asyncio.sleep(faults.token_delay_s or token_delay_s)
         await resp.write(shapes.sse(shapes.assistant_message(message_id, step_id, run_id, chunk)))
     await resp.write(shapes.sse(shapes.stop_reason()))
     await resp.write(shapes.sse(shapes.usage(len(chunks))))

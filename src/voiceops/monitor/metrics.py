@@ -30,6 +30,7 @@ PROCESS_STATES: Final = ("starting", "ready", "draining", "stopping", "exited", 
 RESTART_REASONS: Final = ("crash", "signal", "oom", "rss", "start_timeout", "drain_timeout",
                           "manual", "reload", "scale")
 VOICE_METRICS: Final = ("voice_response", "llm_ttft", "tts_ttfb", "stt_delay")
+LETTA_ERROR_KINDS: Final = ("error", "timeout", "dropped")
 
 
 class Metrics:
@@ -43,6 +44,7 @@ class Metrics:
         self._process_metrics()
         self._voice_metrics()
         self._precreate()
+        self._letta_metrics()
 
     def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
         return Counter(name, doc, labels, registry=self.registry)
@@ -139,6 +141,14 @@ class Metrics:
             self.alert_active.labels(alert)
             self.alerts_fired.labels(alert)
         self.build_info.labels(__version__, platform.python_version()).set(1)
+
+    def _letta_metrics(self) -> None:
+        self.letta_errors = self._counter(
+            "voiceops_letta_errors_total",
+            "Call turns Letta failed (the caller heard the apology), by kind.",
+            ("agent_name", "kind"))
+        for kind in LETTA_ERROR_KINDS:
+            self.letta_errors.labels(self.agent_name, kind)
 
     def add_process(self, name: str) -> None:
         """Create a process's series (at zero) when it first appears."""

@@ -21,9 +21,17 @@ import aiohttp
 from livekit import api
 
 from voiceops.config import Config, Secrets, http_url
-from voiceops.events import AgentJoined, DispatchCreated, Event, JobEnded, JobRequest, Ready
+from voiceops.events import (
+    AgentJoined,
+    DispatchCreated,
+    Event,
+    JobEnded,
+    JobRequest,
+    LettaError,
+    Ready,
+)
 from voiceops.monitor import alerts as A
-from voiceops.monitor import diagnose, poolcheck, reach
+from voiceops.monitor import diagnose, lettacalls, poolcheck, reach
 from voiceops.monitor.alerts import AlertBook, Change
 from voiceops.monitor.correlate import CorrelateOptions, Correlator
 from voiceops.monitor.dispatchwatch import DispatchWatch
@@ -55,6 +63,7 @@ class MonitorOptions:
     livekit_timeout_s: float = 5.0
     letta_enabled: bool = False  # only when the deployment uses Letta (off in the sandbox)
     letta_check_interval_s: float = 30.0
+    letta_failure_window_s: float = lettacalls.WINDOW_S  # failed call turns counted this long
     pool_check_interval_s: float = 1.0
     no_ready_grace_s: float = 30.0
     join_timeout_s: float = 120.0
@@ -93,6 +102,7 @@ class Monitor:
         self.hb_state = HeartbeatState()
         self.livekit = reach.Reachability()
         self.letta = reach.Reachability()
+        self.letta_calls = lettacalls.CallFailures()
         self.worker_ports: dict[str, int] = {}
         self._no_ready_since: float | None = None
         self._last_join_ok = float("-inf")
@@ -117,6 +127,8 @@ class Monitor:
             self._agent_joined(event)
         elif isinstance(event, JobEnded):
             self._job_ended(event)
+        elif isinstance(event, LettaError):
+            self._letta_error(event)
         elif isinstance(event, Ready) and event.http_port > 0 and event.process:
             self.worker_ports[event.process] = event.http_port
 
@@ -153,6 +165,28 @@ class Monitor:
             return
         self.tg.create_task(self.watch.join_missing(
             entry.dispatch_id, entry.room, f"its job ended '{ev.outcome}' before joining"))
+
+    def _letta_error(self, ev: LettaError) -> None:
+        """A call's Letta turn failed: two within the window fire LettaUnreachable."""
+        self.letta_calls = lettacalls.record(self.letta_calls, self._clock(), ev.kind, ev.detail,
+                                             self.opts.letta_failure_window_s)
+        self._letta_verdict()
+
+    def _letta_verdict(self) -> None:
+        """LettaUnreachable fires on a failing health check or on failing calls; both must
+        be well again (calls: no two failures within the window) to resolve it."""
+        window = self.opts.letta_failure_window_s
+        self.letta_calls = lettacalls.prune(self.letta_calls, self._clock(), window)
+        base_url = self.cfg.letta.base_url
+        if self.letta.firing:
+            self.fire(A.LETTA_UNREACHABLE, reach.letta_diagnosis(self.letta, base_url))
+        elif lettacalls.firing(self.letta_calls, self._clock(), window):
+            self.fire(A.LETTA_UNREACHABLE, lettacalls.diagnosis(self.letta_calls, base_url, window))
+        else:
+            self.resolve(A.LETTA_UNREACHABLE)
+
+    async def _letta_calls_tick(self) -> None:
+        self._letta_verdict()  # failures age out of the window with no new event
 
     def process_exited(self, name: str) -> None:
         """The supervisor saw ``name`` exit: forget its job count and health port."""
@@ -252,6 +286,8 @@ class Monitor:
             if self.opts.letta_enabled:
                 tg.create_task(self._every(self.opts.letta_check_interval_s, self._check_letta),
                                name="letta check")
+            tg.create_task(self._every(self.opts.pool_check_interval_s, self._letta_calls_tick),
+                           name="letta calls")
             if self.cfg.heartbeat.enabled:
                 tg.create_task(self._heartbeat_loop(), name="heartbeat")
             tg.create_task(self.webhooks.run(), name="webhooks")
@@ -298,11 +334,7 @@ class Monitor:
         except Exception as exc:
             error = exc
         self.letta = reach.observe(self.letta, error)
-        if self.letta.firing:
-            self.fire(A.LETTA_UNREACHABLE, reach.letta_diagnosis(self.letta,
-                                                                  self.cfg.letta.base_url))
-        else:
-            self.resolve(A.LETTA_UNREACHABLE)
+        self._letta_verdict()
 
     async def _check_pool(self) -> None:
         status = self._safe_status()

@@ -18,12 +18,14 @@ from voiceops.events import (
     JobEnded,
     JobRequest,
     Jobs,
+    LettaError,
     VoiceMetric,
 )
 from voiceops.monitor.metrics import (
     DISPATCH_OUTCOMES,
     JOB_OUTCOMES,
     JOB_REQUEST_DECISIONS,
+    LETTA_ERROR_KINDS,
     VOICE_METRICS,
     Metrics,
 )
@@ -53,6 +55,7 @@ class Recorder:
             JobEnded: self._job_ended,
             Jobs: self._jobs,
             VoiceMetric: self._voice_metric,
+            LettaError: self._letta_error,
         }.get(type(event))
         if handler is not None:
             handler(event)  # type: ignore[operator]
@@ -102,6 +105,12 @@ class Recorder:
             self._drop(f"voice_metric {ev.metric!r}")
             return
         self.metrics.voice[ev.metric].labels(self._agent).observe(ev.value_s)
+
+    def _letta_error(self, ev: LettaError) -> None:
+        if ev.kind not in LETTA_ERROR_KINDS:
+            self._drop(f"letta_error kind {ev.kind!r}")
+            return
+        self.metrics.letta_errors.labels(self._agent, ev.kind).inc()
 
     def process_exited(self, name: str) -> None:
         """The supervisor saw ``name`` exit: its jobs are gone with it."""

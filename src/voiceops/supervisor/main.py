@@ -39,8 +39,8 @@ def child_env(cfg: config.Config, secrets: config.Secrets, *, sandbox: bool) -> 
 def build_monitor(sup: Supervisor, secrets: config.Secrets) -> Monitor:
     """The monitor, fed every child event and contributing alerts to status and STATUS=."""
     cfg = sup.cfg
-    # Letta is checked when it is configured; the sandbox runs without it.
-    letta = not sup.sandbox and bool(cfg.letta.default_agent_id or secrets.letta_api_key)
+    # Letta is checked when it is configured, and in the sandbox (its stand-in is a child).
+    letta = sup.sandbox or bool(cfg.letta.default_agent_id or secrets.letta_api_key)
     monitor = Monitor(cfg, secrets, sup.metrics, status_provider=sup.status,
                       options=MonitorOptions(letta_enabled=letta))
     sup.add_event_sink(monitor)
@@ -72,7 +72,7 @@ def servers_with(monitor: Monitor) -> Callable[[Supervisor], Coroutine[Any, Any,
 def run(config_path: str | None, *, sandbox: bool = False) -> int:
     """Run the supervisor in the foreground (blocking); returns the process exit code."""
     try:
-        cfg = config.load(config.resolve_path(config_path))
+        cfg = config.load(config.resolve_path(config_path), sandbox=sandbox)
         secrets = config.load_secrets(cfg, sandbox=sandbox)
         config.require_livekit_secret(secrets)
     except ConfigError as exc:

@@ -22,7 +22,7 @@ from voiceops.supervisor.spec import (ChildSpec, Tuning, build_specs, options_fo
 from voiceops.supervisor.state import State
 
 log = logging.getLogger("voiceops.supervisor.pool")
-ORDER = {"emulator": 0, "proxy": 1, "worker": 2}
+ORDER = {"emulator": 0, "letta": 0, "proxy": 1, "worker": 2}
 
 
 class Pool:
@@ -278,7 +278,7 @@ class Pool:
         text = ", ".join(parts)
         if self.unhealthy():
             text += " (pool unhealthy: crash loops)"
-        for kind in ("proxy", "emulator"):
+        for kind in ("proxy", "emulator", "letta"):
             proc = self.procs.get(kind)
             if proc is not None:
                 text += f"; {kind} {'up' if proc.state is State.READY else proc.state.value}"

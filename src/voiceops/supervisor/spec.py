@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from voiceops.config import Config, parse_listen
 from voiceops.supervisor.policy import RestartPolicy
 
-KINDS: Final = ("worker", "proxy", "emulator")
+KINDS: Final = ("worker", "proxy", "emulator", "letta")
 # Per-kind stop budget for children without calls; workers use workers.drain_timeout_s.
 LISTENER_STOP_BUDGET_S: Final = 10.0
 # Config keys the supervisor applies itself: changing them restarts no worker.
@@ -33,7 +33,7 @@ class ChildSpec:
     """How to launch one named child; a different spec means a (rolling) restart."""
 
     name: str
-    kind: str  # worker | proxy | emulator
+    kind: str  # worker | proxy | emulator | letta
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     config_digest: str = ""
@@ -122,11 +122,22 @@ def emulator_spec(cfg: Config) -> ChildSpec:
                      _digest(cfg.livekit, cfg.proxy.listen), surge=False)
 
 
+def letta_spec(cfg: Config) -> ChildSpec:
+    """The Letta stand-in for ``--sandbox``, on the host and port of ``letta.base_url``."""
+    parts = urlsplit(cfg.letta.base_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    argv = (sys.executable, "-m", "voiceops.letta_standin", "--host",
+            parts.hostname or "127.0.0.1", "--port", str(port))
+    return ChildSpec("letta", "letta", argv, _base_env(cfg, True), _digest(cfg.letta.base_url),
+                     surge=False)
+
+
 def build_specs(cfg: Config, *, sandbox: bool = False) -> list[ChildSpec]:
     """Every child except the workers' count-dependent names, in start order."""
     specs: list[ChildSpec] = []
     if sandbox:
         specs.append(emulator_spec(cfg))
+        specs.append(letta_spec(cfg))
     if cfg.proxy.enabled:
         specs.append(proxy_spec(cfg, sandbox=sandbox))
     return specs

@@ -308,7 +308,7 @@ class Supervisor:
         self.notifier.stopping()
         pool.begin_shutdown()
         self._wake.set()
-        for kind in ("proxy", "worker", "emulator"):
+        for kind in ("proxy", "worker", "emulator", "letta"):
             procs = pool.stop_kind(kind, self._budget_cap)
             await self._wait_exited(pool, procs)
         log.info("shutdown_complete")
@@ -335,7 +335,7 @@ class Supervisor:
         self.notifier.reloading()
         path = self.cfg.source
         try:
-            cfg = config.load(path)
+            cfg = config.load(path, sandbox=self.sandbox)
         except ConfigError as exc:
             log.error("reload_refused path=%s error=%s", path, exc)
             self.notifier.ready(f"reload refused ({exc}); {self._pool().summary()}")

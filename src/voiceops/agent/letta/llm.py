@@ -28,8 +28,14 @@ from voiceops.agent.letta.options import LettaBrainOptions
 from voiceops.agent.letta.turn import TurnFailed, TurnStats, describe, read_turn
 
 logger = logging.getLogger("voiceops.agent.letta")
-# A server that answers these to POST /v1/conversations/ has no conversations.
-NO_CONVERSATIONS_STATUS = frozenset({404, 405, 501})
+
+
+def no_conversations(exc: letta_client.APIStatusError) -> bool:
+    """A server without the conversations route (FastAPI's bare 404), not an unknown agent."""
+    if exc.status_code in (405, 501):
+        return True
+    body = exc.body if isinstance(exc.body, dict) else {}
+    return exc.status_code == 404 and body.get("detail") == "Not Found"
 
 
 def last_user_text(chat_ctx: llm.ChatContext) -> str:
@@ -90,7 +96,7 @@ class LettaLLM(llm.LLM):
                 try:
                     conv = await self.client.conversations.create(agent_id=self.agent_id)
                 except letta_client.APIStatusError as exc:
-                    if exc.status_code not in NO_CONVERSATIONS_STATUS:
+                    if not no_conversations(exc):
                         raise
                     self._use_conversations = False
                     logger.warning("letta_no_conversations status=%d: turns use the agent's "
