@@ -29,4 +29,5 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache run
+	-test ! -x .letta/venv/bin/python || bash scripts/letta-server.sh stop
+	rm -rf $(VENV) .tools .pytest_cache run .letta

