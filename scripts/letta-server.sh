@@ -134,7 +134,8 @@ start_letta() {
      > "$RUN/letta.log" 2>&1 < /dev/null &
    echo $! > "$RUN/letta.pid") > /dev/null 2>&1
   local url="http://127.0.0.1:$port" t0=$SECONDS
-  until curl -fsS "$url/v1/health/" >/dev/null 2>&1; do
+  until "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
+      "$url/v1/health/" >/dev/null 2>&1; do
     if ! kill -0 "$(cat "$RUN/letta.pid")" 2>/dev/null || ((SECONDS - t0 > HEALTH_TIMEOUT_S)); then
       log "Letta did not become healthy; last log lines:"; tail -30 "$RUN/letta.log" >&2
       return 1
