@@ -14,24 +14,21 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
 from voiceops.agent.letta.options import LettaBrainOptions
-from voiceops.letta_standin.server import READY_PREFIX
 from voiceops.letta_standin.state import SAMPLE_AGENTS
+from voiceops.testing.procs import ServerProcess, free_port
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -81,61 +78,14 @@ class LettaServer:
         return LettaBrainOptions(base_url=self.base_url, api_key=self.api_key, **overrides)
 
 
-@dataclass
-class StandinProcess:
-    """``python -m voiceops.letta_standin --port 0`` with its ready line parsed for the URL."""
-
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: str = ""
-    _log_fd: int = field(default=-1, repr=False)
-
-    def start(self) -> LettaServer:
-        self._log_fd, self.log_path = tempfile.mkstemp(prefix="voiceops-letta-", suffix=".log")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "voiceops.letta_standin", "--host", "127.0.0.1", "--port", "0"],
-            stdout=subprocess.PIPE, stderr=self._log_fd, start_new_session=True)
-        url = self._ready_line()
-        return LettaServer(url, None, True, tuple(a[0] for a in SAMPLE_AGENTS), self.proc.pid)
-
-    def _ready_line(self) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
-        deadline, buf = time.monotonic() + START_TIMEOUT_S, b""
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or self.proc.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"letta stand-in did not start; log:\n{self._log_tail()}")
-            if select.select([self.proc.stdout], [], [], left)[0]:
-                buf += os.read(self.proc.stdout.fileno(), 4096)
-        line = buf.split(b"\n", 1)[0].decode()
-        if not line.startswith(READY_PREFIX):
-            self.stop()
-            raise RuntimeError(f"unexpected letta stand-in output {line!r}")
-        return line[len(READY_PREFIX):].strip()
-
-    def _log_tail(self) -> str:
-        with open(self.log_path, encoding="utf-8", errors="replace") as fh:
-            return fh.read()[-4000:]
-
-    def stop(self) -> None:
-        """SIGTERM, bounded wait, SIGKILL; fails if anything survives."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(STOP_TIMEOUT_S)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        if self._log_fd >= 0:
-            os.close(self._log_fd)
-            self._log_fd = -1
-            os.unlink(self.log_path)
-        assert not psutil.pid_exists(proc.pid) or psutil.Process(proc.pid).status() == "zombie"
+def start_standin(workdir: Path) -> tuple[ServerProcess, LettaServer]:
+    """``python -m voiceops.letta_standin`` on a free port, ready when /v1/health/ answers."""
+    port = free_port()
+    proc = ServerProcess("letta-standin", [sys.executable, "-m", "voiceops.letta_standin",
+                                           "--host", "127.0.0.1", "--port", str(port)],
+                         workdir, port, ready_path="/v1/health/")
+    proc.start(timeout_s=START_TIMEOUT_S)
+    return proc, LettaServer(proc.url, None, True, tuple(a[0] for a in SAMPLE_AGENTS), proc.pid)
 
 
 def _stub_model(client: Any) -> str:
@@ -182,12 +132,14 @@ def letta_server() -> Iterator[LettaServer]:
     if real is not None:
         yield from real
         return
-    standin = StandinProcess()
-    server = standin.start()
-    try:
-        yield server
-    finally:
-        standin.stop()
+    with tempfile.TemporaryDirectory(prefix="voiceops-letta-") as workdir:
+        proc, server = start_standin(Path(workdir))
+        try:
+            yield server
+        finally:
+            proc.stop(timeout_s=STOP_TIMEOUT_S)
+            assert server.pid is not None and not psutil.pid_exists(server.pid), \
+                "the Letta stand-in outlived its stop"
 
 
 @pytest.fixture
