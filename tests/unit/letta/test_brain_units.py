@@ -62,7 +62,7 @@ def test_sandbox_fills_in_the_standins_default_agent_only_when_none_is_set() -> 
 
 
 def test_only_failed_turns_become_voiceops_events_without_words() -> None:
-    """ok → None; a failure → letta_error with kind, agent, latency and a content-free detail."""
+    """ok → None; a failure → letta_error with kind, agent, latency and the detail."""
     ok = BrainEvent(kind=BrainOutcome.OK, letta_agent_id="agent-1", duration_s=0.4)
     assert to_voiceops_event(ok) is None
     bad = BrainEvent(kind=BrainOutcome.TIMEOUT, letta_agent_id="agent-1", duration_s=8.0004,

@@ -20,7 +20,12 @@ from typing import Any
 import letta_client
 from letta_client import AsyncLetta
 from livekit.agents import llm
-from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
+from livekit.agents.types import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    NOT_GIVEN,
+    APIConnectOptions,
+    NotGivenOr,
+)
 
 from voiceops.agent.letta.client import shared_client
 from voiceops.agent.letta.events import BrainEvent, BrainOutcome
