@@ -53,20 +53,39 @@ async def check_livekit(cfg: Config, secrets: Secrets) -> CheckResult:
 
 
 async def check_letta(cfg: Config, secrets: Secrets) -> CheckResult:
-    """GET /v1/health/ on the Letta server."""
-    url = cfg.letta.base_url.rstrip("/") + "/v1/health/"
+    """GET /v1/health/ on the Letta server, then the default agent when one is configured."""
+    base = cfg.letta.base_url.rstrip("/")
+    url = base + "/v1/health/"
     headers = {"Authorization": f"Bearer {secrets.letta_api_key}"} if secrets.letta_api_key else {}
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_S)) as s:
-            async with s.get(url, headers=headers) as resp:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_S),
+                                         headers=headers) as s:
+            async with s.get(url) as resp:
                 body: Any = await resp.json(content_type=None) if resp.status == 200 else None
                 if resp.status != 200:
                     return CheckResult("letta", False, f"{url} answered HTTP {resp.status}")
+            agent = await _default_agent(s, base, cfg.letta.default_agent_id)
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
         return CheckResult("letta", False, f"cannot reach {cfg.letta.base_url}: "
                                            f"{type(exc).__name__}; is the Letta server running?")
+    if isinstance(agent, CheckResult):
+        return agent
     version = body.get("version", "?") if isinstance(body, dict) else "?"
-    return CheckResult("letta", True, f"{cfg.letta.base_url} is up (version {version})")
+    return CheckResult("letta", True, f"{cfg.letta.base_url} is up (version {version}){agent}")
+
+
+async def _default_agent(s: aiohttp.ClientSession, base: str, agent_id: str) -> str | CheckResult:
+    """'' without a default agent; its name as a suffix; a FAIL when Letta does not know it."""
+    if not agent_id:
+        return ""
+    async with s.get(f"{base}/v1/agents/{agent_id}") as resp:
+        if resp.status in (404, 422):
+            return CheckResult("letta", False, f"letta.default_agent_id: Letta at {base} has no "
+                                               f"agent {agent_id!r} (HTTP {resp.status})")
+        resp.raise_for_status()
+        agent = await resp.json(content_type=None)
+    name = agent.get("name", "?") if isinstance(agent, dict) else "?"
+    return f"; default agent {name!r}"
 
 
 def check_agent_names(cfg: Config, status: dict[str, Any] | None) -> CheckResult:
