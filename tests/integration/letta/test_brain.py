@@ -14,7 +14,7 @@ from livekit.agents.voice import io
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
 from letta_helpers import call, timed_chunks
-from voiceops.agent.letta_llm import BrainOutcome, LettaLLM
+from voiceops.agent.letta_llm import LETTA_TURN_HANDLING, BrainOutcome, LettaLLM
 from voiceops.letta_standin.brain import CAPITAL_ANSWER, STORY_ANSWER
 
 pytestmark = [pytest.mark.letta]
@@ -98,7 +98,8 @@ async def test_agent_audio_starts_at_the_first_sentence_before_the_reply_is_comp
     brain = LettaLLM(letta_server.brain_options(), letta_server.agent_id,
                      on_event=lambda _: reply_done.append(time.perf_counter()))
     recorder, sink = RecordingTTS(), CapturedAudio()
-    async with AgentSession(llm=brain, tts=recorder) as session:
+    async with AgentSession(llm=brain, tts=recorder,
+                            turn_handling=LETTA_TURN_HANDLING) as session:
         await session.start(Agent(instructions="(Letta keeps its own instructions)"))
         session.output.audio = sink
         await session.run(user_input="tell me a story")

@@ -6,6 +6,10 @@ sentence. Each LettaLLM is one call: it opens one Letta conversation on its firs
 concurrent calls to one agent never interleave; a server without conversations gets the
 agent's default thread instead. A failed turn never raises into the session: the caller hears
 ``options.apology`` and the call goes on; the turn is reported to ``on_event``.
+
+Every ``chat()`` is a message Letta keeps, so an AgentSession using this LLM must not generate
+preemptively (livekit-agents 1.8 does by default, on interim transcripts, and may retry):
+pass ``turn_handling=LETTA_TURN_HANDLING``.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import letta_client
 from letta_client import AsyncLetta
 from livekit.agents import llm
+from livekit.agents.voice.turn import TurnHandlingOptions
 from livekit.agents.types import (
     DEFAULT_API_CONNECT_OPTIONS,
     NOT_GIVEN,
@@ -33,6 +38,9 @@ from voiceops.agent.letta.options import LettaBrainOptions
 from voiceops.agent.letta.turn import TurnFailed, TurnStats, describe, read_turn
 
 logger = logging.getLogger("voiceops.agent.letta")
+# AgentSession(turn_handling=...) for a Letta brain: no preemptive generation, whose
+# speculative turns Letta would store as real ones.
+LETTA_TURN_HANDLING: Final[TurnHandlingOptions] = {"preemptive_generation": {"enabled": False}}
 
 
 def no_conversations(exc: letta_client.APIStatusError) -> bool:
