@@ -125,6 +125,16 @@ def _conversation(request: web.Request) -> dict[str, Any]:
     return conv
 
 
+async def cancel_conversation(request: web.Request) -> web.Response:
+    """The busy run (conversation_busy fault) is cancelled; else 0.16.8's 409 'no active runs'."""
+    conv = _conversation(request)
+    state = request.app[STATE]
+    if not state.faults.conversation_busy or conv["id"] in state.cancelled:
+        return _detail(409, f"No active runs to cancel for conversation {conv['id']}")
+    state.cancelled[conv["id"]] = state.cancelled.get(conv["id"], 0) + 1
+    return web.json_response({_busy_run(conv["id"]): "cancelled"})
+
+
 async def retrieve_conversation(request: web.Request) -> web.Response:
     return web.json_response(_conversation(request))
 
@@ -135,8 +145,17 @@ async def agent_messages(request: web.Request) -> web.StreamResponse:
     return await _send(request, body, thread=agent["id"], streaming=bool(body.get("streaming")))
 
 
+def _busy_run(conv_id: str) -> str:
+    return "run-" + conv_id.removeprefix("conv-")
+
+
 async def conversation_messages(request: web.Request) -> web.StreamResponse:
     conv = _conversation(request)
+    state = request.app[STATE]
+    if state.faults.conversation_busy and conv["id"] not in state.cancelled:
+        # 0.16.8's ConversationBusyError answer (a Letta with Redis locks each conversation)
+        return web.json_response({"detail": f"Conversation {conv['id']} is busy",
+                                  "run_id": _busy_run(conv["id"])}, status=409)
     body = await _body(request)
     return await _send(request, body, thread=conv["id"],
                        streaming=bool(body.get("streaming", True)))
@@ -171,6 +190,7 @@ async def set_faults(request: web.Request) -> web.Response:
 async def clear_faults(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.faults = type(state.faults)()
+    state.cancelled.clear()
     return web.json_response({"faults": state.faults.as_dict()})
 
 
@@ -191,6 +211,7 @@ def build_app(state: StandinState | None = None, *, token_delay_s: float = 0.02)
     r.add_post("/v1/conversations/", create_conversation)
     r.add_get("/v1/conversations/{conversation_id}", retrieve_conversation)
     r.add_post("/v1/conversations/{conversation_id}/messages", conversation_messages)
+    r.add_post("/v1/conversations/{conversation_id}/cancel", cancel_conversation)
     r.add_post("/standin/faults", set_faults)
     r.add_delete("/standin/faults", clear_faults)
     r.add_get("/standin/state", get_state)

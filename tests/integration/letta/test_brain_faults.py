@@ -65,3 +65,16 @@ async def test_a_slow_stream_after_the_first_token_is_a_dropped_turn(
         reply = await c.ask(QUESTION)
     assert reply.startswith("The ") and reply.endswith(c.brain.options.apology)
     assert c.events[-1].kind is BrainOutcome.DROPPED
+
+
+async def test_a_busy_conversation_is_cancelled_and_the_turn_sent_again(
+        letta_server: Any, letta_faults: Any) -> None:
+    """409 'conversation busy' (an interrupted run still holds it, on a Letta with Redis): the
+    brain cancels that run and sends the turn once more, so the caller gets the answer."""
+    async with call(letta_server) as c:
+        assert await c.ask("hello robot") == "You said: hello robot."
+        letta_faults.set(conversation_busy=1)
+        assert await c.ask(QUESTION) == CAPITAL_ANSWER
+    assert c.events[-1].kind is BrainOutcome.OK
+    state = letta_server.state()
+    assert state["cancelled"] == {c.brain.conversation_id: 1}

@@ -15,6 +15,7 @@ pass ``turn_handling=LETTA_TURN_HANDLING``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -121,6 +122,20 @@ class LettaLLM(llm.LLM):
 
     async def open_stream(self, text: str) -> Any:
         conversation = await self._thread()
+        try:
+            return await self._send(conversation, text)
+        except letta_client.ConflictError:
+            if conversation is None:
+                raise
+            # 409: an earlier turn's run still holds the conversation (a Letta with Redis locks
+            # each conversation; a barge-in may leave the interrupted run going). The caller
+            # has moved on: cancel it and send once more.
+            logger.info("letta_conversation_busy agent=%s: cancelling its runs", self.agent_id)
+            with contextlib.suppress(letta_client.ConflictError):  # nothing left to cancel
+                await self.client.conversations.cancel(conversation)
+            return await self._send(conversation, text)
+
+    async def _send(self, conversation: str | None, text: str) -> Any:
         kwargs: dict[str, Any] = {"input": text, "streaming": True, "stream_tokens": True,
                                   "include_pings": True}
         if conversation is not None:
