@@ -131,7 +131,7 @@ class LettaLLM(llm.LLM):
             # each conversation; a barge-in may leave the interrupted run going). The caller
             # has moved on: cancel it and send once more.
             logger.info("letta_conversation_busy agent=%s: cancelling its runs", self.agent_id)
-            with contextlib.suppress(letta_client.ConflictError):  # nothing left to cancel
+            with contextlib.suppress(letta_client.APIStatusError):  # e.g. 409: nothing to cancel
                 await self.client.conversations.cancel(conversation)
             return await self._send(conversation, text)
 
