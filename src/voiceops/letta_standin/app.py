@@ -198,22 +198,26 @@ async def get_state(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE].snapshot())
 
 
+ROUTES: Final = (
+    ("GET", "/v1/health/", health),
+    ("GET", "/v1/agents/", list_agents),
+    ("POST", "/v1/agents/", create_agent),
+    ("GET", "/v1/agents/{agent_id}", retrieve_agent),
+    ("POST", "/v1/agents/{agent_id}/messages", agent_messages),
+    ("POST", "/v1/conversations/", create_conversation),
+    ("GET", "/v1/conversations/{conversation_id}", retrieve_conversation),
+    ("POST", "/v1/conversations/{conversation_id}/messages", conversation_messages),
+    ("POST", "/v1/conversations/{conversation_id}/cancel", cancel_conversation),
+    ("POST", "/standin/faults", set_faults),
+    ("DELETE", "/standin/faults", clear_faults),
+    ("GET", "/standin/state", get_state),
+)
+
+
 def build_app(state: StandinState | None = None, *, token_delay_s: float = 0.02) -> web.Application:
     app = web.Application(middlewares=[down_fault])
     app[STATE] = state or StandinState.with_samples()
     app[TOKEN_DELAY] = token_delay_s
-    r = app.router
-    r.add_get("/v1/health/", health)
-    r.add_get("/v1/agents/", list_agents)
-    r.add_post("/v1/agents/", create_agent)
-    r.add_get("/v1/agents/{agent_id}", retrieve_agent)
-    r.add_post("/v1/agents/{agent_id}/messages", agent_messages)
-    r.add_post("/v1/conversations/", create_conversation)
-    r.add_get("/v1/conversations/{conversation_id}", retrieve_conversation)
-    r.add_post("/v1/conversations/{conversation_id}/messages", conversation_messages)
-    r.add_post("/v1/conversations/{conversation_id}/cancel", cancel_conversation)
-    r.add_post("/standin/faults", set_faults)
-    r.add_delete("/standin/faults", clear_faults)
-    r.add_get("/standin/state", get_state)
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
     return app
-
