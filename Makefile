@@ -29,5 +29,5 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	-test ! -x .letta/venv/bin/python || bash scripts/letta-server.sh stop
+	-test ! -x .letta/venv/bin/python || bash scripts/letta-server.sh clean
 	rm -rf $(VENV) .tools .pytest_cache run .letta
