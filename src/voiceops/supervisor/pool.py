@@ -20,6 +20,7 @@ from voiceops.supervisor.process import ManagedProcess, Runtime
 from voiceops.supervisor.spec import (ChildSpec, Tuning, build_specs, options_for,
                                       worker_spec)
 from voiceops.supervisor.state import State
+from voiceops.text import plural
 
 log = logging.getLogger("voiceops.supervisor.pool")
 ORDER = {"emulator": 0, "proxy": 1, "worker": 2}
@@ -282,7 +283,7 @@ class Pool:
             proc = self.procs.get(kind)
             if proc is not None:
                 text += f"; {kind} {'up' if proc.state is State.READY else proc.state.value}"
-        text += f"; {sum(p.active_jobs for p in self.everything())} calls"
+        text += f"; {plural(sum(p.active_jobs for p in self.everything()), 'call')}"
         if self.stopping:
             text = "stopping: " + text
         return text + (f"; alerts: {', '.join(alerts)}" if alerts else "")

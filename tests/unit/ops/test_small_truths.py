@@ -3,11 +3,14 @@ and the tools installer say and do the same thing."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
 from pathlib import Path
 
+from voiceops import cli
+from voiceops.emulator import cli as emulator_cli
 from voiceops.emulator.faults import Faults, parse_faults
 
 REPO = Path(__file__).resolve().parents[3]
@@ -62,3 +65,28 @@ def test_first_setup_says_what_it_does_and_shows_progress() -> None:
     assert "installing voiceops and its dependencies" in plan
     big = next(line for line in plan.splitlines() if "install" in line and "-e " in line)
     assert " -q " not in big
+
+
+def _flags(parser: argparse.ArgumentParser) -> set[str]:
+    return {opt for action in parser._actions for opt in action.option_strings  # noqa: SLF001
+            if opt.startswith("--") and opt != "--help"}
+
+
+def test_every_cli_flag_is_in_the_readme() -> None:
+    """Each subcommand's flags appear in its row of the README's command table or in the
+    sentence about the shared control options; the emulator's in its own section."""
+    commands = README.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    shared = commands.split("also take", 1)[1].split("\n\n", 1)[0]
+    sub = next(a for a in cli.build_parser()._actions  # noqa: SLF001
+               if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    missing = []
+    for name, parser in sub.choices.items():
+        if name == "emulator":
+            continue
+        row = next(line for line in commands.splitlines() if line.startswith(f"| `voiceops {name}"))
+        missing += [f"{name} {f}" for f in _flags(parser) if f"`{f}" not in row
+                    and f"[{f}" not in row and f"`{f}" not in shared]
+    emulator = README.split("## The LiveKit emulator", 1)[1].split("\n## ", 1)[0]
+    missing += [f"emulator {f}" for f in _flags(emulator_cli.build_parser())
+                if f not in emulator]
+    assert not missing, f"flags missing from the README: {missing}"
