@@ -277,6 +277,8 @@ class Monitor:
             self.resolve(A.LIVEKIT_UNREACHABLE)
 
     async def _check_livekit(self) -> None:
+        if self._safe_status().get("state") == "stopping":
+            return  # the sandbox's emulator stops with us
         try:
             async with asyncio.timeout(self.opts.livekit_timeout_s):
                 await self._api().room.list_rooms(api.ListRoomsRequest(names=["voiceops-ping"]))
@@ -304,9 +306,17 @@ class Monitor:
         else:
             self.resolve(A.LETTA_UNREACHABLE)
 
+    def planned_outage(self) -> str | None:
+        """A stop or drain the operator asked for is under way (alerts about it are held)."""
+        status = self._safe_status()
+        return poolcheck.planned_outage(status) if status else None
+
     async def _check_pool(self) -> None:
         status = self._safe_status()
         if not status:
+            return
+        if poolcheck.planned_outage(status) is not None:
+            self._no_ready_since = None  # the grace starts again once the planned part is over
             return
         verdict = poolcheck.check_pool(status, self._no_ready_since, self._clock(),
                                        self.opts.no_ready_grace_s)
@@ -328,12 +338,19 @@ class Monitor:
     # ---- heartbeat -----------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        await self._wait_pool_ready(self.cfg.heartbeat.interval_s)
+        # Workers need a while to register (the sandbox's emulator first): a probe before
+        # then would only report the start-up as an outage.
+        await self._wait_pool_ready(max(self.cfg.heartbeat.interval_s,
+                                        self.cfg.workers.start_timeout_s))
         interval = self.cfg.heartbeat.interval_s
         while True:
             started = self._clock()
             try:
-                await self.apply_probe(await self.heartbeat.probe())
+                planned = self.planned_outage()
+                if planned is None:
+                    await self.apply_probe(await self.heartbeat.probe())
+                else:
+                    logger.info("heartbeat probe skipped: %s", planned)
             except Exception:
                 logger.exception("heartbeat probe failed unexpectedly")
             # Start to start, so a slow failing probe does not stretch the period.
@@ -349,6 +366,11 @@ class Monitor:
 
     async def apply_probe(self, outcome: ProbeOutcome) -> None:
         m, agent = self.metrics, self.metrics.agent_name
+        if outcome.result is not ProbeResult.OK and (planned := self.planned_outage()):
+            # The probe overlapped a stop the operator asked for: not a failure of the path.
+            logger.info("heartbeat probe %s: %s during a planned stop (%s): not counted",
+                        outcome.room, outcome.result, planned)
+            return
         m.heartbeat_probes.labels(str(outcome.result)).inc()
         self.observe_livekit(outcome.error if outcome.result is ProbeResult.DISPATCH_ERROR
                              else None)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from voiceops import config
+from voiceops import config, jwtkeys
 from voiceops.config import EX_CONFIG, ConfigError, parse_listen
 from voiceops.monitor.monitor import Monitor, MonitorOptions
 from voiceops.supervisor import control, http
@@ -79,6 +79,10 @@ def run(config_path: str | None, *, sandbox: bool = False) -> int:
         print(f"voiceops: {exc}", file=sys.stderr)
         return EX_CONFIG
     _setup_logging()
+    jwtkeys.silence_short_key_warning()
+    note = jwtkeys.secret_note(secrets.livekit_api_secret, sandbox=sandbox)
+    if note is not None:
+        log.log(*note)
     sup = Supervisor(cfg, sandbox=sandbox, child_env=child_env(cfg, secrets, sandbox=sandbox))
     monitor = build_monitor(sup, secrets)
     try:

@@ -135,8 +135,7 @@ class ManagedProcess:
 
     async def _watch(self, child: Child) -> None:
         rc = await child.wait()
-        orphans = child.sweep()
-        await child.drain_output()
+        orphans, _ = await asyncio.gather(child.settle(), child.drain_output())
         await self._exited(child, rc, orphans)
 
     async def _exited(self, child: Child | None, rc: int, orphans: int) -> None:
@@ -283,6 +282,10 @@ class ManagedProcess:
             "last_exit": self.last_exit.text if self.last_exit else None,
             "worker_id": self.info.get("worker_id"), "agent_name": self.info.get("agent_name"),
             "failures": self.record.streak,
+            "stop_reason": self._stop_reason if self.state in (State.DRAINING, State.STOPPING)
+            else None,
+            "drain_left_s": round(self.drain_remaining(now), 1)
+            if self.state is State.DRAINING else None,
             "next_start_in_s": round(max(0.0, self.next_start_at - now), 3)
             if self.next_start_at is not None and not self.running else None,
         }
