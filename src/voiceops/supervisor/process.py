@@ -177,11 +177,19 @@ class ManagedProcess:
                   pid, reason.text, len(child.output.tail) if child else 0, tail)
 
     def on_ready(self, event: Ready) -> None:
+        info = {k: v for k, v in (("worker_id", event.worker_id),
+                                  ("agent_name", event.agent_name)) if v}
+        if self.state in (State.READY, State.DRAINING):
+            # Re-registered with LiveKit (a dropped connection): LiveKit knows it by a new id now.
+            if info and info != self.info:
+                log.info("process_reregistered process=%s worker_id=%s", self.name,
+                         info.get("worker_id", "-"))
+                self.info = info
+            return
         if self.state is not State.STARTING:
             return
         self.ready_since = self.rt.clock()
-        self.info = {k: v for k, v in (("worker_id", event.worker_id),
-                                       ("agent_name", event.agent_name)) if v}
+        self.info = info
         log.info("process_ready process=%s pid=%d", self.name, self.child.pid if self.child else 0)
         self._set(State.READY)
 
