@@ -353,14 +353,18 @@ class Monitor:
                     logger.info("heartbeat probe skipped: %s", planned)
             except Exception:
                 logger.exception("heartbeat probe failed unexpectedly")
+            if 0 < self.hb_state.consecutive_failures and not self.hb_state.firing:
+                continue  # confirm a first failure at once rather than a whole interval later
             # Start to start, so a slow failing probe does not stretch the period.
             await asyncio.sleep(max(0.0, started + interval - self._clock()))
 
     async def _wait_pool_ready(self, max_wait_s: float) -> None:
-        """Probe soon after the pool is ready, or after ``max_wait_s`` anyway."""
+        """Probe soon after the pool is ready (at once when no local worker is wanted: workers
+        elsewhere answer), or after ``max_wait_s`` anyway."""
         until = self._clock() + max_wait_s
         while self._clock() < until:
-            if int(self._safe_status().get("pool", {}).get("ready", 0)) > 0:
+            pool = self._safe_status().get("pool", {})
+            if int(pool.get("ready", 0)) > 0 or pool.get("desired") == 0:
                 return
             await asyncio.sleep(self.opts.tick_s)
 

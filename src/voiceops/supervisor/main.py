@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from voiceops import config, jwtkeys
+from voiceops import sandbox as sandbox_profile
 from voiceops.config import EX_CONFIG, ConfigError, parse_listen
 from voiceops.monitor.monitor import Monitor, MonitorOptions
 from voiceops.supervisor import control, http
@@ -39,6 +40,11 @@ def child_env(cfg: config.Config, secrets: config.Secrets, *, sandbox: bool) -> 
 def build_monitor(sup: Supervisor, secrets: config.Secrets) -> Monitor:
     """The monitor, fed every child event and contributing alerts to status and STATUS=."""
     cfg = sup.cfg
+    if sup.sandbox:
+        cfg = sandbox_profile.monitor_config(cfg)
+        log.info("sandbox_heartbeat interval_s=%g timeout_s=%g (LiveKit is local: a fault "
+                 "shows in `voiceops status` within %g s)", cfg.heartbeat.interval_s,
+                 cfg.heartbeat.timeout_s, sandbox_profile.FAULT_VISIBLE_WITHIN_S)
     # Letta is checked when it is configured; the sandbox runs without it.
     letta = not sup.sandbox and bool(cfg.letta.default_agent_id or secrets.letta_api_key)
     monitor = Monitor(cfg, secrets, sup.metrics, status_provider=sup.status,
