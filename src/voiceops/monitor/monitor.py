@@ -97,6 +97,7 @@ class Monitor:
         self._no_ready_since: float | None = None
         self._last_join_ok = float("-inf")
         self._last_join_missing = float("-inf")
+        self._last_job_request: float | None = None
         self._lk: api.LiveKitAPI | None = None
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
@@ -121,6 +122,7 @@ class Monitor:
             self.worker_ports[event.process] = event.http_port
 
     def _job_request(self, ev: JobRequest) -> None:
+        self._last_job_request = self._clock()  # probe or not: LiveKit reaches our workers
         if self.heartbeat.job_request_seen(ev.room, ev.dispatch_id) or is_probe_room(ev.room):
             return  # our probe (handled by the heartbeat), or another host's probe
         if ev.dispatch_id and self.correlator.get(ev.dispatch_id) is None:
@@ -152,7 +154,9 @@ class Monitor:
         if entry is None:
             return
         self.tg.create_task(self.watch.join_missing(
-            entry.dispatch_id, entry.room, f"its job ended '{ev.outcome}' before joining"))
+            entry.dispatch_id, entry.room,
+            f"its job {ev.job_id or '?'} on {ev.process or 'a worker'} ended '{ev.outcome}' "
+            "before joining"))
 
     def process_exited(self, name: str) -> None:
         """The supervisor saw ``name`` exit: forget its job count and health port."""
@@ -189,7 +193,8 @@ class Monitor:
             logger.exception("status provider failed")
             return {}
 
-    async def facts(self, *, joins_missing: bool = False) -> diagnose.Facts:
+    async def facts(self, *, joins_missing: bool = False,
+                    listing: diagnose.Listing | None = None) -> diagnose.Facts:
         status = self._safe_status()
         workers = []
         if self._http is not None and self.worker_ports:
@@ -201,7 +206,9 @@ class Monitor:
             livekit=self.livekit, pool=status.get("pool", {}),
             processes=status.get("processes", []), workers=workers,
             load_threshold=self.cfg.workers.load_threshold,
-            joins_missing=joins_missing or recent_missing)
+            joins_missing=joins_missing or recent_missing, listing=listing,
+            last_job_request_s=None if self._last_job_request is None
+            else self._clock() - self._last_job_request)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -391,7 +398,8 @@ class Monitor:
         if action is Action.RESOLVE:
             self.resolve(A.HEARTBEAT_FAILED)
         elif self.hb_state.firing:
-            facts = await self.facts(joins_missing=outcome.result is ProbeResult.NO_JOIN)
+            facts = await self.facts(joins_missing=outcome.result is ProbeResult.NO_JOIN,
+                                     listing=outcome.listing)
             self.fire(A.HEARTBEAT_FAILED, f"{outcome.result} on {outcome.room}: "
                       f"{diagnose.dispatch_path(facts)}", {"result": str(outcome.result)})
         logger.info("heartbeat probe %s: %s (consecutive failures %d)", outcome.room,
