@@ -245,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return emulator_main(argv[1:])
     args = build_parser().parse_args(argv)
+    from voiceops.jwtkeys import silence_short_key_warning
+
+    silence_short_key_warning()  # `voiceops run` says it once; `check` needs no per-token echo
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -79,6 +79,7 @@ def test_check_sandbox_uses_what_run_sandbox_uses(tmp_path: Path, livekit_server
     done = run_cli(tmp_path, "check", "--sandbox", "--no-letta", secret=None)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "(1 room)" in done.stdout, done.stdout
+    assert "HMAC key" not in done.stderr
 
 
 def test_check_sandbox_names_letta_and_how_to_skip_it(tmp_path: Path,
