@@ -3,10 +3,12 @@ alert is in `voiceops status` within the time the README states (issue 13 item 1
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,11 @@ def readme_promise_s() -> float:
     return float(re.search(r"within (\d+) s", line).group(1))
 
 
+def emulator_worker_ids(lk: Sandbox) -> set[str]:
+    with urllib.request.urlopen(lk.http_url + "/emulator/state", timeout=10) as resp:
+        return {w["id"] for w in json.loads(resp.read())["workers"]}
+
+
 def status_text(tmp: Path) -> str:
     return subprocess.run([sys.executable, "-m", "voiceops", "status", "--config",
                            str(tmp / "voiceops.toml")], capture_output=True, text=True,
@@ -36,7 +43,8 @@ def status_text(tmp: Path) -> str:
 def test_injected_fault_is_in_status_within_the_readme_time(tmp_path: Path) -> None:
     """1. run --sandbox with the shipped heartbeat (30 s interval, 10 s timeout); 2. after the
     first good probe, POST the README's swallow fault; 3. `voiceops status` lists
-    HeartbeatFailed within the README's stated seconds; 4. DELETE resolves it."""
+    HeartbeatFailed within the README's stated seconds; 4. DELETE resolves it; 5. after the
+    drop_workers fault the worker's worker_id in status is its new LiveKit registration's."""
     shipped = config.load(REPO / "config" / "voiceops.toml").heartbeat
     lk = Sandbox()
     sections = stack_config(tmp_path, lk, workers=1, heartbeat__interval_s=shipped.interval_s,
@@ -54,6 +62,11 @@ def test_injected_fault_is_in_status_within_the_readme_time(tmp_path: Path) -> N
         assert "voiceops-probe-" in text, text
         lk.faults(None)
         wait_for(lambda: "alerts: none" in status_text(tmp_path), 30, "the alert to resolve")
+        # 5. drop_workers: the worker re-registers, and status shows LiveKit's new id for it.
+        before = stack.sup.procs()[0]["worker_id"]
+        lk.faults({"drop_workers": True})
+        wait_for(lambda: (now := stack.sup.procs()[0]["worker_id"]) != before
+                 and now in emulator_worker_ids(lk), 30, "the new worker id in status")
     finally:
         stack.close()
     assert shown_after <= readme_promise_s()
