@@ -29,6 +29,7 @@ def flag_path(env: Mapping[str, str], pid: int) -> Path:
 def install(env: os._Environ[str] | dict[str, str] = os.environ) -> Path:
     """Name this worker's flag in the environment its job processes will inherit."""
     path = flag_path(env, os.getpid())
+    clear(path)  # left by a killed worker whose pid we reuse: we are not draining
     env[DRAIN_FLAG_ENV] = str(path)
     return path
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 
 import pytest
 from livekit.agents import utils
@@ -168,6 +169,7 @@ def test_drain_flag_travels_from_worker_to_job_by_environment(tmp_path: Path) ->
     from voiceops.worker import drainflag
 
     env = {"VOICEOPS_EVENTS": str(tmp_path / "events.sock")}
+    drainflag.mark(drainflag.flag_path(env, os.getpid()))  # a stale flag of a killed worker
     path = drainflag.install(env)
     assert path.parent == tmp_path and not drainflag.worker_draining(env)
     drainflag.mark(path)
