@@ -24,7 +24,8 @@ DEB_PACKAGES=(prometheus prometheus-alertmanager)
 DEB_BINARIES=(prometheus promtool prometheus-alertmanager amtool)
 # Debian patches Alertmanager to read its built-in notification template from this absolute
 # path (there is no flag for it); without the file it refuses every config.
-AM_TEMPLATE_DIR=/usr/share/prometheus/alertmanager
+AM_PACKAGED_DIR=/usr/share/prometheus/alertmanager
+AM_TEMPLATE_DIR="${VOICEOPS_AM_TEMPLATE_DIR:-$AM_PACKAGED_DIR}"  # the override is for tests
 # Every file created outside $TOOLS, one absolute path a line, so --clean can remove exactly those.
 OUTSIDE="$TOOLS/outside-files"
 FORCE=0
@@ -115,8 +116,8 @@ install_alertmanager_templates() {
         say "alertmanager templates already in $AM_TEMPLATE_DIR"
         return 0
     fi
-    [[ -f "$UNPACK$AM_TEMPLATE_DIR/default.tmpl" ]] \
-        || die "default.tmpl missing from the unpacked package ($UNPACK$AM_TEMPLATE_DIR)"
+    [[ -f "$UNPACK$AM_PACKAGED_DIR/default.tmpl" ]] \
+        || die "default.tmpl missing from the unpacked package ($UNPACK$AM_PACKAGED_DIR)"
     say "copy alertmanager templates to $AM_TEMPLATE_DIR (Debian's alertmanager reads them there;" \
         "listed in $OUTSIDE, removed by make clean)"
     local dir="$AM_TEMPLATE_DIR" missing=()
@@ -124,7 +125,7 @@ install_alertmanager_templates() {
     as_root mkdir -p "$AM_TEMPLATE_DIR"
     mkdir -p "$TOOLS"
     local src
-    for src in "$UNPACK$AM_TEMPLATE_DIR"/*.tmpl; do
+    for src in "$UNPACK$AM_PACKAGED_DIR"/*.tmpl; do
         local dst="$AM_TEMPLATE_DIR/$(basename "$src")"
         [[ -e "$dst" ]] && continue  # not ours: never overwritten, never removed
         as_root cp "$src" "$dst"

@@ -9,9 +9,12 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from voiceops import cli
 from voiceops.emulator import cli as emulator_cli
 from voiceops.emulator.faults import Faults, parse_faults
+from voiceops.testing.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[3]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -90,3 +93,30 @@ def test_every_cli_flag_is_in_the_readme() -> None:
     missing += [f"emulator {f}" for f in _flags(emulator_cli.build_parser())
                 if f not in emulator]
     assert not missing, f"flags missing from the README: {missing}"
+
+
+@pytest.mark.tools
+def test_install_tools_lists_what_it_writes_outside_and_clean_removes_it(tmp_path: Path) -> None:
+    """With the templates' directory missing, install-tools creates it, lists every file and
+    directory it made in .tools/outside-files, and --clean leaves nothing of it behind."""
+    # The installed tools, borrowed by symlinks: nothing is downloaded again.
+    unpacked = Path(require_tool("promtool")).resolve().parents[2]  # <tools>/root
+    if not (unpacked / "usr/share/prometheus/alertmanager/default.tmpl").is_file():
+        pytest.skip("the tools came from apt-get install (no unpacked templates to copy)")
+    tools = tmp_path / "tools"
+    (tools / "bin").mkdir(parents=True)
+    (tools / "root").symlink_to(unpacked)
+    for tool in (unpacked.parent / "bin").iterdir():
+        (tools / "bin" / tool.name).symlink_to(tool.resolve())
+    target = tmp_path / "share" / "prometheus" / "alertmanager"
+    env = {**os.environ, "VOICEOPS_TOOLS_DIR": str(tools),
+           "VOICEOPS_AM_TEMPLATE_DIR": str(target)}
+    script = str(REPO / "scripts" / "install-tools.sh")
+    done = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    listed = (tools / "outside-files").read_text().split()
+    assert str(target / "default.tmpl") in listed and f"{tmp_path / 'share'}/" in listed
+    assert (target / "default.tmpl").is_file()
+    done = subprocess.run(["bash", script, "--clean"], env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0 and not (tmp_path / "share").exists(), done.stdout
