@@ -45,11 +45,13 @@ def test_ctrl_c_after_an_unanswered_room_is_prompt_and_quiet(tmp_path: Path) -> 
         stack.close()
         notify.close()
     assert took < 15, f"the stop took {took:.1f} s"
-    err = stack.sup.stderr()
+    whole = stack.sup.stderr()
     out = (tmp_path / "supervisor.stdout").read_text(errors="replace")
+    assert "HMAC key" not in whole + out
+    assert whole.count("livekit_dev_secret") == 1
+    # From the stop on (a busy machine may make a worker report itself full before it).
+    err = whole[whole.index("shutdown_requested"):]
     assert not re.findall(r"^\S+ \S+ (WARNING|ERROR) .*$", err, re.MULTILINE), err
-    assert "HMAC key" not in err + out
-    assert err.count("livekit_dev_secret") == 1
     assert re.search(r"shutdown_waiting waiting for .*worker-\d \(1 call\)", err), err
     assert not re.search(r"alert_fired", err), err
     waiting = [line for _, line in notify.lines("STATUS=stopping: waiting for")
