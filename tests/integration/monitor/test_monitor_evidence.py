@@ -16,14 +16,15 @@ from voiceops.monitor import diagnose
 pytestmark = [pytest.mark.livekit, pytest.mark.process, pytest.mark.faults,
               pytest.mark.usefixtures("no_leaked_children")]
 
-CHECKS = (diagnose.name_mismatch, diagnose.no_worker, diagnose.all_full, diagnose.media_path,
-          diagnose.nothing_sent)
+CHECKS = (diagnose.name_mismatch, diagnose.no_worker, diagnose.over_target_load,
+          diagnose.all_full, diagnose.media_path, diagnose.nothing_sent)
 
 
 async def test_evidence_is_absent_when_healthy_and_named_when_jobs_are_swallowed(
         livekit_server: Any, harness: Any, tmp_path: Path) -> None:
     """1. A healthy dispatch: LiveKit's ListDispatch shows its job, so no check finds its
-    evidence (no worker, wrong name, all full, no join, no job). 2. With JobRequests
+    evidence (no worker, wrong name, load over 0.7, all full, no join, no job). 2. With
+    JobRequests
     swallowed, DispatchUnanswered names the dispatch, LiveKit's record of it (no job) and the
     registered worker by name and LiveKit id, and no longer the log line every healthy room
     prints."""
