@@ -15,8 +15,15 @@ from livekit import api
 
 from voiceops import config
 from voiceops.config import Config, ConfigError, Secrets
+from voiceops.text import plural
 
 CHECK_TIMEOUT_S = 5.0
+
+
+def sandbox_running(status: dict[str, Any] | None) -> bool:
+    """A running supervisor started with ``--sandbox`` (it runs the bundled emulator)."""
+    return status is not None and any(p.get("kind") == "emulator"
+                                      for p in status.get("processes", []))
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,7 @@ class CheckResult:
         return f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
 
 
-async def check_livekit(cfg: Config, secrets: Secrets) -> CheckResult:
+async def check_livekit(cfg: Config, secrets: Secrets, *, sandbox: bool = False) -> CheckResult:
     """ListRooms with the configured key and secret: reachable, and the credentials accepted."""
     if not secrets.livekit_api_secret:
         return CheckResult("livekit", False, "no API secret: set LIVEKIT_API_SECRET or "
@@ -46,13 +53,15 @@ async def check_livekit(cfg: Config, secrets: Secrets) -> CheckResult:
         return CheckResult("livekit", False, f"{cfg.livekit.url} answered HTTP {exc.status}: "
                                              f"{exc.message}")
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        hint = ("is `voiceops run --sandbox` running?" if sandbox
+                else "is the server running?")
         return CheckResult("livekit", False, f"cannot reach {cfg.livekit.url}: "
-                                             f"{type(exc).__name__}; is the server running?")
+                                             f"{type(exc).__name__}; {hint}")
     return CheckResult("livekit", True, f"{cfg.livekit.url} accepted key '{cfg.livekit.api_key}' "
-                                        f"({len(rooms.rooms)} rooms)")
+                                        f"({plural(len(rooms.rooms), 'room')})")
 
 
-async def check_letta(cfg: Config, secrets: Secrets) -> CheckResult:
+async def check_letta(cfg: Config, secrets: Secrets, *, sandbox: bool = False) -> CheckResult:
     """GET /v1/health/ on the Letta server, then the default agent when one is configured."""
     base = cfg.letta.base_url.rstrip("/")
     url = base + "/v1/health/"
@@ -66,8 +75,10 @@ async def check_letta(cfg: Config, secrets: Secrets) -> CheckResult:
                     return CheckResult("letta", False, f"{url} answered HTTP {resp.status}")
             agent = await _default_agent(s, base, cfg.letta.default_agent_id)
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+        hint = ("`voiceops run --sandbox` serves its Letta stand-in there; skip this check with "
+                "--no-letta" if sandbox else "is the Letta server running? (--no-letta skips this)")
         return CheckResult("letta", False, f"cannot reach {cfg.letta.base_url}: "
-                                           f"{type(exc).__name__}; is the Letta server running?")
+                                           f"{type(exc).__name__}; {hint}")
     if isinstance(agent, CheckResult):
         return agent
     version = body.get("version", "?") if isinstance(body, dict) else "?"
@@ -122,12 +133,14 @@ def check_load(cfg: Config) -> CheckResult:
 
 
 async def run_checks(cfg: Config, secrets: Secrets, status: dict[str, Any] | None,
-                     *, letta: bool = True) -> list[CheckResult]:
-    results = [CheckResult("config", True, f"{cfg.source or 'built-in defaults'} is valid"),
+                     *, letta: bool = True, sandbox: bool = False) -> list[CheckResult]:
+    where = " (as `voiceops run --sandbox` uses it)" if sandbox else ""
+    results = [CheckResult("config", True,
+                           f"{cfg.source or 'built-in defaults'} is valid{where}"),
                check_load(cfg)]
-    results.append(await check_livekit(cfg, secrets))
+    results.append(await check_livekit(cfg, secrets, sandbox=sandbox))
     if letta:
-        results.append(await check_letta(cfg, secrets))
+        results.append(await check_letta(cfg, secrets, sandbox=sandbox))
     results.append(check_agent_names(cfg, status))
     return results
 
@@ -138,4 +151,5 @@ def load_for_check(path: str | None) -> tuple[Config, Secrets]:
     return cfg, config.load_secrets(cfg)
 
 
-__all__ = ["CheckResult", "ConfigError", "check_agent_names", "load_for_check", "run_checks"]
+__all__ = ["CheckResult", "ConfigError", "check_agent_names", "load_for_check", "plural",
+           "run_checks", "sandbox_running"]

@@ -27,6 +27,7 @@ from livekit.agents.worker import _DefaultLoadCalc
 from livekit.protocol import models
 
 from voiceops import events
+from voiceops.worker import drainflag
 from voiceops.worker.entry import wrap
 from voiceops.worker.handler import RequestHandler
 from voiceops.worker.observed import ObservedAgentServer
@@ -60,6 +61,8 @@ class WorkerRuntime:
         self._phase = Phase.RUNNING
         self._load = 0.0
         self._started = asyncio.Event()
+        # Before the job processes exist, so they inherit where the flag is.
+        self._drain_flag = drainflag.install()
         self._server = self._build()
 
     @property
@@ -121,6 +124,7 @@ class WorkerRuntime:
         finally:
             await _cancel(*helpers)
             await self._server.aclose()
+            drainflag.clear(self._drain_flag)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
         return EX_OK
@@ -134,6 +138,7 @@ class WorkerRuntime:
                 logger.info("signal received", extra={"signal": sig.name,
                                                       "phase": self._phase.value})
                 if self._phase is Phase.DRAINING:
+                    drainflag.mark(self._drain_flag)  # agents nobody called leave now
                     stopping = asyncio.create_task(self._drain_and_close(), name="drain")
                 elif self._phase is Phase.KILLING:
                     _kill_descendants_and_exit()

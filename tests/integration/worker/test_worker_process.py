@@ -124,7 +124,7 @@ async def test_sigterm_drains_running_job_then_exits_zero(
 async def test_second_signal_exits_at_once(
         start_worker: Any, sink: EventSink, agent_name: str, lkapi: Any) -> None:
     """A second SIGTERM while draining exits non-zero at once and kills the job processes."""
-    worker = await start_worker(no_human_timeout_s=300)
+    worker = await start_worker(entrypoint="wk_entrypoints:hold")
     await sink.wait_for(Ready, READY_TIMEOUT_S)
     d = await dispatch(lkapi, agent_name, "wk-twice", "")
     await sink.wait_for(AgentJoined, JOB_TIMEOUT_S, dispatch_id=d.id)
@@ -151,7 +151,7 @@ async def test_failing_entrypoint_reports_failed_job(
 async def test_drain_timeout_cuts_the_job_and_still_exits_zero(
         start_worker: Any, sink: EventSink, agent_name: str, lkapi: Any) -> None:
     """A job outlasting workers.drain_timeout_s is closed (cancelled); the worker exits 0."""
-    worker = await start_worker(no_human_timeout_s=300, drain_timeout_s=1)
+    worker = await start_worker(entrypoint="wk_entrypoints:hold", drain_timeout_s=1)
     await sink.wait_for(Ready, READY_TIMEOUT_S)
     d = await dispatch(lkapi, agent_name, "wk-drain-cut", "")
     await sink.wait_for(AgentJoined, JOB_TIMEOUT_S, dispatch_id=d.id)

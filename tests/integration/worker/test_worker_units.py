@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 
 import pytest
 from livekit.agents import utils
@@ -155,3 +156,23 @@ async def test_offer_declined_by_livekit_itself_is_reported() -> None:
     server._handle_availability(agent.AvailabilityRequest(job=agent.Job(id="AJ_y")))
     await asyncio.wait_for(server._msg_chan.recv(), 5.0)
     assert [j.id for j in declined] == ["AJ_x"]
+
+
+def test_an_agent_nobody_called_leaves_when_its_worker_drains() -> None:
+    """Waiting for a first caller ends when the worker drains; a live call carries on."""
+    assert next_presence(Presence.WAITING, Seen.WORKER_DRAINING) is Presence.DONE
+    assert next_presence(Presence.ATTENDED, Seen.WORKER_DRAINING) is Presence.ATTENDED
+
+
+def test_drain_flag_travels_from_worker_to_job_by_environment(tmp_path: Path) -> None:
+    """The worker names the flag in the environment; the job sees it only once it is marked."""
+    from voiceops.worker import drainflag
+
+    env = {"VOICEOPS_EVENTS": str(tmp_path / "events.sock")}
+    drainflag.mark(drainflag.flag_path(env, os.getpid()))  # a stale flag of a killed worker
+    path = drainflag.install(env)
+    assert path.parent == tmp_path and not drainflag.worker_draining(env)
+    drainflag.mark(path)
+    assert drainflag.worker_draining(env)
+    drainflag.clear(path)
+    assert not drainflag.worker_draining(env)
