@@ -7,9 +7,11 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test tools bench clean
 
 $(STAMP): pyproject.toml
+	@echo "voiceops: setting up $(VENV): installing voiceops and its dependencies" \
+	      "(a minute or two the first time; pip lists each package as it goes)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install --progress-bar on -e '.[test]'
 	touch $@
 
 ## run: set up, then run voiceops with the bundled LiveKit emulator (Ctrl-C drains and stops)
@@ -28,6 +30,8 @@ test: $(STAMP) tools
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+## clean: remove the venv, the tools and what install-tools.sh put outside the checkout
 clean:
-	-test ! -x .letta/venv/bin/python || bash scripts/letta-server.sh stop
+	-test ! -x .letta/venv/bin/python || bash scripts/letta-server.sh clean
+	bash scripts/install-tools.sh --clean
 	rm -rf $(VENV) .tools .pytest_cache run .letta

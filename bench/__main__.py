@@ -31,6 +31,7 @@ def _registry() -> dict[str, tuple[str, Runner]]:
         "dispatch": ("dispatch overhead", lazy("bench_dispatch")),
         "media": ("media forwarding", lazy("bench_media")),
         "voice": ("voice response", lazy("bench_voice")),
+        "handler": ("JobRequest answer latency", lazy("bench_handler")),
     }
 
 

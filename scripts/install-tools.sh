@@ -2,14 +2,17 @@
 # Installs the Debian tools the tests need, idempotently:
 #   prometheus, promtool, prometheus-alertmanager, amtool  -> <repo>/.tools/bin (symlinks)
 #   Alertmanager's notification templates                  -> /usr/share/prometheus/alertmanager
-#                                                              (needs root: Debian's binary hard-codes it)
+#                                                              (needs root: Debian's binary hard-codes it;
+#                                                              the files this script creates there are listed
+#                                                              in .tools/outside-files and removed by --clean)
 #   systemd-analyze                                        -> from the system `systemd` package
 #
 # Cheap route first: `apt-get download` + `dpkg-deb -x` into .tools/root (~30 MB of .debs,
 # ~135 MB unpacked, no maintainer scripts, no prometheus.service enabled). `apt-get install`
 # is only the fallback: it pulls ~375 MB of web-UI dependencies and enables a :9090 service.
 #
-# Usage: scripts/install-tools.sh [--force]     (env VOICEOPS_TOOLS_DIR overrides .tools)
+# Usage: scripts/install-tools.sh [--force|--clean]  (env VOICEOPS_TOOLS_DIR overrides .tools)
+#   --clean removes what this script wrote outside the checkout (`make clean` runs it).
 # Exit status: 0 when every tool runs afterwards, 1 on failure, 2 on bad usage.
 set -euo pipefail
 
@@ -21,10 +24,16 @@ DEB_PACKAGES=(prometheus prometheus-alertmanager)
 DEB_BINARIES=(prometheus promtool prometheus-alertmanager amtool)
 # Debian patches Alertmanager to read its built-in notification template from this absolute
 # path (there is no flag for it); without the file it refuses every config.
-AM_TEMPLATE_DIR=/usr/share/prometheus/alertmanager
+AM_PACKAGED_DIR=/usr/share/prometheus/alertmanager
+AM_TEMPLATE_DIR="${VOICEOPS_AM_TEMPLATE_DIR:-$AM_PACKAGED_DIR}"  # the override is for tests
+# Every file created outside $TOOLS, one absolute path a line, so --clean can remove exactly those.
+OUTSIDE="$TOOLS/outside-files"
 FORCE=0
+CLEAN=0
 [[ "${1:-}" == "--force" ]] && FORCE=1
-[[ $# -gt 1 || ( $# -eq 1 && $FORCE -eq 0 ) ]] && { echo "usage: $0 [--force]" >&2; exit 2; }
+[[ "${1:-}" == "--clean" ]] && CLEAN=1
+[[ $# -gt 1 || ( $# -eq 1 && $FORCE -eq 0 && $CLEAN -eq 0 ) ]] \
+    && { echo "usage: $0 [--force|--clean]" >&2; exit 2; }
 
 START=$(date +%s)
 say() { echo "install-tools: $*"; }
@@ -107,12 +116,43 @@ install_alertmanager_templates() {
         say "alertmanager templates already in $AM_TEMPLATE_DIR"
         return 0
     fi
-    [[ -f "$UNPACK$AM_TEMPLATE_DIR/default.tmpl" ]] \
-        || die "default.tmpl missing from the unpacked package ($UNPACK$AM_TEMPLATE_DIR)"
-    say "copy alertmanager templates to $AM_TEMPLATE_DIR (Debian's alertmanager reads them there)"
+    [[ -f "$UNPACK$AM_PACKAGED_DIR/default.tmpl" ]] \
+        || die "default.tmpl missing from the unpacked package ($UNPACK$AM_PACKAGED_DIR)"
+    say "copy alertmanager templates to $AM_TEMPLATE_DIR (Debian's alertmanager reads them there;" \
+        "listed in $OUTSIDE, removed by make clean)"
+    local dir="$AM_TEMPLATE_DIR" missing=()
+    while [[ ! -d "$dir" ]]; do missing=("$dir" "${missing[@]}"); dir="$(dirname "$dir")"; done
     as_root mkdir -p "$AM_TEMPLATE_DIR"
-    as_root cp -n "$UNPACK$AM_TEMPLATE_DIR"/*.tmpl "$AM_TEMPLATE_DIR/"
+    mkdir -p "$TOOLS"
+    local src
+    for src in "$UNPACK$AM_PACKAGED_DIR"/*.tmpl; do
+        local dst="$AM_TEMPLATE_DIR/$(basename "$src")"
+        [[ -e "$dst" ]] && continue  # not ours: never overwritten, never removed
+        as_root cp "$src" "$dst"
+        echo "$dst" >> "$OUTSIDE"
+    done
+    # Directories we created, deepest last, so --clean removes them after their files.
+    for dir in "${missing[@]}"; do echo "$dir/" >> "$OUTSIDE"; done
 }
+
+clean_outside() {  # remove what install_alertmanager_templates created, files first
+    [[ -f "$OUTSIDE" ]] || { say "nothing outside the checkout to remove"; return 0; }
+    local path
+    while IFS= read -r path; do
+        [[ "$path" == */ || -z "$path" ]] && continue
+        rm -f -- "$path" && say "removed $path"
+    done < "$OUTSIDE"
+    tac "$OUTSIDE" | while IFS= read -r path; do
+        [[ "$path" == */ ]] || continue
+        rmdir -- "${path%/}" 2>/dev/null && say "removed ${path%/}/"
+    done
+    rm -f -- "$OUTSIDE"
+}
+
+if [[ $CLEAN -eq 1 ]]; then
+    clean_outside
+    exit 0
+fi
 
 install_systemd_analyze() {
     if command -v systemd-analyze >/dev/null 2>&1; then

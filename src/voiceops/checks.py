@@ -17,8 +17,15 @@ from livekit import api
 
 from voiceops import config
 from voiceops.config import Config, ConfigError, Secrets
+from voiceops.text import plural
 
 CHECK_TIMEOUT_S = 5.0
+
+
+def sandbox_running(status: dict[str, Any] | None) -> bool:
+    """A running supervisor started with ``--sandbox`` (it runs the bundled emulator)."""
+    return status is not None and any(p.get("kind") == "emulator"
+                                      for p in status.get("processes", []))
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class CheckResult:
         return f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
 
 
-async def check_livekit(cfg: Config, secrets: Secrets) -> CheckResult:
+async def check_livekit(cfg: Config, secrets: Secrets, *, sandbox: bool = False) -> CheckResult:
     """ListRooms with the configured key and secret: reachable, and the credentials accepted."""
     if not secrets.livekit_api_secret:
         return CheckResult("livekit", False, "no API secret: set LIVEKIT_API_SECRET or "
@@ -48,27 +55,50 @@ async def check_livekit(cfg: Config, secrets: Secrets) -> CheckResult:
         return CheckResult("livekit", False, f"{cfg.livekit.url} answered HTTP {exc.status}: "
                                              f"{exc.message}")
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        hint = ("is `voiceops run --sandbox` running?" if sandbox
+                else "is the server running?")
         return CheckResult("livekit", False, f"cannot reach {cfg.livekit.url}: "
-                                             f"{type(exc).__name__}; is the server running?")
+                                             f"{type(exc).__name__}; {hint}")
     return CheckResult("livekit", True, f"{cfg.livekit.url} accepted key '{cfg.livekit.api_key}' "
-                                        f"({len(rooms.rooms)} rooms)")
+                                        f"({plural(len(rooms.rooms), 'room')})")
 
 
-async def check_letta(cfg: Config, secrets: Secrets) -> CheckResult:
-    """GET /v1/health/ on the Letta server."""
-    url = cfg.letta.base_url.rstrip("/") + "/v1/health/"
+async def check_letta(cfg: Config, secrets: Secrets, *, sandbox: bool = False) -> CheckResult:
+    """GET /v1/health/ on the Letta server, then the default agent when one is configured."""
+    base = cfg.letta.base_url.rstrip("/")
+    url = base + "/v1/health/"
     headers = {"Authorization": f"Bearer {secrets.letta_api_key}"} if secrets.letta_api_key else {}
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_S)) as s:
-            async with s.get(url, headers=headers) as resp:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_S),
+                                         headers=headers) as s:
+            async with s.get(url) as resp:
                 body: Any = await resp.json(content_type=None) if resp.status == 200 else None
                 if resp.status != 200:
                     return CheckResult("letta", False, f"{url} answered HTTP {resp.status}")
+            agent = await _default_agent(s, base, cfg.letta.default_agent_id)
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+        hint = ("`voiceops run --sandbox` serves its Letta stand-in there; skip this check with "
+                "--no-letta" if sandbox else "is the Letta server running? (--no-letta skips this)")
         return CheckResult("letta", False, f"cannot reach {cfg.letta.base_url}: "
-                                           f"{type(exc).__name__}; is the Letta server running?")
+                                           f"{type(exc).__name__}; {hint}")
+    if isinstance(agent, CheckResult):
+        return agent
     version = body.get("version", "?") if isinstance(body, dict) else "?"
-    return CheckResult("letta", True, f"{cfg.letta.base_url} is up (version {version})")
+    return CheckResult("letta", True, f"{cfg.letta.base_url} is up (version {version}){agent}")
+
+
+async def _default_agent(s: aiohttp.ClientSession, base: str, agent_id: str) -> str | CheckResult:
+    """'' without a default agent; its name as a suffix; a FAIL when Letta does not know it."""
+    if not agent_id:
+        return ""
+    async with s.get(f"{base}/v1/agents/{agent_id}") as resp:
+        if resp.status in (404, 422):
+            return CheckResult("letta", False, f"letta.default_agent_id: Letta at {base} has no "
+                                               f"agent {agent_id!r} (HTTP {resp.status})")
+        resp.raise_for_status()
+        agent = await resp.json(content_type=None)
+    name = agent.get("name", "?") if isinstance(agent, dict) else "?"
+    return f"; default agent {name!r}"
 
 
 def check_agent_names(cfg: Config, status: dict[str, Any] | None) -> CheckResult:
@@ -103,13 +133,36 @@ def check_agent_setup(cfg: Config, env: Mapping[str, str] = os.environ) -> Check
                                       f"tts {cfg.voice.tts})")
 
 
+def check_load(cfg: Config) -> CheckResult:
+    """How workers report load, against LiveKit's rule: no job at load >= 0.7."""
+    from voiceops.worker.options import SERVER_TARGET_LOAD  # the worker's rule, one source
+
+    threshold, max_jobs = cfg.workers.load_threshold, cfg.workers.max_jobs
+    measure = (f"load counts jobs (0.7 at workers.max_jobs = {max_jobs})" if max_jobs
+               else "load is the machine's CPU use (set workers.max_jobs on a shared machine)")
+    if SERVER_TARGET_LOAD < threshold < 1.0:
+        return CheckResult("load", True, f"workers.load_threshold {threshold} is above LiveKit's "
+                                         f"target load {SERVER_TARGET_LOAD}, which offers no job "
+                                         "at load >= 0.7 whatever a worker reports: workers use "
+                                         f"{SERVER_TARGET_LOAD}; {measure}")
+    return CheckResult("load", True, f"LiveKit offers no job to a worker at load >= "
+                                     f"{SERVER_TARGET_LOAD}; {measure}")
+
+
+def _sandbox_env() -> dict[str, str]:
+    """The environment `voiceops run --sandbox` gives its children (offline voice, no keys)."""
+    return {**os.environ, config.SANDBOX_ENV: "1"}
+
+
 async def run_checks(cfg: Config, secrets: Secrets, status: dict[str, Any] | None,
-                     *, letta: bool = True) -> list[CheckResult]:
-    results = [CheckResult("config", True, f"{cfg.source or 'built-in defaults'} is valid")]
-    results.append(check_agent_setup(cfg))
-    results.append(await check_livekit(cfg, secrets))
+                     *, letta: bool = True, sandbox: bool = False) -> list[CheckResult]:
+    where = " (as `voiceops run --sandbox` uses it)" if sandbox else ""
+    results = [CheckResult("config", True,
+                           f"{cfg.source or 'built-in defaults'} is valid{where}"),
+               check_load(cfg), check_agent_setup(cfg, _sandbox_env() if sandbox else os.environ)]
+    results.append(await check_livekit(cfg, secrets, sandbox=sandbox))
     if letta:
-        results.append(await check_letta(cfg, secrets))
+        results.append(await check_letta(cfg, secrets, sandbox=sandbox))
     results.append(check_agent_names(cfg, status))
     return results
 
@@ -120,4 +173,5 @@ def load_for_check(path: str | None) -> tuple[Config, Secrets]:
     return cfg, config.load_secrets(cfg)
 
 
-__all__ = ["CheckResult", "ConfigError", "check_agent_names", "load_for_check", "run_checks"]
+__all__ = ["CheckResult", "ConfigError", "check_agent_names", "load_for_check", "plural",
+           "run_checks", "sandbox_running"]

@@ -119,9 +119,19 @@ def _cell(value: Any) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
+# How a process beside another of the same name is shown (status JSON "role").
+ROLE_LABELS: Final = {"replacement": "replacing", "retiring": "retiring"}
+
+
+def _process_name(p: Mapping[str, Any]) -> str:
+    """``worker-0``, or ``worker-0 (replacing)`` / ``worker-0 (retiring)`` during a rollout."""
+    role = ROLE_LABELS.get(str(p.get("role") or ""))
+    return f"{_cell(p.get('name'))} ({role})" if role else _cell(p.get("name"))
+
+
 def _process_row(p: Mapping[str, Any]) -> list[str]:
     rss = p.get("rss_bytes")
-    return [_cell(p.get("name")), _cell(p.get("state")), _cell(p.get("pid")),
+    return [_process_name(p), _cell(p.get("state")), _cell(p.get("pid")),
             format_duration(p.get("uptime_s")), _cell(p.get("restarts")),
             "-" if rss is None else f"{rss / 2**20:.1f}", _cell(p.get("active_jobs"))]
 
@@ -235,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return emulator_main(argv[1:])
     args = build_parser().parse_args(argv)
+    from voiceops.jwtkeys import silence_short_key_warning
+
+    silence_short_key_warning()  # `voiceops run` says it once; `check` needs no per-token echo
     handler: Handler = args.handler
     try:
         return handler(args)

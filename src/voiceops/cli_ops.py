@@ -29,20 +29,27 @@ def _status_or_none(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def _check(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config, os.environ)
-    secrets = config.load_secrets(cfg)
-    results = asyncio.run(checks.run_checks(cfg, secrets, _status_or_none(args),
-                                            letta=not args.no_letta))
+    status = _status_or_none(args)
+    # What `run --sandbox` would use: its dev secret unless one is configured.
+    sandbox = args.sandbox or checks.sandbox_running(status)
+    if sandbox and not args.sandbox:
+        print("note: the running supervisor is a sandbox; checking what it uses")
+    secrets = config.load_secrets(cfg, sandbox=sandbox)
+    results = asyncio.run(checks.run_checks(cfg, secrets, status, letta=not args.no_letta,
+                                            sandbox=sandbox))
     for result in results:
         print(result.line())
     failed = [r.name for r in results if not r.ok]
     if failed:
-        print(f"voiceops check: {len(failed)} problem(s): {', '.join(failed)}")
+        print(f"voiceops check: {checks.plural(len(failed), 'problem')}: {', '.join(failed)}")
         return EX_FAILURE
     return EX_OK
 
 
 def add_check(sub: _SubParsers) -> None:
     p = sub.add_parser("check", help="validate config, reach LiveKit and Letta, compare agent names")
+    p.add_argument("--sandbox", action="store_true",
+                   help="check what `voiceops run --sandbox` uses (its dev secret, its emulator)")
     p.add_argument("--no-letta", action="store_true", help="skip the Letta check")
     _add_socket_options(p)
     p.set_defaults(handler=_check)

@@ -49,6 +49,7 @@ class WorkersConfig:
     entrypoint: str = "voiceops.agent:entrypoint"
     num_idle_processes: int = 2
     load_threshold: float = 0.7
+    max_jobs: int = 0  # 0: load is the machine's CPU; N: load reaches LiveKit's 0.7 at N jobs
     start_timeout_s: float = 60.0
     drain_timeout_s: float = 600.0
     restart: str = "always"
@@ -267,6 +268,7 @@ def validate(cfg: Config) -> None:
         (":" in cfg.workers.entrypoint, "workers.entrypoint: must be 'module:function'"),
         (cfg.workers.num_idle_processes >= 0, "workers.num_idle_processes: must be >= 0"),
         (0 < cfg.workers.load_threshold <= 1, "workers.load_threshold: must be in (0, 1]"),
+        (cfg.workers.max_jobs >= 0, "workers.max_jobs: must be >= 0 (0: load is the CPU)"),
         (cfg.workers.restart in ("always", "on-failure", "never"),
          "workers.restart: must be one of always, on-failure, never"),
         (cfg.workers.backoff_base_s > 0, "workers.backoff_base_s: must be > 0"),

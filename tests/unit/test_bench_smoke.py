@@ -190,3 +190,16 @@ def test_voice_bench_parts_measure_and_report() -> None:
     (check,) = section.checks
     assert (check.value, check.baseline, check.max_ratio) == (2.0, 1.1, 1.3) and not check.passed
     assert "p95" in section.info[0]
+
+
+def test_handler_bench_report_counts_lost_answers() -> None:
+    """The handler bench's report: finite checks against its baselines; a lost answer fails."""
+    from bench import bench_handler
+
+    sizes = bench_handler.HandlerSizes(probes=3, warmup=0)
+    fine = bench_handler._section({"idle": [0.002, 0.003, 0.004], "busy": [0.05, 0.09, 0.1]}, sizes)
+    _assert_measured(fine)
+    assert fine.passed, format_section(fine)
+    lost = bench_handler._section({"idle": [0.002, 0.003, 0.004], "busy": [0.05, None, 0.1]},
+                                  sizes)
+    assert not lost.passed and "busy 1" in format_section(lost)

@@ -45,6 +45,7 @@ def test_sample_config_documents_every_key() -> None:
         ("[wrokers]\n", "wrokers"),
         ("[workers]\nrestart = 'sometimes'\n", "workers.restart"),
         ("[workers]\nload_threshold = 1.5\n", "workers.load_threshold"),
+        ("[workers]\nmax_jobs = -1\n", "workers.max_jobs"),
         ("[workers]\nbackoff_max_s = 0.5\n", "workers.backoff_max_s"),
         ("[workers]\ndrain_timeout_s = 0\n", "workers.drain_timeout_s"),
         ("[workers]\ncommand = 'python worker.py'\n", "workers.command"),
@@ -124,3 +125,15 @@ def test_http_url_from_ws_url() -> None:
     """Twirp goes over http(s) at the ws(s) URL's host."""
     assert config.http_url("ws://127.0.0.1:7880") == "http://127.0.0.1:7880"
     assert config.http_url("wss://lk.example.com/") == "https://lk.example.com"
+
+
+def test_check_reports_a_threshold_above_livekit_target_load() -> None:
+    """`voiceops check` says a load_threshold above 0.7 is used as 0.7, and what load means."""
+    from voiceops.checks import check_load
+
+    high = check_load(config.from_dict({"workers": {"load_threshold": 0.9}}))
+    assert high.ok and "above LiveKit's target load 0.7" in high.detail
+    assert "workers use 0.7" in high.detail and "machine's CPU" in high.detail
+    jobs = check_load(config.from_dict({"workers": {"max_jobs": 4}}))
+    assert "load counts jobs (0.7 at workers.max_jobs = 4)" in jobs.detail
+    assert "above" not in check_load(config.from_dict({"workers": {"load_threshold": 1.0}})).detail

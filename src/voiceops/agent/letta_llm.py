@@ -2,6 +2,7 @@
 
 from voiceops.agent.letta import (
     DEFAULT_APOLOGY,
+    LETTA_TURN_HANDLING,
     BrainEvent,
     BrainOutcome,
     LettaBrainOptions,
@@ -12,5 +13,6 @@ from voiceops.agent.letta import (
     to_voiceops_event,
 )
 
-__all__ = ["DEFAULT_APOLOGY", "BrainEvent", "BrainOutcome", "LettaBrainOptions", "LettaLLM",
-           "LettaStream", "close_shared_clients", "shared_client", "to_voiceops_event"]
+__all__ = ["DEFAULT_APOLOGY", "LETTA_TURN_HANDLING", "BrainEvent", "BrainOutcome",
+           "LettaBrainOptions", "LettaLLM", "LettaStream", "close_shared_clients", "shared_client",
+           "to_voiceops_event"]

@@ -22,7 +22,12 @@ from livekit.agents.voice import room_io
 from voiceops import config
 from voiceops.agent import providers
 from voiceops.agent.basic import letta_agent_id
-from voiceops.agent.letta_llm import LettaBrainOptions, LettaLLM, close_shared_clients
+from voiceops.agent.letta_llm import (
+    LETTA_TURN_HANDLING,
+    LettaBrainOptions,
+    LettaLLM,
+    close_shared_clients,
+)
 from voiceops.agent.presence import humans_in, no_human_timeout_s, stay_while_attended
 from voiceops.agent.telemetry import CallTelemetry
 from voiceops.config import Config, ConfigError, Secrets, VoiceConfig
@@ -34,16 +39,15 @@ NO_AGENT_REASON: Final = "no_letta_agent_id"
 CONFIG_REASON: Final = "config_error"
 GREETING: Final = "Hello, how can I help you?"
 PREWARMED_KEY: Final = "voiceops.prewarmed"
-# Letta keeps each agent's history itself: a reply generated before the turn is confirmed
-# would already be in its memory, so there is no preemptive generation. Barge-in uses the
-# VAD (the adaptive detector is a LiveKit Cloud model) and is final: with a non-streaming STT
-# the transcript that would confirm it can come after livekit's false-interruption timeout,
-# which would resume the agent over the caller.
+# Letta keeps each agent's history itself, so there is no preemptive generation
+# (LETTA_TURN_HANDLING). Barge-in uses the VAD (the adaptive detector is a LiveKit Cloud model)
+# and is final: with a non-streaming STT the transcript that would confirm it can come after
+# livekit's false-interruption timeout, which would resume the agent over the caller.
 TURN_HANDLING: Final[dict[str, Any]] = {
+    **LETTA_TURN_HANDLING,
     "turn_detection": "vad",
     "interruption": {"enabled": True, "mode": "vad", "min_duration": 0.5,
                      "resume_false_interruption": False},
-    "preemptive_generation": {"enabled": False},
 }
 
 

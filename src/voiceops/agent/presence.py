@@ -14,8 +14,12 @@ from typing import Final
 
 from livekit import rtc
 
+from voiceops.worker.drainflag import worker_draining
+
 NO_HUMAN_TIMEOUT_ENV: Final = "VOICEOPS_AGENT_NO_HUMAN_TIMEOUT_S"
 DEFAULT_NO_HUMAN_TIMEOUT_S: Final = 60.0
+# While nobody has come yet, how often to look whether the worker began to drain.
+DRAIN_CHECK_S: Final = 0.5
 
 
 class Presence(StrEnum):
@@ -29,6 +33,7 @@ class Seen(Enum):
     NOBODY = "nobody"
     TIMED_OUT = "timed_out"  # the wait for a first participant is over
     ROOM_CLOSED = "room_closed"
+    WORKER_DRAINING = "worker_draining"  # nobody will be sent here any more
 
 
 _TRANSITIONS: Final[dict[tuple[Presence, Seen], Presence]] = {
@@ -36,10 +41,12 @@ _TRANSITIONS: Final[dict[tuple[Presence, Seen], Presence]] = {
     (Presence.WAITING, Seen.NOBODY): Presence.WAITING,
     (Presence.WAITING, Seen.TIMED_OUT): Presence.DONE,
     (Presence.WAITING, Seen.ROOM_CLOSED): Presence.DONE,
+    (Presence.WAITING, Seen.WORKER_DRAINING): Presence.DONE,  # an empty room holds no call
     (Presence.ATTENDED, Seen.HUMANS): Presence.ATTENDED,
     (Presence.ATTENDED, Seen.NOBODY): Presence.DONE,
     (Presence.ATTENDED, Seen.TIMED_OUT): Presence.ATTENDED,
     (Presence.ATTENDED, Seen.ROOM_CLOSED): Presence.DONE,
+    (Presence.ATTENDED, Seen.WORKER_DRAINING): Presence.ATTENDED,  # a live call finishes
 }
 
 
@@ -84,7 +91,8 @@ async def stay_while_attended(room: rtc.Room, timeout_s: float) -> str:
             state = next_presence(state, seen)
             if state is Presence.DONE:
                 break
-            wait_s = max(deadline - loop.time(), 0.0) if state is Presence.WAITING else None
+            wait_s = (min(max(deadline - loop.time(), 0.0), DRAIN_CHECK_S)
+                      if state is Presence.WAITING else None)
             with contextlib.suppress(TimeoutError):  # the next observation sees the deadline
                 await asyncio.wait_for(changed.wait(), wait_s)
     finally:
@@ -99,4 +107,6 @@ def _observe(room: rtc.Room, past_deadline: bool) -> Seen:
         return Seen.ROOM_CLOSED
     if humans_in(room):
         return Seen.HUMANS
+    if worker_draining():
+        return Seen.WORKER_DRAINING
     return Seen.TIMED_OUT if past_deadline else Seen.NOBODY

@@ -115,7 +115,12 @@ class AgentSocket:
     def _on_availability(self, worker: Worker, resp: agent.AvailabilityResponse) -> None:
         fut = worker.pending.pop(resp.job_id, None)
         if fut is None or fut.done():
-            logger.warning("worker %s answered unknown or expired job %s", worker.id, resp.job_id)
+            # Go: "received availability response for unknown job"; a late answer changes nothing
+            logger.warning(
+                "received availability response for unknown job: worker %s job %s (too late?)",
+                worker.id,
+                resp.job_id,
+            )
             return
         fut.set_result(resp)
 
@@ -127,11 +132,11 @@ class AgentSocket:
 
     def _on_job_update(self, worker: Worker, update: agent.UpdateJobStatus) -> None:
         job = worker.jobs.get(update.job_id)
-        if job is None:
-            logger.warning("worker %s updated unknown job %s", worker.id, update.job_id)
+        if job is None or job.ended:
+            # Go: an ended job leaves Worker.runningJobs, so later updates find nothing
+            logger.debug("received job update for unknown job %s from %s", update.job_id, worker.id)
             return
-        job.status = update.status
-        job.error = update.error
+        job.set_status(update.status, update.error)
         logger.info(
             "job %s status %s%s",
             job.job_id,

@@ -32,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: $LIVEKIT_API_SECRET, else the --dev secret",
     )
     p.add_argument("--webhook-url", action="append", default=[], dest="webhook_urls")
-    p.add_argument("--availability-timeout-s", type=float, default=_DEFAULTS.availability_timeout_s)
+    p.add_argument(
+        "--availability-timeout-s",
+        type=float,
+        default=_DEFAULTS.availability_timeout_s,
+        help="JobRequest deadline; the Go server's is psrpc's 3 s (a longer one departs from it)",
+    )
     p.add_argument("--empty-timeout-s", type=int, default=_DEFAULTS.empty_timeout_s)
     p.add_argument("--departure-timeout-s", type=int, default=_DEFAULTS.departure_timeout_s)
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

@@ -48,6 +48,8 @@ class Faults:
             "refuse_media": self.refuse_media,
             "twirp_error": self.twirp_error,
             "twirp_delay_s": self.twirp_delay_s,
+            # An action, not a standing fault: it closes the worker sockets once when set.
+            "drop_workers": False,
         }
 
 

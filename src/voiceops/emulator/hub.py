@@ -15,7 +15,14 @@ from .faults import FaultController
 from .rtc_contract import JoinInfo
 from .rooms import RoomManager, RoomSpec
 from .rtc_media import MediaFanout
-from .state import Participant, ParticipantSink, ParticipantState, Room, kind_from_claim
+from .state import (
+    Participant,
+    ParticipantSink,
+    ParticipantState,
+    Room,
+    is_dependent,
+    kind_from_claim,
+)
 from .tokens import new_id
 
 logger = logging.getLogger("voiceops.emulator.hub")
@@ -82,13 +89,14 @@ class Hub:
         assert claims.video is not None
         # roomConfig (e.g. agents to dispatch) applies only when this join creates the room.
         room, _ = self._rooms.get_or_create(_spec_from_claims(claims, claims.video.room))
-        if room.max_participants and len(room.participants) >= room.max_participants:
+        kind = kind_from_claim(claims.kind)
+        dependent = is_dependent(kind, bool(claims.video.agent), bool(claims.video.recorder))
+        if not dependent and room.is_full():
             raise PermissionError("room is full")
         if claims.identity in room.participants:
             logger.info("duplicate identity %s in %s: replacing", claims.identity, room.name)
             await self._drop_media(room, room.participants[claims.identity])
             await self._rooms.remove_participant(room, claims.identity, "DUPLICATE_IDENTITY")
-        kind = kind_from_claim(claims.kind)
         participant = Participant(
             sid=new_id("PA_"),
             identity=claims.identity,
@@ -100,10 +108,11 @@ class Hub:
             sink=sink,
             permission=_permission(claims.video, kind == models.ParticipantInfo.Kind.AGENT),
             auto_subscribe=auto_subscribe,
+            dependent=dependent,
         )
         others = [p.to_proto() for p in room.participants.values()]
         room.participants[participant.identity] = participant
-        if room.first_joined_at_s is None:
+        if room.first_joined_at_s is None and not dependent:
             room.first_joined_at_s = participant.joined_at_s
         logger.info("participant %s joining %s (kind %s)", participant.identity, room.name, kind)
         if auto_subscribe:  # Go subscribes a joiner to what is already published

@@ -18,9 +18,16 @@ class EmulatorOptions:
     api_key: str = DEV_API_KEY
     api_secret: str = DEV_API_SECRET
     webhook_urls: tuple[str, ...] = ()
-    # Go: AssignJobTimeout. A worker that does not answer an AvailabilityRequest in time loses
-    # the job, and the job is NOT offered to another worker.
-    availability_timeout_s: float = 10.0
+    # psrpc's DefaultClientTimeout: the JobRequest RPC (node selection, AvailabilityRequest,
+    # the worker's answer) must finish within it. A worker answering later loses the job, and
+    # the job is NOT offered to another worker. Raising it departs from the Go server.
+    availability_timeout_s: float = 3.0
+    # psrpc's DefaultAffinityShortCircuit: after the first claim the client waits this long for
+    # a better one before it picks a node, so every JobRequest starts this late.
+    affinity_short_circuit_s: float = 0.2
+    # Go: Room.DeleteAgentDispatch waits this long for a terminated agent to leave, then
+    # removes it from the room.
+    agent_leave_wait_s: float = 3.0
     # Go: RegisterTimeout, how long a fresh /agent socket may wait for RegisterWorkerRequest.
     register_timeout_s: float = 10.0
     # Go room defaults: a room nobody joined closes after empty_timeout; after the last
@@ -45,6 +52,10 @@ class EmulatorOptions:
         for name in ("availability_timeout_s", "register_timeout_s", "room_reaper_interval_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
+        if self.affinity_short_circuit_s < 0 or self.agent_leave_wait_s < 0:
+            raise ValueError("affinity_short_circuit_s and agent_leave_wait_s must be >= 0")
+        if self.affinity_short_circuit_s >= self.availability_timeout_s:
+            raise ValueError("availability_timeout_s must be longer than affinity_short_circuit_s")
         if self.empty_timeout_s < 0 or self.departure_timeout_s < 0:
             raise ValueError("empty_timeout_s and departure_timeout_s must be >= 0")
         if self.webhook_attempts < 1:

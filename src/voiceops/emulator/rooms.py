@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from livekit.protocol import agent_dispatch, models
+from livekit.protocol import rtc as rtc_pb
 
 from .dispatcher import Dispatcher
 from .options import EmulatorOptions
 from .state import ParticipantState, Room, room_should_close
 from .tokens import new_id
 from .webhooks import WebhookNotifier
+from .workers import WorkerRegistry
 
 logger = logging.getLogger("voiceops.emulator.rooms")
 
@@ -47,9 +49,12 @@ class RoomManager:
         dispatcher: Dispatcher,
         webhooks: WebhookNotifier,
         clock: Callable[[], float] = time.time,
+        workers: WorkerRegistry | None = None,
     ) -> None:
         self._options = options
         self._dispatcher = dispatcher
+        self._workers = workers or WorkerRegistry()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.webhooks = webhooks
         self._clock = clock
         self.rooms: dict[str, Room] = {}
@@ -64,6 +69,15 @@ class RoomManager:
             self._reaper.cancel()
             await asyncio.gather(self._reaper, return_exceptions=True)
             self._reaper = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _reap_loop(self) -> None:
         while True:
@@ -164,17 +178,48 @@ class RoomManager:
         if dispatch is None:
             raise TwirpFailure("not_found", "dispatch ID not found")
         dispatch.state.deleted_at = int(self._clock() * 1e9)
-        await self._dispatcher.terminate_jobs(dispatch)
+        # Go answers at once and ends the jobs in the background (Room.DeleteAgentDispatch).
+        self._spawn(self._end_deleted_dispatch(room, dispatch), f"delete:{dispatch_id}")
         return dispatch
 
+    async def _end_deleted_dispatch(
+        self, room: Room, dispatch: agent_dispatch.AgentDispatch
+    ) -> None:
+        """Terminate each job (JS_SUCCESS); an agent still in the room after the wait is removed."""
+        await self._dispatcher.wait_launched(dispatch.id)
+        for job in list(dispatch.state.jobs):
+            record = await self._dispatcher.terminate_job(job.id, left_room=False)
+            if record is None:
+                continue
+            job.state.status = record.status
+            job.state.ended_at = int(self._clock() * 1e9)
+            identity = record.participant_identity
+            if identity not in room.participants:
+                continue
+            if not await self._left(room, identity, self._options.agent_leave_wait_s):
+                logger.info("agent worker did not disconnect after %.0fs", self._options.agent_leave_wait_s)
+                await self.remove_participant(
+                    room, identity, "SERVICE_REQUEST_REMOVE_PARTICIPANT", notify_others=True
+                )
+
+    async def _left(self, room: Room, identity: str, timeout_s: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while identity in room.participants and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return identity not in room.participants
+
     # -- participants (used by the RtcHub) -------------------------------------------------
-    async def remove_participant(self, room: Room, identity: str, reason: str) -> None:
+    async def remove_participant(
+        self, room: Room, identity: str, reason: str, *, notify_others: bool = False
+    ) -> None:
         participant = room.participants.pop(identity, None)
         if participant is None:
             return
         was_active = participant.state == ParticipantState.ACTIVE
         participant.transition(ParticipantState.DISCONNECTED)
         room.last_left_at_s = self._clock()
+        self._end_agent_job(room, identity)
         if participant.sink is not None and reason:
             try:
                 await participant.sink.close(reason)
@@ -183,4 +228,29 @@ class RoomManager:
         # Go: only a participant that became ACTIVE (and so had participant_joined) "left".
         event = "participant_left" if was_active else "participant_connection_aborted"
         self.webhooks.emit(event, room.to_proto(), participant.to_proto())
+        if notify_others:
+            await self._announce_left(room, participant.to_proto())
         logger.info("participant %s left room %s (%s)", identity, room.name, reason or "leave")
+
+    def _end_agent_job(self, room: Room, identity: str) -> None:
+        """Go's Room.RemoveParticipant: the agent of a running job left, so the job is over."""
+        found = self._workers.find_by_identity(room.name, identity)
+        if found is None:
+            return
+        _, record = found
+        self._spawn(
+            self._terminate_left(record.job_id), f"agent-left:{record.job_id}"
+        )
+
+    async def _terminate_left(self, job_id: str) -> None:
+        await self._dispatcher.terminate_job(job_id, left_room=True)
+
+    async def _announce_left(self, room: Room, info: models.ParticipantInfo) -> None:
+        update = rtc_pb.SignalResponse(update=rtc_pb.ParticipantUpdate(participants=[info]))
+        for other in list(room.participants.values()):
+            if other.sink is None:
+                continue
+            try:
+                await other.sink.send(update)
+            except Exception:  # one broken socket must not starve the others
+                logger.exception("update to %s failed", other.identity)

@@ -77,7 +77,7 @@ def build_core(
         queue_size=options.webhook_queue_size,
         clock=clock,
     )
-    rooms = RoomManager(options, dispatcher, webhooks, clock)
+    rooms = RoomManager(options, dispatcher, webhooks, clock, workers)
     hub = Hub(rooms, verifier, faults, clock)
     core = EmulatorCore(
         options, faults, workers, dispatcher, rooms, webhooks, hub, Admin(faults, rooms, workers)

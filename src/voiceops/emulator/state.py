@@ -27,6 +27,17 @@ def kind_from_claim(kind: str) -> int:
     return _KINDS.get(kind.lower(), ParticipantKind.STANDARD)
 
 
+DEPENDENT_KINDS = frozenset({ParticipantKind.AGENT, ParticipantKind.EGRESS})
+
+
+def is_dependent(kind: int, agent_grant: bool = False, recorder_grant: bool = False) -> bool:
+    """Go's ParticipantImpl.IsDependent: agents and recorders, by kind or by grant.
+
+    Dependent participants do not count towards max_participants, do not mark the room as
+    joined, and never keep it open on their own."""
+    return kind in DEPENDENT_KINDS or agent_grant or recorder_grant
+
+
 class ParticipantState(enum.Enum):
     JOINING = models.ParticipantInfo.State.JOINING
     JOINED = models.ParticipantInfo.State.JOINED
@@ -76,6 +87,7 @@ class Participant:
     tracks: dict[str, models.TrackInfo] = field(default_factory=dict)
     # Tracks this participant is sent: track sid -> its forwarded copy (rtc_media.ForwardedTrack).
     subscriptions: dict[str, Any] = field(default_factory=dict)
+    dependent: bool = False  # is_dependent(): an agent or recorder
 
     def transition(self, new: ParticipantState) -> bool:
         """Move to `new`; False (and no change) when the table does not allow it."""
@@ -136,7 +148,11 @@ class Room:
 
     def keeps_room_alive(self) -> list[Participant]:
         # Go: agents (and egress) are "dependent" participants; they never keep a room open alone.
-        return [p for p in self.participants.values() if not p.is_agent]
+        return [p for p in self.participants.values() if not (p.dependent or p.is_agent)]
+
+    def is_full(self) -> bool:
+        """Go's Room.Join: max_participants counts only non-dependent participants."""
+        return bool(self.max_participants) and len(self.keeps_room_alive()) >= self.max_participants
 
 
 def room_should_close(room: Room, now_s: float) -> bool:

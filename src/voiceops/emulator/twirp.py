@@ -56,9 +56,24 @@ _CODE_FOR_STATUS = {
 }
 
 
-def twirp_error(code: str, msg: str) -> web.Response:
-    status = TWIRP_STATUS.get(code, 500)
-    return web.json_response({"code": code, "msg": msg}, status=status)
+def twirp_error(
+    code: str, msg: str, meta: dict[str, str] | None = None, status: int | None = None
+) -> web.Response:
+    """Twirp's writeError: a JSON body {"code","msg"[,"meta"]} and Content-Type exactly
+    application/json (the Node server SDK parses the code only then; no charset)."""
+    body: dict[str, object] = {"code": code, "msg": msg}
+    if meta:
+        body["meta"] = meta
+    return web.Response(
+        body=json.dumps(body).encode(),
+        status=status or TWIRP_STATUS.get(code, 500),
+        headers={"Content-Type": "application/json"},
+    )
+
+
+def bad_route(msg: str, request: web.Request) -> web.Response:
+    """Twirp's badRouteError: 404 bad_route, the route in meta.twirp_invalid_route."""
+    return twirp_error("bad_route", msg, {"twirp_invalid_route": f"{request.method} {request.path}"})
 
 
 def code_for_status(status: int) -> str:
@@ -170,6 +185,8 @@ METHODS: dict[str, Method] = {
     ),
 }
 _PROTOBUF_TYPES = ("application/protobuf", "application/x-protobuf")
+_ROUTED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_SERVICES = frozenset(path.split("/", 1)[0] for path in METHODS)
 
 
 class TwirpServer:
@@ -181,26 +198,39 @@ class TwirpServer:
         self._faults = faults
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_post("/twirp/{service}/{method}", self.handle)
+        # Every method but OPTIONS, which stays with the CORS preflight handling.
+        for verb in _ROUTED_METHODS:
+            app.router.add_route(verb, "/twirp/{service}/{method}", self.handle)
+            app.router.add_route(verb, "/twirp/{tail:.*}", self.no_route)
+
+    async def no_route(self, request: web.Request) -> web.Response:
+        """A path no Twirp service owns: Go's mux answers http.NotFound (plain text)."""
+        service = request.match_info["tail"].split("/", 1)[0]
+        if service in _SERVICES:
+            return bad_route(f"no handler for path {request.path!r}", request)
+        return web.Response(status=404, text="404 page not found")
 
     async def handle(self, request: web.Request) -> web.Response:
+        if request.match_info["service"] not in _SERVICES:
+            return web.Response(status=404, text="404 page not found")
         faults = self._faults.current
         if faults.twirp_delay_s > 0:
             await asyncio.sleep(faults.twirp_delay_s)
         if faults.twirp_error is not None:
             status = faults.twirp_error
-            return web.json_response(
-                {"code": code_for_status(status), "msg": "injected fault"}, status=status
-            )
+            return twirp_error(code_for_status(status), "injected fault", status=status)
         try:
             token = request_token(request)
             claims = verify_token(self._verifier, token) if token else None
         except AuthError as exc:
             return web.Response(status=401, text=str(exc))
+        if request.method != "POST":
+            msg = f"unsupported method {request.method!r} (only POST is allowed)"
+            return bad_route(msg, request)
         path = f"{request.match_info['service']}/{request.match_info['method']}"
         method = METHODS.get(path)
         if method is None:
-            return twirp_error("bad_route", f"no handler for path /twirp/{path}")
+            return bad_route(f"no handler for path {request.path!r}", request)
         return await self._call(request, method, path, claims)
 
     async def _call(
@@ -209,7 +239,7 @@ class TwirpServer:
         content_type = request.content_type
         as_json = content_type == "application/json"
         if not as_json and content_type not in _PROTOBUF_TYPES:
-            return twirp_error("bad_route", f"unexpected Content-Type: {content_type!r}")
+            return bad_route(f"unexpected Content-Type: {content_type!r}", request)
         body = await request.read()
         req = method.request_type()
         try:
@@ -231,5 +261,5 @@ class TwirpServer:
             text = MessageToJson(
                 resp, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
             )
-            return web.Response(text=text, content_type="application/json")
+            return web.Response(body=text.encode(), headers={"Content-Type": "application/json"})
         return web.Response(body=resp.SerializeToString(), content_type="application/protobuf")

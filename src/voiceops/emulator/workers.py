@@ -1,4 +1,4 @@
-"""Registered agent workers, their jobs, and the load-weighted choice among them."""
+"""Registered agent workers, their jobs, and the Go server's load rules for choosing among them."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ logger = logging.getLogger("voiceops.emulator.workers")
 
 WorkerKey = tuple[str, str, int]  # (agent_name, namespace, job type)
 
+# Go: agent.DefaultTargetLoad (pkg/agent/config.go), the server's `agents.target_load`.
+TARGET_LOAD = 0.7
+_ENDED = frozenset({agent.JS_SUCCESS, agent.JS_FAILED})
+
 
 @dataclass
 class JobRecord:
@@ -27,6 +31,14 @@ class JobRecord:
     participant_identity: str
     status: int = agent.JS_RUNNING
     error: str = ""
+
+    @property
+    def ended(self) -> bool:
+        return self.status in _ENDED
+
+    def set_status(self, status: int, error: str = "") -> None:
+        self.status = status
+        self.error = error
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +64,9 @@ class Worker:
     jobs: dict[str, JobRecord] = field(default_factory=dict)
     pending: dict[str, asyncio.Future[agent.AvailabilityResponse]] = field(default_factory=dict)
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # seconds from the last AvailabilityRequest to the worker's answer (None: not answered yet)
+    last_answer_s: float | None = None
+    answered: int = 0  # AvailabilityRequests answered in time
 
     @property
     def agent_name(self) -> str:
@@ -77,12 +92,28 @@ class Worker:
             "status": agent.WorkerStatus.Name(self.status),
             "load": self.load,
             "job_count": self.job_count,
+            "last_answer_s": self.last_answer_s,
+            "answered": self.answered,
             "jobs": [job.to_json() for job in self.jobs.values()],
         }
 
 
+def node_affinity(workers: Sequence[Worker], target_load: float = TARGET_LOAD) -> float:
+    """Go's JobRequestAffinity: the sum of `target_load - load` over AVAILABLE workers.
+
+    psrpc gives the JobRequest only to a node whose claim is > 0, so when every worker
+    reports load >= target_load nobody claims it and no AvailabilityRequest is sent at all
+    ("no servers available")."""
+    return sum(
+        max(0.0, target_load - w.load) for w in workers if w.status == agent.WS_AVAILABLE
+    )
+
+
 def choose_worker(candidates: Sequence[Worker], rng: random.Random) -> Worker | None:
-    """Go's selectWorkerWeightedByLoad: random among WS_AVAILABLE workers, weight 1 - load."""
+    """Go's selectWorkerWeightedByLoad: random among WS_AVAILABLE workers, weight 1 - load.
+
+    Only called once the node claimed the job (node_affinity > 0); then even a worker above
+    the target load may be picked, with its small weight, exactly as on the Go server."""
     weighted = [(w, max(0.0, 1.0 - w.load)) for w in candidates if w.status == agent.WS_AVAILABLE]
     total = sum(weight for _, weight in weighted)
     if total <= 0:
@@ -119,6 +150,14 @@ class WorkerRegistry:
 
     def all(self) -> Iterable[Worker]:
         return list(self._workers.values())
+
+    def find_by_identity(self, room: str, identity: str) -> tuple[Worker, JobRecord] | None:
+        """The job whose agent joins `room` as `identity` (Go: Room.agentParticipants)."""
+        for worker in self._workers.values():
+            for job in worker.jobs.values():
+                if job.room == room and job.participant_identity == identity and not job.ended:
+                    return worker, job
+        return None
 
     def find_job(self, job_id: str) -> tuple[Worker, JobRecord] | None:
         for worker in self._workers.values():

@@ -125,6 +125,16 @@ def _conversation(request: web.Request) -> dict[str, Any]:
     return conv
 
 
+async def cancel_conversation(request: web.Request) -> web.Response:
+    """The busy run (conversation_busy fault) is cancelled; else 0.16.8's 409 'no active runs'."""
+    conv = _conversation(request)
+    state = request.app[STATE]
+    if not state.faults.conversation_busy or conv["id"] in state.cancelled:
+        return _detail(409, f"No active runs to cancel for conversation {conv['id']}")
+    state.cancelled[conv["id"]] = state.cancelled.get(conv["id"], 0) + 1
+    return web.json_response({_busy_run(conv["id"]): "cancelled"})
+
+
 async def retrieve_conversation(request: web.Request) -> web.Response:
     return web.json_response(_conversation(request))
 
@@ -135,8 +145,17 @@ async def agent_messages(request: web.Request) -> web.StreamResponse:
     return await _send(request, body, thread=agent["id"], streaming=bool(body.get("streaming")))
 
 
+def _busy_run(conv_id: str) -> str:
+    return "run-" + conv_id.removeprefix("conv-")
+
+
 async def conversation_messages(request: web.Request) -> web.StreamResponse:
     conv = _conversation(request)
+    state = request.app[STATE]
+    if state.faults.conversation_busy and conv["id"] not in state.cancelled:
+        # 0.16.8's ConversationBusyError answer (a Letta with Redis locks each conversation)
+        return web.json_response({"detail": f"Conversation {conv['id']} is busy",
+                                  "run_id": _busy_run(conv["id"])}, status=409)
     body = await _body(request)
     return await _send(request, body, thread=conv["id"],
                        streaming=bool(body.get("streaming", True)))
@@ -171,6 +190,7 @@ async def set_faults(request: web.Request) -> web.Response:
 async def clear_faults(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.faults = type(state.faults)()
+    state.cancelled.clear()
     return web.json_response({"faults": state.faults.as_dict()})
 
 
@@ -178,21 +198,26 @@ async def get_state(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE].snapshot())
 
 
+ROUTES: Final = (
+    ("GET", "/v1/health/", health),
+    ("GET", "/v1/agents/", list_agents),
+    ("POST", "/v1/agents/", create_agent),
+    ("GET", "/v1/agents/{agent_id}", retrieve_agent),
+    ("POST", "/v1/agents/{agent_id}/messages", agent_messages),
+    ("POST", "/v1/conversations/", create_conversation),
+    ("GET", "/v1/conversations/{conversation_id}", retrieve_conversation),
+    ("POST", "/v1/conversations/{conversation_id}/messages", conversation_messages),
+    ("POST", "/v1/conversations/{conversation_id}/cancel", cancel_conversation),
+    ("POST", "/standin/faults", set_faults),
+    ("DELETE", "/standin/faults", clear_faults),
+    ("GET", "/standin/state", get_state),
+)
+
+
 def build_app(state: StandinState | None = None, *, token_delay_s: float = 0.02) -> web.Application:
     app = web.Application(middlewares=[down_fault])
     app[STATE] = state or StandinState.with_samples()
     app[TOKEN_DELAY] = token_delay_s
-    r = app.router
-    r.add_get("/v1/health/", health)
-    r.add_get("/v1/agents/", list_agents)
-    r.add_post("/v1/agents/", create_agent)
-    r.add_get("/v1/agents/{agent_id}", retrieve_agent)
-    r.add_post("/v1/agents/{agent_id}/messages", agent_messages)
-    r.add_post("/v1/conversations/", create_conversation)
-    r.add_get("/v1/conversations/{conversation_id}", retrieve_conversation)
-    r.add_post("/v1/conversations/{conversation_id}/messages", conversation_messages)
-    r.add_post("/standin/faults", set_faults)
-    r.add_delete("/standin/faults", clear_faults)
-    r.add_get("/standin/state", get_state)
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
     return app
-

@@ -16,7 +16,8 @@ from typing import Any, Final
 USER_ID: Final = "user-00000000-0000-4000-8000-000000000000"
 VERSION: Final = "0.16.8"
 # FastAPI validates path ids against these (422 otherwise), so the stand-in does too.
-AGENT_ID_PATTERN: Final = r"^agent-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+AGENT_ID_PATTERN: Final = (r"^agent-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}"
+                           r"-[0-9a-f]{12}$")
 CONVERSATION_ID_PATTERN: Final = AGENT_ID_PATTERN.replace("agent-", "conv-", 1)
 DONE: Final = b"data: [DONE]\n\n"
 

@@ -29,6 +29,7 @@ class Faults:
     drop_after_tokens: int = -1  # >= 0: after this many tokens, the connection is cut
     conversations_status: int = 0  # e.g. 404: a server from before conversations (no route)
     token_delay_s: float = 0.0  # > 0: this pause between tokens instead of the server's own
+    conversation_busy: int = 0  # 1: conversations answer 409 (a run holds them) until cancelled
 
     def update(self, values: dict[str, Any]) -> None:
         """Set known knobs; raise ValueError naming the first bad one."""
@@ -57,6 +58,7 @@ class StandinState:
     # thread key ("conv-…", or the agent id for its default thread) → that thread's user turns
     turns: dict[str, list[str]] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
+    cancelled: dict[str, int] = field(default_factory=dict)  # conversation → cancels of a busy run
 
     @classmethod
     def with_samples(cls) -> StandinState:
@@ -78,5 +80,6 @@ class StandinState:
     def snapshot(self) -> dict[str, Any]:
         """For GET /standin/state: counts only (turns are callers' words)."""
         return {"agents": sorted(self.agents), "conversations": len(self.conversations),
+                "cancelled": dict(self.cancelled),
                 "threads": {key: len(turns) for key, turns in self.turns.items()},
                 "faults": self.faults.as_dict()}

@@ -51,7 +51,7 @@ class DispatchWatch:
 
     async def _confirm(self, entry: Tracked) -> None:
         async with self._sem:
-            dispatch = await self._listed(entry)
+            answered, dispatch = await self._listed(entry)
         found = dispatch is not None and bool(dispatch.state.jobs)
         verdict = self._m.correlator.confirmed(entry.dispatch_id, job_found=found)
         if verdict is Verdict.ANSWERED:
@@ -59,20 +59,24 @@ class DispatchWatch:
                         entry.dispatch_id, entry.room)
             self._m.resolve(A.DISPATCH_UNANSWERED)
         elif verdict in (Verdict.UNANSWERED, Verdict.REDISPATCH):
-            await self._unanswered(entry, verdict, dispatch)
+            listing = diagnose.Listing(entry.room, entry.dispatch_id, answered=answered,
+                                       found=dispatch is not None,
+                                       jobs=len(dispatch.state.jobs) if dispatch else 0)
+            await self._unanswered(entry, verdict, dispatch, listing)
 
-    async def _listed(self, entry: Tracked) -> api.AgentDispatch | None:
-        """The dispatch as LiveKit lists it, or None (gone, or LiveKit did not answer)."""
+    async def _listed(self, entry: Tracked) -> tuple[bool, api.AgentDispatch | None]:
+        """(LiveKit answered, the dispatch as it lists it or None when it is gone)."""
         try:
             async with asyncio.timeout(self._m.opts.livekit_timeout_s):
                 dispatches = await self._m.lkapi.agent_dispatch.list_dispatch(entry.room)
         except Exception as exc:  # cannot confirm: the dispatch counts as unanswered
             logger.info("ListDispatch %s failed: %r", entry.room, exc)
-            return None
-        return next((d for d in dispatches if d.id == entry.dispatch_id), None)
+            return False, None
+        return True, next((d for d in dispatches if d.id == entry.dispatch_id), None)
 
     async def _unanswered(self, entry: Tracked, verdict: Verdict,
-                          dispatch: api.AgentDispatch | None) -> None:
+                          dispatch: api.AgentDispatch | None,
+                          listing: diagnose.Listing | None = None) -> None:
         m = self._m
         self.unanswered += 1
         m.metrics.dispatch_unanswered.labels(m.metrics.agent_name, "proxy").inc()
@@ -82,7 +86,7 @@ class DispatchWatch:
             new_id = await self._redispatch(entry, dispatch)
             text += (f"; re-dispatched once as {new_id}" if new_id
                      else "; re-dispatch failed")
-        facts = await m.facts()
+        facts = await m.facts(listing=listing)
         diagnosis = f"{text}: {diagnose.dispatch_path(facts)}"
         logger.warning("dispatch unanswered: %s", diagnosis)
         m.fire(A.DISPATCH_UNANSWERED, diagnosis,

@@ -26,6 +26,7 @@ from typing import Final
 from livekit import api
 
 from voiceops.config import HeartbeatConfig
+from voiceops.monitor.diagnose import Listing
 
 logger = logging.getLogger("voiceops.monitor.heartbeat")
 
@@ -82,6 +83,7 @@ class ProbeOutcome:
     join_s: float | None = None  # dispatch → agent in the room (join mode)
     error: BaseException | None = None  # the CreateDispatch failure
     answered_elsewhere: bool = False  # no JobRequest here, but ListDispatch shows a job
+    listing: Listing | None = None  # LiveKit's ListDispatch, taken when no JobRequest came
 
 
 @dataclass
@@ -155,9 +157,11 @@ class Heartbeat:
         pending.dispatch_id = dispatch.id
         jr_s = await self._wait(pending.job_request, pending.started + self.cfg.timeout_s)
         if jr_s is None:
-            if await self._job_listed(room):
-                return ProbeOutcome(ProbeResult.OK, room, dispatch.id, answered_elsewhere=True)
-            return ProbeOutcome(ProbeResult.NO_JOB_REQUEST, room, dispatch.id)
+            listing = await self._listing(room, dispatch.id)
+            if listing.jobs:
+                return ProbeOutcome(ProbeResult.OK, room, dispatch.id, answered_elsewhere=True,
+                                    listing=listing)
+            return ProbeOutcome(ProbeResult.NO_JOB_REQUEST, room, dispatch.id, listing=listing)
         if self.cfg.mode != "join":
             return ProbeOutcome(ProbeResult.OK, room, dispatch.id, job_request_s=jr_s)
         join_s = await self._wait(pending.joined, self._clock() + self.cfg.timeout_s)
@@ -173,15 +177,18 @@ class Heartbeat:
         except TimeoutError:
             return None
 
-    async def _job_listed(self, room: str) -> bool:
-        """ListDispatch: does any dispatch in the probe room have a job (answered elsewhere)?"""
+    async def _listing(self, room: str, dispatch_id: str) -> Listing:
+        """ListDispatch: does any dispatch of ours in the probe room have a job (answered
+        elsewhere)? Kept as the evidence for the diagnosis when none has."""
         try:
             async with asyncio.timeout(self.cfg.timeout_s):
                 dispatches = await self._lkapi().agent_dispatch.list_dispatch(room)
         except Exception as exc:  # cannot confirm: treat as not answered
             logger.info("heartbeat probe %s: ListDispatch failed: %r", room, exc)
-            return False
-        return any(d.state.jobs for d in dispatches if d.agent_name == self.agent_name)
+            return Listing(room, dispatch_id, answered=False)
+        ours = [d for d in dispatches if d.agent_name == self.agent_name]
+        return Listing(room, dispatch_id, found=any(d.id == dispatch_id for d in ours),
+                       jobs=sum(len(d.state.jobs) for d in ours))
 
     async def _cleanup(self, room: str) -> None:
         """Delete the probe room (best effort: an unreachable LiveKit already alerts)."""

@@ -107,6 +107,7 @@ class Monitor:
         self._no_ready_since: float | None = None
         self._last_join_ok = float("-inf")
         self._last_join_missing = float("-inf")
+        self._last_job_request: float | None = None
         self._lk: api.LiveKitAPI | None = None
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
@@ -133,6 +134,7 @@ class Monitor:
             self.worker_ports[event.process] = event.http_port
 
     def _job_request(self, ev: JobRequest) -> None:
+        self._last_job_request = self._clock()  # probe or not: LiveKit reaches our workers
         if self.heartbeat.job_request_seen(ev.room, ev.dispatch_id) or is_probe_room(ev.room):
             return  # our probe (handled by the heartbeat), or another host's probe
         if ev.dispatch_id and self.correlator.get(ev.dispatch_id) is None:
@@ -167,7 +169,31 @@ class Monitor:
         if entry is None:
             return
         self.tg.create_task(self.watch.join_missing(
-            entry.dispatch_id, entry.room, f"its job ended '{ev.outcome}' before joining"))
+            entry.dispatch_id, entry.room,
+            f"its job {ev.job_id or '?'} on {ev.process or 'a worker'} ended '{ev.outcome}' "
+            "before joining"))
+
+    def _letta_error(self, ev: LettaError) -> None:
+        """A call's Letta turn failed: two within the window fire LettaUnreachable."""
+        self.letta_calls = lettacalls.record(self.letta_calls, self._clock(), ev.kind, ev.detail,
+                                             self.opts.letta_failure_window_s)
+        self._letta_verdict()
+
+    def _letta_verdict(self) -> None:
+        """LettaUnreachable fires on a failing health check or on failing calls; both must
+        be well again (calls: no two failures within the window) to resolve it."""
+        window = self.opts.letta_failure_window_s
+        self.letta_calls = lettacalls.prune(self.letta_calls, self._clock(), window)
+        base_url = self.cfg.letta.base_url
+        if self.letta.firing:
+            self.fire(A.LETTA_UNREACHABLE, reach.letta_diagnosis(self.letta, base_url))
+        elif lettacalls.firing(self.letta_calls, self._clock(), window):
+            self.fire(A.LETTA_UNREACHABLE, lettacalls.diagnosis(self.letta_calls, base_url, window))
+        else:
+            self.resolve(A.LETTA_UNREACHABLE)
+
+    async def _letta_calls_tick(self) -> None:
+        self._letta_verdict()  # failures age out of the window with no new event
 
     def _letta_error(self, ev: LettaError) -> None:
         """A call's Letta turn failed: two within the window fire LettaUnreachable."""
@@ -226,7 +252,8 @@ class Monitor:
             logger.exception("status provider failed")
             return {}
 
-    async def facts(self, *, joins_missing: bool = False) -> diagnose.Facts:
+    async def facts(self, *, joins_missing: bool = False,
+                    listing: diagnose.Listing | None = None) -> diagnose.Facts:
         status = self._safe_status()
         workers = []
         if self._http is not None and self.worker_ports:
@@ -238,7 +265,9 @@ class Monitor:
             livekit=self.livekit, pool=status.get("pool", {}),
             processes=status.get("processes", []), workers=workers,
             load_threshold=self.cfg.workers.load_threshold,
-            joins_missing=joins_missing or recent_missing)
+            joins_missing=joins_missing or recent_missing, listing=listing,
+            last_job_request_s=None if self._last_job_request is None
+            else self._clock() - self._last_job_request)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -316,6 +345,8 @@ class Monitor:
             self.resolve(A.LIVEKIT_UNREACHABLE)
 
     async def _check_livekit(self) -> None:
+        if self._safe_status().get("state") == "stopping":
+            return  # the sandbox's emulator stops with us
         try:
             async with asyncio.timeout(self.opts.livekit_timeout_s):
                 await self._api().room.list_rooms(api.ListRoomsRequest(names=["voiceops-ping"]))
@@ -339,9 +370,17 @@ class Monitor:
         self.letta = reach.observe(self.letta, error)
         self._letta_verdict()
 
+    def planned_outage(self) -> str | None:
+        """A stop or drain the operator asked for is under way (alerts about it are held)."""
+        status = self._safe_status()
+        return poolcheck.planned_outage(status) if status else None
+
     async def _check_pool(self) -> None:
         status = self._safe_status()
         if not status:
+            return
+        if poolcheck.planned_outage(status) is not None:
+            self._no_ready_since = None  # the grace starts again once the planned part is over
             return
         verdict = poolcheck.check_pool(status, self._no_ready_since, self._clock(),
                                        self.opts.no_ready_grace_s)
@@ -363,27 +402,43 @@ class Monitor:
     # ---- heartbeat -----------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        await self._wait_pool_ready(self.cfg.heartbeat.interval_s)
+        # Workers need a while to register (the sandbox's emulator first): a probe before
+        # then would only report the start-up as an outage.
+        await self._wait_pool_ready(max(self.cfg.heartbeat.interval_s,
+                                        self.cfg.workers.start_timeout_s))
         interval = self.cfg.heartbeat.interval_s
         while True:
             started = self._clock()
             try:
-                await self.apply_probe(await self.heartbeat.probe())
+                planned = self.planned_outage()
+                if planned is None:
+                    await self.apply_probe(await self.heartbeat.probe())
+                else:
+                    logger.info("heartbeat probe skipped: %s", planned)
             except Exception:
                 logger.exception("heartbeat probe failed unexpectedly")
+            if 0 < self.hb_state.consecutive_failures and not self.hb_state.firing:
+                continue  # confirm a first failure at once rather than a whole interval later
             # Start to start, so a slow failing probe does not stretch the period.
             await asyncio.sleep(max(0.0, started + interval - self._clock()))
 
     async def _wait_pool_ready(self, max_wait_s: float) -> None:
-        """Probe soon after the pool is ready, or after ``max_wait_s`` anyway."""
+        """Probe soon after the pool is ready (at once when no local worker is wanted: workers
+        elsewhere answer), or after ``max_wait_s`` anyway."""
         until = self._clock() + max_wait_s
         while self._clock() < until:
-            if int(self._safe_status().get("pool", {}).get("ready", 0)) > 0:
+            pool = self._safe_status().get("pool", {})
+            if int(pool.get("ready", 0)) > 0 or pool.get("desired") == 0:
                 return
             await asyncio.sleep(self.opts.tick_s)
 
     async def apply_probe(self, outcome: ProbeOutcome) -> None:
         m, agent = self.metrics, self.metrics.agent_name
+        if outcome.result is not ProbeResult.OK and (planned := self.planned_outage()):
+            # The probe overlapped a stop the operator asked for: not a failure of the path.
+            logger.info("heartbeat probe %s: %s during a planned stop (%s): not counted",
+                        outcome.room, outcome.result, planned)
+            return
         m.heartbeat_probes.labels(str(outcome.result)).inc()
         self.observe_livekit(outcome.error if outcome.result is ProbeResult.DISPATCH_ERROR
                              else None)
@@ -400,7 +455,8 @@ class Monitor:
         if action is Action.RESOLVE:
             self.resolve(A.HEARTBEAT_FAILED)
         elif self.hb_state.firing:
-            facts = await self.facts(joins_missing=outcome.result is ProbeResult.NO_JOIN)
+            facts = await self.facts(joins_missing=outcome.result is ProbeResult.NO_JOIN,
+                                     listing=outcome.listing)
             self.fire(A.HEARTBEAT_FAILED, f"{outcome.result} on {outcome.room}: "
                       f"{diagnose.dispatch_path(facts)}", {"result": str(outcome.result)})
         logger.info("heartbeat probe %s: %s (consecutive failures %d)", outcome.room,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+# Stop reasons an operator (or the supervisor on their behalf) asked for: not an incident.
+REQUESTED_STOPS: Final = frozenset({"manual", "scale", "reload", "shutdown"})
 
 
 @dataclass(frozen=True)
@@ -26,3 +29,19 @@ def check_pool(status: dict[str, Any], no_ready_since: float | None, now: float,
     fire = since is not None and now - since >= grace_s
     parked = tuple(p for p in processes if p.get("state") == "parked")
     return PoolVerdict(since, fire, parked)
+
+
+def planned_outage(status: dict[str, Any]) -> str | None:
+    """Why no worker being ready is expected right now, or None when it would be an incident:
+    the supervisor is stopping, or every worker not starting is draining on request."""
+    if status.get("state") == "stopping":
+        return "the supervisor is stopping"
+    workers = [p for p in status.get("processes", []) if p.get("kind") == "worker"]
+    if any(p.get("state") == "ready" for p in workers):
+        return None
+    draining = [p for p in workers if p.get("state") in ("draining", "stopping")
+                and p.get("stop_reason") in REQUESTED_STOPS]
+    others = [p for p in workers if p not in draining and p.get("state") != "starting"]
+    if draining and not others:
+        return f"{', '.join(str(p.get('name')) for p in draining)} draining on request"
+    return None

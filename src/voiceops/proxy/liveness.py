@@ -1,8 +1,8 @@
 """Is an existing dispatch of our agent still going to give the room an agent? Pure policy.
 
 On the open-source LiveKit server a dispatch outlives its agent: the job copy inside it stays
-JS_RUNNING forever, and a dispatch whose JobRequest was dropped (no worker, availability
-timeout) keeps no job at all and is never retried. So the dispatch list alone cannot say
+JS_RUNNING forever, and a dispatch whose JobRequest was dropped (no worker, every worker at
+load >= 0.7, no answer within psrpc's 3 s deadline) keeps no job at all and is never retried. So the dispatch list alone cannot say
 whether an agent is (or will be) in the room; the room's participants can.
 """
 
@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from livekit.protocol import agent_dispatch, models
 
 # How long a dispatch may go without a visible agent before we call it stale. It must cover
-# LiveKit's JobRequest path (10 s availability timeout plus the RPC) and an agent joining after
-# assignment (job process start, Room.connect, WebRTC) on a loaded host, with margin; and stay
+# LiveKit's JobRequest path (psrpc's 3 s deadline: after it a job either exists or never will)
+# and an agent joining after assignment (job process start, Room.connect, WebRTC) on a loaded
+# host, with margin; and stay
 # short enough that a user coming back to an abandoned room soon gets a fresh agent. The margin
 # also absorbs small clock skew between the proxy host and LiveKit (timestamps are LiveKit's).
 DISPATCH_GRACE_S = 30.0

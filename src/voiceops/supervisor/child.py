@@ -26,6 +26,10 @@ from voiceops.supervisor.spec import ChildSpec
 STRIPPED_ENV: Final = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
                        "LISTEN_PID", "LISTEN_FDNAMES")
 PIPE_DRAIN_S: Final = 2.0  # after exit, how long to wait for the last output
+# After a child exits, how long its descendants get to finish their own shutdown before they
+# count as orphans and are killed (livekit-agents' job processes exit a moment after it).
+SETTLE_S: Final = 2.0
+SETTLE_POLL_S: Final = 0.05
 log = logging.getLogger("voiceops.supervisor.child")
 
 
@@ -34,6 +38,7 @@ class ChildRegistry:
 
     def __init__(self) -> None:
         self.pids: set[int] = set()
+        self.groups: set[int] = set()  # process groups of children running or settling
         self.spawning = 0
 
     @contextlib.contextmanager
@@ -83,6 +88,7 @@ class Child:
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 process_group=0)
             registry.pids.add(proc.pid)
+            registry.groups.add(proc.pid)  # process_group=0: its group id is its pid
         return cls(proc, ChildOutput(spec.name, forwarder), registry)
 
     def send(self, sig: signal.Signals) -> bool:
@@ -136,6 +142,19 @@ class Child:
     def sweep(self) -> int:
         """Kill the descendants that outlived the main process; return how many."""
         return reaper.kill(self.members())
+
+    async def settle(self, grace_s: float = SETTLE_S) -> int:
+        """After the exit: let descendants finish on their own for ``grace_s``, then kill the
+        rest; return how many had to be killed (true orphans)."""
+        members = self.members()
+        deadline = asyncio.get_running_loop().time() + grace_s
+        # A short bounded poll: these are not our children, so there is nothing to await.
+        while any(reaper.alive(p) for p in members) and \
+                asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(SETTLE_POLL_S)
+        killed = self.sweep()
+        self._registry.groups.discard(self.pid)
+        return killed
 
     async def drain_output(self) -> None:
         done, pending = await asyncio.wait(self._pumps, timeout=PIPE_DRAIN_S)

@@ -9,7 +9,8 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from voiceops import config
+from voiceops import config, jwtkeys
+from voiceops import sandbox as sandbox_profile
 from voiceops.config import EX_CONFIG, ConfigError, parse_listen
 from voiceops.monitor.monitor import Monitor, MonitorOptions
 from voiceops.supervisor import control, http
@@ -39,6 +40,11 @@ def child_env(cfg: config.Config, secrets: config.Secrets, *, sandbox: bool) -> 
 def build_monitor(sup: Supervisor, secrets: config.Secrets) -> Monitor:
     """The monitor, fed every child event and contributing alerts to status and STATUS=."""
     cfg = sup.cfg
+    if sup.sandbox:
+        cfg = sandbox_profile.monitor_config(cfg)
+        log.info("sandbox_heartbeat interval_s=%g timeout_s=%g (LiveKit is local: a fault "
+                 "shows in `voiceops status` within %g s)", cfg.heartbeat.interval_s,
+                 cfg.heartbeat.timeout_s, sandbox_profile.FAULT_VISIBLE_WITHIN_S)
     # Letta is checked when it is configured, and in the sandbox (its stand-in is a child).
     letta = sup.sandbox or bool(cfg.letta.default_agent_id or secrets.letta_api_key)
     monitor = Monitor(cfg, secrets, sup.metrics, status_provider=sup.status,
@@ -79,6 +85,10 @@ def run(config_path: str | None, *, sandbox: bool = False) -> int:
         print(f"voiceops: {exc}", file=sys.stderr)
         return EX_CONFIG
     _setup_logging()
+    jwtkeys.silence_short_key_warning()
+    note = jwtkeys.secret_note(secrets.livekit_api_secret, sandbox=sandbox)
+    if note is not None:
+        log.log(*note)
     sup = Supervisor(cfg, sandbox=sandbox, child_env=child_env(cfg, secrets, sandbox=sandbox))
     monitor = build_monitor(sup, secrets)
     try:

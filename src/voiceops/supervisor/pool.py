@@ -20,6 +20,7 @@ from voiceops.supervisor.process import ManagedProcess, Runtime
 from voiceops.supervisor.spec import (ChildSpec, Tuning, build_specs, options_for,
                                       worker_spec)
 from voiceops.supervisor.state import State
+from voiceops.text import plural
 
 log = logging.getLogger("voiceops.supervisor.pool")
 ORDER = {"emulator": 0, "letta": 0, "proxy": 1, "worker": 2}
@@ -85,7 +86,7 @@ class Pool:
             self._advance_rollout()
         self._drop_retired()
         if not self.rt.registry.spawning:
-            killed = reaper.sweep_orphans(self.rt.registry.pids)
+            killed = reaper.sweep_orphans(self.rt.registry.pids, self.rt.registry.groups)
             if killed:
                 self.rt.metrics.orphans_killed.inc(killed)
                 log.warning("orphans_killed process=- count=%d", killed)
@@ -282,10 +283,21 @@ class Pool:
             proc = self.procs.get(kind)
             if proc is not None:
                 text += f"; {kind} {'up' if proc.state is State.READY else proc.state.value}"
-        text += f"; {sum(p.active_jobs for p in self.everything())} calls"
+        text += f"; {plural(sum(p.active_jobs for p in self.everything()), 'call')}"
         if self.stopping:
-            text = "stopping: " + text
+            text = f"stopping: {self.stop_progress(self.rt.clock()) or 'done'}; {text}"
         return text + (f"; alerts: {', '.join(alerts)}" if alerts else "")
+
+    def stop_progress(self, now: float) -> str:
+        """What a stop still waits for: ``waiting for worker-0 (1 call), proxy; 583 s left``."""
+        waiting = sorted((p for p in self.everything() if p.running),
+                         key=lambda p: (ORDER[p.spec.kind], p.name))
+        if not waiting:
+            return ""
+        names = ", ".join(f"{p.name} ({plural(p.active_jobs, 'call')})"
+                          if p.spec.kind == "worker" else p.name for p in waiting)
+        left = self.drain_deadline_remaining(now)
+        return f"waiting for {names}" + (f"; {left:.0f} s left" if left > 0 else "")
 
     def process_status(self) -> list[dict[str, Any]]:
         procs = sorted(self.everything(), key=lambda p: (ORDER[p.spec.kind], p.name))

@@ -135,8 +135,7 @@ class ManagedProcess:
 
     async def _watch(self, child: Child) -> None:
         rc = await child.wait()
-        orphans = child.sweep()
-        await child.drain_output()
+        orphans, _ = await asyncio.gather(child.settle(), child.drain_output())
         await self._exited(child, rc, orphans)
 
     async def _exited(self, child: Child | None, rc: int, orphans: int) -> None:
@@ -178,11 +177,19 @@ class ManagedProcess:
                   pid, reason.text, len(child.output.tail) if child else 0, tail)
 
     def on_ready(self, event: Ready) -> None:
+        info = {k: v for k, v in (("worker_id", event.worker_id),
+                                  ("agent_name", event.agent_name)) if v}
+        if self.state in (State.READY, State.DRAINING):
+            # Re-registered with LiveKit (a dropped connection): LiveKit knows it by a new id now.
+            if info and info != self.info:
+                log.info("process_reregistered process=%s worker_id=%s", self.name,
+                         info.get("worker_id", "-"))
+                self.info = info
+            return
         if self.state is not State.STARTING:
             return
         self.ready_since = self.rt.clock()
-        self.info = {k: v for k, v in (("worker_id", event.worker_id),
-                                       ("agent_name", event.agent_name)) if v}
+        self.info = info
         log.info("process_ready process=%s pid=%d", self.name, self.child.pid if self.child else 0)
         self._set(State.READY)
 
@@ -283,6 +290,10 @@ class ManagedProcess:
             "last_exit": self.last_exit.text if self.last_exit else None,
             "worker_id": self.info.get("worker_id"), "agent_name": self.info.get("agent_name"),
             "failures": self.record.streak,
+            "stop_reason": self._stop_reason if self.state in (State.DRAINING, State.STOPPING)
+            else None,
+            "drain_left_s": round(self.drain_remaining(now), 1)
+            if self.state is State.DRAINING else None,
             "next_start_in_s": round(max(0.0, self.next_start_at - now), 3)
             if self.next_start_at is not None and not self.running else None,
         }

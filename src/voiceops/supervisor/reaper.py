@@ -74,18 +74,25 @@ def group_members(pgid: int, within: Collection[psutil.Process]) -> list[psutil.
     return out
 
 
-def adopted(managed_pids: Collection[int]) -> list[psutil.Process]:
-    """Our direct children that we did not spawn and that left our process group: orphans."""
+def adopted(managed_pids: Collection[int],
+            spared_groups: Collection[int] = ()) -> list[psutil.Process]:
+    """Our direct children that we did not spawn and that left our process group: orphans.
+
+    Members of ``spared_groups`` (the groups of children still running or settling) are left
+    to their own child's exit handling: they are usually a worker's job processes finishing
+    their own shutdown a moment after the worker.
+    """
     own_pgid = os.getpgrp()
     out = []
     for p in descendants_direct():
         if p.pid in managed_pids:
             continue
         try:
-            if os.getpgid(p.pid) != own_pgid:
-                out.append(p)
+            pgid = os.getpgid(p.pid)
         except OSError:
-            pass
+            continue
+        if pgid != own_pgid and pgid not in spared_groups:
+            out.append(p)
     return out
 
 
@@ -108,9 +115,9 @@ def reap(procs: Collection[psutil.Process]) -> int:
     return reaped
 
 
-def sweep_orphans(managed_pids: Collection[int]) -> int:
+def sweep_orphans(managed_pids: Collection[int], spared_groups: Collection[int] = ()) -> int:
     """Kill every live adopted orphan and reap the dead ones; return how many were killed."""
-    orphans = adopted(managed_pids)
+    orphans = adopted(managed_pids, spared_groups)
     killed = kill(orphans)
     reap(orphans)
     return killed

@@ -37,6 +37,7 @@ from voiceops.supervisor.systemd import Notifier, loop_healthy
 EX_SOFTWARE: Final = 70
 KILL_GRACE_S: Final = 30.0  # what systemd should allow beyond our drain budget
 EXTEND_EVERY_S: Final = 5.0
+SAY_EVERY_S: Final = 30.0  # how often a long stop repeats what it waits for
 HANDLED_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD,
                           signal.SIGUSR2)
 AlertsProvider = Callable[[], list[dict[str, Any]]]
@@ -316,10 +317,18 @@ class Supervisor:
 
     async def _wait_exited(self, pool: Pool, procs: Iterable[ManagedProcess]) -> None:
         procs = list(procs)
+        said, said_at = "", float("-inf")
         while any(p.running for p in procs):
-            remaining = pool.drain_deadline_remaining(self.clock())
+            now = self.clock()
+            remaining = pool.drain_deadline_remaining(now)
             if remaining > 0:
                 self.notifier.extend_timeout(remaining + KILL_GRACE_S)
+            progress = pool.stop_progress(now)
+            # On the terminal when what we wait for changes, and every 30 s of a long drain.
+            if progress.split(";")[0] != said.split(";")[0] or now - said_at >= SAY_EVERY_S:
+                log.info("shutdown_waiting %s", progress)
+                said, said_at = progress, now
+            self.notifier.status(pool.summary())
             waiters = [asyncio.ensure_future(p.exited.wait()) for p in procs if p.running]
             try:
                 await asyncio.wait(waiters, timeout=EXTEND_EVERY_S,

@@ -26,6 +26,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="fakechild", description=__doc__)
     p.add_argument("--ready-after", type=float, default=0.0, metavar="S",
                    help="send the ready event after S seconds (negative: never)")
+    p.add_argument("--reregister-after", type=float, default=-1.0, metavar="S",
+                   help="send a second ready event with a new worker id after S seconds, as a "
+                   "worker does when it re-registers with LiveKit (negative: never)")
     p.add_argument("--exit-after", type=float, default=-1.0, metavar="S",
                    help="exit with --exit-code after S seconds (negative: never)")
     p.add_argument("--exit-code", type=int, default=1)
@@ -97,7 +100,7 @@ class Child:
     def run(self) -> int:
         a = self.args
         start = time.monotonic()
-        ready_sent = False
+        ready_sent = reregistered = False
         jobs_reported: int | None = None
         while True:
             now = time.monotonic() - start
@@ -106,6 +109,9 @@ class Child:
             if not ready_sent and 0 <= a.ready_after <= now and self.drain_until is None:
                 events.emit(events.Ready(worker_id=f"FAKE_{os.getpid()}", agent_name="fake"))
                 ready_sent = True
+            if ready_sent and 0 <= a.reregister_after <= now and not reregistered:
+                events.emit(events.Ready(worker_id=f"FAKE_{os.getpid()}_2", agent_name="fake"))
+                reregistered = True
             jobs = self._jobs(ready_sent)
             if jobs != jobs_reported:
                 events.emit(events.Jobs(active_jobs=jobs))

@@ -74,6 +74,13 @@ class LettaServer:
     def faults(self) -> StandinFaults:
         return StandinFaults(self.base_url if self.is_standin else None)
 
+    def state(self) -> dict[str, Any]:
+        """The stand-in's GET /standin/state (skips the test on a real server)."""
+        if not self.is_standin:
+            pytest.skip(REAL_SERVER_SKIP)
+        with urllib.request.urlopen(self.base_url + "/standin/state", timeout=10) as resp:
+            return dict(json.loads(resp.read()))
+
     def brain_options(self, **overrides: Any) -> LettaBrainOptions:
         return LettaBrainOptions(base_url=self.base_url, api_key=self.api_key, **overrides)
 

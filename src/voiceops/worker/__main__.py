@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from voiceops import config, lifeline
+from voiceops import config, jwtkeys, lifeline
 from voiceops.worker.entry import module_hook, resolve
 from voiceops.worker.options import WorkerOptions
 from voiceops.worker.server import run
@@ -43,6 +43,7 @@ def _load_options(config_arg: str | None) -> WorkerOptions:
 
 def main(argv: list[str] | None = None) -> int:
     lifeline.die_with_supervisor()
+    jwtkeys.silence_short_key_warning()  # the supervisor says it once
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

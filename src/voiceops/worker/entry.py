@@ -165,6 +165,12 @@ class JobTracker:
         async def connect(*args: Any, **kwargs: Any) -> None:
             try:
                 await original(*args, **kwargs)
+            except asyncio.CancelledError:
+                # Ended before the agent ever joined: on LiveKit a failing connect attempt leaves
+                # the room, and the server then terminates the job ("agent worker left the
+                # room") while the SDK still retries. No call was ever served: a join failure.
+                self.connect_failed = True
+                raise
             except Exception:
                 self.connect_failed = True
                 raise

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
 from voiceops.config import Config, Secrets
+
+logger = logging.getLogger("voiceops.worker")
+
+# The LiveKit server's target load (Go: agent.DefaultTargetLoad, `agents.target_load`): it offers
+# a job only to a node whose workers score 0.7 - load > 0, so a worker reporting load >= 0.7
+# gets no JobRequest whatever status it reports.
+SERVER_TARGET_LOAD = 0.7
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,9 @@ class WorkerOptions:
     num_idle_processes: int
     load_threshold: float
     drain_timeout_s: float
+    # 0: load is the machine's CPU use (livekit-agents' measure); N: load is
+    # SERVER_TARGET_LOAD * active_jobs / N, so LiveKit stops offering jobs at N.
+    max_jobs: int = 0
     # Health server (GET / and GET /worker): loopback, a free port per worker slot.
     health_host: str = "127.0.0.1"
     health_port: int = 0
@@ -39,14 +50,30 @@ class WorkerOptions:
             num_idle_processes=cfg.workers.num_idle_processes,
             load_threshold=effective_load_threshold(cfg.workers.load_threshold),
             drain_timeout_s=cfg.workers.drain_timeout_s,
+            max_jobs=cfg.workers.max_jobs,
         )
 
 
 def effective_load_threshold(configured: float) -> float:
-    """``workers.load_threshold`` as livekit-agents gets it; 1.0 turns load shedding off.
+    """``workers.load_threshold`` as livekit-agents gets it: 1.0 is off, else at most 0.7.
 
-    livekit-agents' load is the machine's CPU use (0..1, 2.5 s average) and a worker at or above
-    the threshold declines every JobRequest. At 1.0 a merely busy machine (say, a shared CI box)
-    would decline dispatches, so 1.0 means "never full", like livekit's dev mode.
-    """
-    return math.inf if configured >= 1.0 else configured
+    A worker at or above the threshold reports WS_FULL and declines JobRequests itself. Between
+    0.7 and 1.0 the threshold means nothing: the worker would report AVAILABLE while the server
+    offers it no job, so it is clamped to 0.7. 1.0 turns the worker's own shedding off
+    (livekit-agents' dev mode: no WS_FULL, no reserved load per pending request); the server's
+    0.7 still applies to the load it reports (see ``max_jobs``)."""
+    if configured >= 1.0:
+        return math.inf
+    if configured > SERVER_TARGET_LOAD:
+        logger.warning(
+            "workers.load_threshold %.2f is above LiveKit's target load %.1f, which offers no "
+            "job to a worker at load >= %.1f whatever it reports: using %.1f",
+            configured, SERVER_TARGET_LOAD, SERVER_TARGET_LOAD, SERVER_TARGET_LOAD,
+        )
+        return SERVER_TARGET_LOAD
+    return configured
+
+
+def jobs_load(active_jobs: int, max_jobs: int) -> float:
+    """The load a worker reports when ``workers.max_jobs`` is set: 0.7 at max_jobs jobs."""
+    return min(1.0, SERVER_TARGET_LOAD * active_jobs / max_jobs)

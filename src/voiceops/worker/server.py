@@ -27,10 +27,11 @@ from livekit.agents.worker import _DefaultLoadCalc
 from livekit.protocol import models
 
 from voiceops import events
+from voiceops.worker import drainflag
 from voiceops.worker.entry import wrap, wrap_setup
 from voiceops.worker.handler import RequestHandler
 from voiceops.worker.observed import ObservedAgentServer
-from voiceops.worker.options import WorkerOptions
+from voiceops.worker.options import WorkerOptions, jobs_load
 
 logger = logging.getLogger("voiceops.worker")
 
@@ -60,6 +61,8 @@ class WorkerRuntime:
         self._phase = Phase.RUNNING
         self._load = 0.0
         self._started = asyncio.Event()
+        # Before the job processes exist, so they inherit where the flag is.
+        self._drain_flag = drainflag.install()
         self._server = self._build()
 
     @property
@@ -92,8 +95,12 @@ class WorkerRuntime:
         return server
 
     def _measure_load(self, server: AgentServer) -> float:
-        # livekit-agents' own measure (machine CPU, 2.5 s average), kept for the jobs event.
-        self._load = _DefaultLoadCalc.get_load(server)
+        # The server offers no job at load >= 0.7. livekit-agents' own measure is the machine's
+        # CPU (2.5 s average); with workers.max_jobs the load counts this worker's jobs instead.
+        if self._opts.max_jobs:
+            self._load = jobs_load(len(server.active_jobs), self._opts.max_jobs)
+        else:
+            self._load = _DefaultLoadCalc.get_load(server)
         return self._load
 
     def _on_registered(self, worker_id: str, server_info: models.ServerInfo) -> None:
@@ -119,6 +126,7 @@ class WorkerRuntime:
         finally:
             await _cancel(*helpers)
             await self._server.aclose()
+            drainflag.clear(self._drain_flag)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
         return EX_OK
@@ -132,6 +140,7 @@ class WorkerRuntime:
                 logger.info("signal received", extra={"signal": sig.name,
                                                       "phase": self._phase.value})
                 if self._phase is Phase.DRAINING:
+                    drainflag.mark(self._drain_flag)  # agents nobody called leave now
                     stopping = asyncio.create_task(self._drain_and_close(), name="drain")
                 elif self._phase is Phase.KILLING:
                     _kill_descendants_and_exit()

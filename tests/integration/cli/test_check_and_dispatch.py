@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -9,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from livekit import api
 
+from voiceops import config as config_mod
 from voiceops.testing.harness import free_port, write_toml
 
 pytestmark = [pytest.mark.process, pytest.mark.livekit]
@@ -39,7 +42,8 @@ def test_check_passes_with_the_right_credentials(tmp_path: Path, livekit_server:
     config(tmp_path, livekit_server)
     done = run_cli(tmp_path, "check", "--no-letta", secret=livekit_server.api_secret)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert [line.split()[0] for line in done.stdout.splitlines()] == ["ok"] * 4
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["ok"] * 5
+    assert "load: LiveKit offers no job to a worker at load >= 0.7" in done.stdout
 
 
 def test_check_names_each_problem(tmp_path: Path, livekit_server: Any) -> None:
@@ -72,3 +76,35 @@ def test_dispatch_without_a_proxy_says_so(tmp_path: Path, livekit_server: Any) -
     config(tmp_path, livekit_server)
     done = run_cli(tmp_path, "dispatch", "r1", secret=None)
     assert done.returncode == 1 and "did not answer" in done.stdout, done.stdout
+
+
+def test_check_sandbox_uses_what_run_sandbox_uses(tmp_path: Path, livekit_server: Any) -> None:
+    """`check --sandbox --no-letta` with no secret configured uses the sandbox's dev secret, as
+    `run --sandbox` does, and passes against a server with LiveKit's dev credentials; the room
+    count reads "1 room"."""
+    if livekit_server.api_secret != config_mod.SANDBOX_API_SECRET:
+        pytest.skip("the server does not use LiveKit's dev secret")
+    config(tmp_path, livekit_server)
+    asyncio.run(_create_room(livekit_server, "check-room"))
+    done = run_cli(tmp_path, "check", "--sandbox", "--no-letta", secret=None)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "(1 room)" in done.stdout, done.stdout
+    assert "HMAC key" not in done.stderr
+
+
+def test_check_sandbox_names_letta_and_how_to_skip_it(tmp_path: Path,
+                                                      livekit_server: Any) -> None:
+    """With Letta checked and nothing at letta.base_url, the one problem is Letta's, named with
+    the way to skip it, in the singular."""
+    if livekit_server.api_secret != config_mod.SANDBOX_API_SECRET:
+        pytest.skip("the server does not use LiveKit's dev secret")
+    config(tmp_path, livekit_server)
+    done = run_cli(tmp_path, "check", "--sandbox", secret=None)
+    assert done.returncode == 1
+    assert "FAIL  letta:" in done.stdout and "--no-letta" in done.stdout
+    assert "1 problem: letta" in done.stdout, done.stdout
+
+
+async def _create_room(lk: Any, name: str) -> None:
+    async with api.LiveKitAPI(lk.http_url, lk.api_key, lk.api_secret) as client:
+        await client.room.create_room(api.CreateRoomRequest(name=name))

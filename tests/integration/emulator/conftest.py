@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from emulator_helpers import WebhookSink, WorkerProc
+from rtc_client import RtcClient
 from livekit import api
 
 
@@ -19,8 +20,19 @@ def workers(tmp_path: Path) -> Iterator[Any]:
     Their JSON-lines reports and logs stay in the test's tmp_path for post-mortems."""
     started: list[WorkerProc] = []
 
-    def start(server: Any, agent_name: str, *, connect: bool = False, echo: bool = False) -> WorkerProc:
-        proc = WorkerProc(tmp_path, server, agent_name, connect=connect or echo, echo=echo)
+    def start(
+        server: Any,
+        agent_name: str,
+        *,
+        connect: bool = False,
+        echo: bool = False,
+        load_file: Path | None = None,
+        idle: int = 1,
+    ) -> WorkerProc:
+        proc = WorkerProc(
+            tmp_path, server, agent_name, connect=connect or echo, echo=echo,
+            load_file=load_file, idle=idle,
+        )
         started.append(proc)
         return proc
 
@@ -49,3 +61,26 @@ async def webhook_sink() -> AsyncIterator[WebhookSink]:
     sink.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
     yield sink
     await runner.cleanup()
+
+
+class _RtcClients:
+    """`await rtc_clients(n)`: n real rtc.Room clients in child processes, closed at the end."""
+
+    def __init__(self) -> None:
+        self.started: list[RtcClient] = []
+
+    async def __call__(self, n: int) -> list[RtcClient]:
+        new = [await RtcClient.start() for _ in range(n)]
+        self.started += new
+        return new
+
+    def pids(self) -> list[int]:
+        return [c.pid for c in self.started]
+
+
+@pytest.fixture
+async def rtc_clients() -> AsyncIterator[_RtcClients]:
+    clients = _RtcClients()
+    yield clients
+    for client in clients.started:
+        await client.close()

@@ -37,8 +37,15 @@ class WorkerProc:
     """tests/integration/emulator/worker_app.py in its own process group."""
 
     def __init__(
-        self, tmp_path: Path, server: Any, agent_name: str, *, connect: bool = False,
+        self,
+        tmp_path: Path,
+        server: Any,
+        agent_name: str,
+        *,
+        connect: bool = False,
         echo: bool = False,
+        load_file: Path | None = None,
+        idle: int = 1,
     ) -> None:
         self.out = tmp_path / f"worker-{agent_name or 'unnamed'}-{time.monotonic_ns()}.jsonl"
         self.log = self.out.with_suffix(".log")
@@ -60,6 +67,9 @@ class WorkerProc:
             args.append("--connect")
         if echo:
             args.append("--echo")
+        if load_file is not None:
+            args += ["--load-file", str(load_file)]
+        args += ["--idle", str(idle)]
         self._log_fh = open(self.log, "wb")
         self.proc = subprocess.Popen(
             args, stdout=self._log_fh, stderr=subprocess.STDOUT, start_new_session=True

@@ -28,6 +28,10 @@ class RtcClient:
         )
         return cls(proc)
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     async def send(self, *words: str) -> None:
         assert self._proc.stdin is not None
         self._proc.stdin.write((" ".join(words) + "\n").encode())

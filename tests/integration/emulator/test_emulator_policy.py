@@ -1,4 +1,4 @@
-"""Pure policies of the emulator: load-weighted worker choice, room closing, fault parsing."""
+"""Pure policies of the emulator: target load, worker choice, room rules, termination, faults."""
 
 from __future__ import annotations
 
@@ -7,11 +7,26 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from livekit.protocol import agent
+from livekit.protocol import agent, models
 
+from voiceops.emulator.dispatcher import Dispatcher
 from voiceops.emulator.faults import FaultController, FaultError, parse_faults
-from voiceops.emulator.state import Room, room_should_close
-from voiceops.emulator.workers import Worker, choose_worker
+from voiceops.emulator.options import EmulatorOptions
+from voiceops.emulator.state import (
+    Participant,
+    ParticipantKind,
+    Room,
+    is_dependent,
+    room_should_close,
+)
+from voiceops.emulator.workers import (
+    TARGET_LOAD,
+    JobRecord,
+    Worker,
+    WorkerRegistry,
+    choose_worker,
+    node_affinity,
+)
 
 
 def _worker(wid: str, load: float, status: int = agent.WS_AVAILABLE) -> Worker:
@@ -84,3 +99,69 @@ def test_fault_controller_merges_and_drops_once() -> None:
     assert ctl.current.twirp_error == 503 and drops == [1]
     assert ctl.clear().to_json()["swallow_job_requests"] == []
     assert FaultController().set(swallow_job_requests=True).swallows("anything")
+
+
+def test_node_claims_only_below_target_load() -> None:
+    """Go's JobRequestAffinity: sum of 0.7 - load over AVAILABLE workers; nothing at >= 0.7."""
+    assert node_affinity([_worker("a", 0.7), _worker("b", 0.95)]) == 0
+    assert node_affinity([_worker("a", 0.1, agent.WS_FULL), _worker("b", 0.8)]) == 0
+    assert node_affinity([]) == 0
+    assert node_affinity([_worker("a", 0.2), _worker("b", 0.9)]) == pytest.approx(0.5)
+    assert node_affinity([_worker("a", 0.2), _worker("b", 0.6)]) == pytest.approx(0.6)
+    assert TARGET_LOAD == 0.7
+
+
+def test_agents_are_outside_room_limits() -> None:
+    """Agents and recorders do not fill max_participants nor keep a room open."""
+    assert is_dependent(ParticipantKind.AGENT) and is_dependent(ParticipantKind.EGRESS)
+    assert is_dependent(ParticipantKind.STANDARD, agent_grant=True)
+    assert not is_dependent(ParticipantKind.STANDARD) and not is_dependent(ParticipantKind.SIP)
+    room = _room(max_participants=1)
+    room.participants["agent-AJ_1"] = _participant("agent-AJ_1", ParticipantKind.AGENT)
+    assert not room.is_full() and room.keeps_room_alive() == []
+    room.participants["caller"] = _participant("caller", ParticipantKind.STANDARD)
+    assert room.is_full()
+
+
+def _participant(identity: str, kind: int) -> Participant:
+    return Participant(
+        sid=f"PA_{identity}",
+        identity=identity,
+        name="",
+        kind=kind,
+        metadata="",
+        attributes={},
+        joined_at_s=100.0,
+        sink=None,
+        permission=models.ParticipantPermission(),
+        dependent=is_dependent(kind),
+    )
+
+
+class _RecordingSocket:
+    """Stands in for the worker's WebSocket: keeps the ServerMessages sent to it."""
+
+    def __init__(self) -> None:
+        self.sent: list[agent.ServerMessage] = []
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append(agent.ServerMessage.FromString(data))
+
+
+async def test_termination_skips_jobs_the_worker_already_ended() -> None:
+    """TerminateJob sends JobTermination only for running jobs, and records the end state."""
+    registry = WorkerRegistry()
+    worker = _worker("w", 0.0)
+    worker.ws = _RecordingSocket()  # type: ignore[assignment]
+    worker.jobs["AJ_run"] = JobRecord("AJ_run", "AD_1", "r", "agent-AJ_run")
+    worker.jobs["AJ_done"] = JobRecord("AJ_done", "AD_1", "r", "agent-AJ_done", agent.JS_SUCCESS)
+    registry.add(worker)
+    dispatcher = Dispatcher(EmulatorOptions(port=0), registry, FaultController(), random.Random())
+    assert await dispatcher.terminate_job("AJ_done", left_room=True) is None
+    left = await dispatcher.terminate_job("AJ_run", left_room=True)
+    assert left is not None and (left.status, left.error) == (
+        agent.JS_FAILED,
+        "agent worker left the room",
+    )
+    assert [m.termination.job_id for m in worker.ws.sent] == ["AJ_run"]  # type: ignore[attr-defined]
+    assert await dispatcher.terminate_job("AJ_run", left_room=False) is None  # ended now

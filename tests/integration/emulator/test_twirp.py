@@ -172,3 +172,39 @@ async def test_session_server_answers(livekit_server_module: Any) -> None:
         room = await lk.room.create_room(api.CreateRoomRequest(name="session-room"))
         rooms = (await lk.room.list_rooms(api.ListRoomsRequest(names=["session-room"]))).rooms
     assert [r.sid for r in rooms] == [room.sid]
+
+
+async def test_twirp_errors_are_exactly_application_json(livekit_server: Any) -> None:
+    """Error bodies are {"code","msg"} with Content-Type exactly application/json (no charset)."""
+    token = _token(livekit_server, api.VideoGrants(room_create=True))
+    url = f"{livekit_server.http_url}/twirp/livekit.RoomService/DeleteRoom"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, headers=headers, data='{"room": "never-created"}') as resp:
+            assert resp.status == 404
+            assert resp.headers["Content-Type"] == "application/json"
+            body = await resp.json()
+    assert body["code"] == "not_found" and body["msg"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "route_in_msg"),
+    [
+        ("GET", "/twirp/livekit.RoomService/ListRooms", "unsupported method"),
+        ("GET", "/twirp/livekit.AgentDispatchService/ListDispatch", "unsupported method"),
+        ("POST", "/twirp/livekit.RoomService/NoSuchMethod", "no handler for path"),
+    ],
+)
+async def test_bad_twirp_route_is_404_bad_route(
+    livekit_server: Any, method: str, path: str, route_in_msg: str
+) -> None:
+    """A GET, or an unknown method of a served service, is 404 bad_route naming the route."""
+    token = _token(livekit_server, api.VideoGrants(room_list=True))
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/protobuf"}
+    async with aiohttp.ClientSession() as http:
+        async with http.request(method, livekit_server.http_url + path, headers=headers) as resp:
+            assert resp.status == 404
+            assert resp.headers["Content-Type"] == "application/json"
+            body = await resp.json()
+    assert body["code"] == "bad_route" and route_in_msg in body["msg"]
+    assert body["meta"] == {"twirp_invalid_route": f"{method} {path}"}

@@ -1,7 +1,13 @@
 """A tiny real livekit-agents AgentServer for the emulator tests.
 
 Run as a subprocess (one AgentServer per OS process). It appends JSON lines to the file named
-by --out: registered, job_request, job_started, connected, log (agent warnings), stopped.
+by --out: registered, load, job_request, answering, job_started, connected, side_joined, side_left,
+side_disconnected, job_shutdown, linger_done, log (agent warnings), stopped.
+
+A dispatch's metadata (JSON) steers its job, so one worker serves several scenarios:
+`answer_delay_s` (answer the JobRequest that late), `side_room` (join the room with the job's
+token on a separate rtc.Room, which the job does not watch, so leaving it does not end the
+job), `leave` (leave that room at once), `linger_s` (stay in it that long after shutdown).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +32,7 @@ CONNECT_ENV = "VOICEOPS_TEST_WORKER_CONNECT"
 ECHO_ENV = "VOICEOPS_TEST_WORKER_ECHO"
 AGENT_TONE_HZ = 880.0
 _background: set[asyncio.Task[None]] = set()  # the job's media tasks, kept referenced
+LOAD_FILE_ENV = "VOICEOPS_TEST_WORKER_LOAD_FILE"
 
 
 def report(event: str, **fields: Any) -> None:
@@ -38,10 +46,48 @@ class _WarningsToReport(logging.Handler):
         report("log", level=record.levelname, logger=record.name, msg=record.getMessage())
 
 
+def _steering(metadata: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(metadata)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+async def _side_room(ctx: JobContext, steer: dict[str, Any]) -> None:
+    """Join as the job's agent on a Room the job does not watch (see the module docstring)."""
+    room = rtc.Room()
+    job_id = ctx.job.id
+    room.on(
+        "disconnected",
+        lambda reason: report("side_disconnected", job_id=job_id, reason=int(reason)),
+    )
+    # The assignment's own url and token: the agent participant exactly as ctx.connect() joins.
+    await room.connect(ctx._info.url, ctx._info.token)
+    report("side_joined", job_id=job_id, identity=room.local_participant.identity)
+    linger_s = float(steer.get("linger_s", 0))
+
+    async def linger(reason: str) -> None:
+        report("job_shutdown", job_id=job_id, reason=reason)
+        if linger_s > 0:
+            await asyncio.sleep(linger_s)  # the agent overstays; the server must remove it
+            report("linger_done", job_id=job_id)
+        await room.disconnect()
+
+    ctx.add_shutdown_callback(linger)
+    if steer.get("leave"):
+        await room.disconnect()
+        report("side_left", job_id=job_id)
+
+
 async def entrypoint(ctx: JobContext) -> None:
     report(
         "job_started", job_id=ctx.job.id, dispatch_id=ctx.job.dispatch_id, room=ctx.job.room.name
     )
+    steer = _steering(ctx.job.metadata)
+    if steer.get("side_room"):
+        await _side_room(ctx, steer)
+        return
     if os.environ.get(CONNECT_ENV) == "1":
         await ctx.connect()
         report(
@@ -101,11 +147,23 @@ async def on_request(req: JobRequest) -> None:
         room=req.job.room.name,
         agent_name=req.job.agent_name,
     )
+    delay_s = float(_steering(req.job.metadata).get("answer_delay_s", 0))
+    if delay_s > 0:
+        await asyncio.sleep(delay_s)  # a slow request handler, under test
+    report("answering", job_id=req.job.id)  # accept() itself waits for the assignment
     await req.accept()
 
 
-def _no_load() -> float:
-    return 0.0  # keep the worker AVAILABLE on a busy CI box; load is not under test here
+def _load() -> float:
+    """0 unless --load-file names a file with the load to report (load is under test there).
+
+    0 by default keeps the worker AVAILABLE on a busy CI box: a real server offers no job to a
+    worker at load >= 0.7, and the machine's CPU use says nothing about this test."""
+    path = os.environ.get(LOAD_FILE_ENV)
+    load = float(Path(path).read_text(encoding="utf-8")) if path else 0.0
+    if path:
+        report("load", load=load)
+    return load
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -117,7 +175,7 @@ async def run(args: argparse.Namespace) -> None:
         port=0,
         num_idle_processes=args.idle,
         load_threshold=0.95,
-        load_fnc=_no_load,
+        load_fnc=_load,
         max_retry=3,
     )
     server.rtc_session(entrypoint, agent_name=args.agent_name, on_request=on_request)
@@ -147,7 +205,10 @@ def main() -> None:
     p.add_argument("--connect", action="store_true")
     p.add_argument("--echo", action="store_true", help="after connecting: publish a tone, hear the caller")
     p.add_argument("--idle", type=int, default=1)
+    p.add_argument("--load-file", default="")
     args = p.parse_args()
+    if args.load_file:
+        os.environ[LOAD_FILE_ENV] = args.load_file
     os.environ[OUT_ENV] = args.out  # inherited by the job processes
     os.environ[CONNECT_ENV] = "1" if args.connect else "0"
     os.environ[ECHO_ENV] = "1" if args.echo else "0"

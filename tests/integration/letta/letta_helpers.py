@@ -10,7 +10,7 @@ from typing import Any
 
 from livekit.agents import Agent, AgentSession, llm
 
-from voiceops.agent.letta_llm import BrainEvent, LettaLLM
+from voiceops.agent.letta_llm import LETTA_TURN_HANDLING, BrainEvent, LettaLLM
 
 
 @dataclass
@@ -33,7 +33,7 @@ async def call(server: Any, agent_id: str | None = None, **options: Any) -> Asyn
     events: list[BrainEvent] = []
     brain = LettaLLM(server.brain_options(**options), agent_id or server.agent_id,
                      on_event=events.append)
-    async with AgentSession(llm=brain) as session:
+    async with AgentSession(llm=brain, turn_handling=LETTA_TURN_HANDLING) as session:
         await session.start(Agent(instructions="(Letta keeps its own instructions)"))
         yield Call(session, brain, events)
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 from livekit import rtc
-from livekit.agents import tts
+from livekit.agents import Agent, AgentSession, tts
+from livekit.agents.voice import io
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
 from letta_helpers import call, timed_chunks
-from voiceops.agent.letta_llm import BrainOutcome, LettaLLM
+from voiceops.agent.letta_llm import LETTA_TURN_HANDLING, BrainOutcome, LettaLLM
 from voiceops.letta_standin.brain import CAPITAL_ANSWER, STORY_ANSWER
 
 pytestmark = [pytest.mark.letta]
@@ -66,39 +67,47 @@ class _Silence(tts.ChunkedStream):
         output_emitter.flush()
 
 
-async def test_tts_starts_speaking_the_first_sentence_before_the_reply_is_complete(
+class CapturedAudio(io.AudioOutput):
+    """The session's audio sink: notes when the first agent audio frame arrives."""
+
+    def __init__(self) -> None:
+        super().__init__(label="captured", capabilities=io.AudioOutputCapabilities(pause=False))
+        self.first_at: float | None = None
+        self.frames = 0
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        await super().capture_frame(frame)
+        if self.first_at is None:
+            self.first_at = time.perf_counter()
+            self.on_playback_started(created_at=time.time())
+        self.frames += 1
+
+    def flush(self) -> None:
+        super().flush()
+        self.on_playback_finished(playback_position=0.01 * self.frames, interrupted=False)
+
+    def clear_buffer(self) -> None:
+        pass
+
+
+async def test_agent_audio_starts_at_the_first_sentence_before_the_reply_is_complete(
         letta_server: Any) -> None:
-    """Through LiveKit's sentence StreamAdapter (what AgentSession does for a non-streaming
-    TTS), the first sentence is synthesized before Letta has finished the reply."""
-    brain = LettaLLM(letta_server.brain_options(), letta_server.agent_id)
-    recorder = RecordingTTS()
-    synth = tts.StreamAdapter(tts=recorder).stream()
-    ctx = _user_ctx("tell me a story")
-
-    async def drain_audio() -> int:
-        return sum([1 async for ev in synth if isinstance(ev.frame, rtc.AudioFrame)])
-
-    audio = asyncio.create_task(drain_audio())
-    async with brain.chat(chat_ctx=ctx) as stream:
-        async for chunk in stream:
-            if chunk.delta and chunk.delta.content:
-                synth.push_text(chunk.delta.content)
-    reply_done = time.perf_counter()
-    synth.end_input()
-    assert await asyncio.wait_for(audio, 10) >= 1
-    await synth.aclose()
-    first_at, first_text = recorder.calls[0]
-    assert first_text.strip() == "Once upon a time there was a small robot."
-    assert first_at < reply_done
-    assert " ".join(t.strip() for _, t in recorder.calls) == STORY_ANSWER
-
-
-def _user_ctx(text: str) -> Any:
-    from livekit.agents import llm
-
-    ctx = llm.ChatContext.empty()
-    ctx.add_message(role="user", content=text)
-    return ctx
+    """AgentSession with a sentence-by-sentence TTS: the first sentence is synthesized and its
+    audio reaches the sink before Letta has finished streaming the reply."""
+    reply_done: list[float] = []
+    brain = LettaLLM(letta_server.brain_options(), letta_server.agent_id,
+                     on_event=lambda _: reply_done.append(time.perf_counter()))
+    recorder, sink = RecordingTTS(), CapturedAudio()
+    async with AgentSession(llm=brain, tts=recorder,
+                            turn_handling=LETTA_TURN_HANDLING) as session:
+        await session.start(Agent(instructions="(Letta keeps its own instructions)"))
+        session.output.audio = sink
+        await session.run(user_input="tell me a story")
+    assert [text.strip() for _, text in recorder.calls] == [
+        "Once upon a time there was a small robot.", "It liked to talk to people.",
+        "Every night it told them a story.", "The end."]
+    assert sink.first_at is not None and reply_done
+    assert recorder.calls[0][0] < reply_done[0] and sink.first_at < reply_done[0]
 
 
 async def test_two_concurrent_calls_on_one_agent_never_see_each_others_turns(

@@ -85,7 +85,8 @@ def monitor_config(server: Any, *, agent_name: str, deadline_s: float = 2.0,
     return config.from_dict({
         "livekit": {"url": url or server.url, "api_key": server.api_key},
         "agent": {"name": agent_name},
-        "workers": {"load_threshold": 1.0},  # as the workers run: a busy CI box is not "full"
+        # as the workers run: load counts jobs, since LiveKit offers none at a busy box's CPU >= 0.7
+        "workers": {"load_threshold": 1.0, "max_jobs": 20},
         "monitor": {"job_request_deadline_s": deadline_s, "redispatch_unanswered": redispatch},
         "heartbeat": {"enabled": heartbeat, "interval_s": interval_s, "timeout_s": timeout_s,
                       "mode": mode},
@@ -113,7 +114,7 @@ def worker_toml(path: Path, server: Any, agent_name: str) -> Path:
         f'[agent]\nname = "{agent_name}"\n\n'
         # The placeholder agent (joins, no media): these tests are about the dispatch path.
         '[workers]\nentrypoint = "voiceops.agent.basic:entrypoint"\nnum_idle_processes = 0\n'
-        'load_threshold = 1.0\ndrain_timeout_s = 10\n',
+        'load_threshold = 1.0\nmax_jobs = 20\ndrain_timeout_s = 10\n',
         encoding="utf-8")
     return path
 

@@ -97,22 +97,42 @@ def assert_webhooks(receiver: WebhookReceiver, alerts: tuple[str, ...]) -> None:
             assert hit.body["source"] == "voiceops" and hit.body["diagnosis"]
 
 
+async def spawn_own_worker(server: Any, h: Any, tmp_path: Path, *args: str) -> Any:
+    """other_name_worker.py as worker-0 (args: agent name, load), reporting to the harness."""
+    return await spawn(
+        [sys.executable, str(HERE / "other_name_worker.py"), server.url, server.api_key, *args],
+        log_dir=tmp_path, name="own-worker", env={"LIVEKIT_API_SECRET": server.api_secret,
+                                                  "VOICEOPS_EVENTS": h.socket.path,
+                                                  "VOICEOPS_PROCESS": "worker-0"})
+
+
 async def test_other_agent_name_is_diagnosed(livekit_server: Any, harness: Any,
                                              tmp_path: Path) -> None:
     """A worker program hard-coding 'voice' → HeartbeatFailed whose diagnosis names both names."""
     cfg = monitor_config(livekit_server, agent_name="letta-voice-agent", interval_s=INTERVAL_S,
                          timeout_s=TIMEOUT_S)
     h = await harness(cfg)
-    h.children.append(await spawn(
-        [sys.executable, str(HERE / "other_name_worker.py"), livekit_server.url,
-         livekit_server.api_key],
-        log_dir=tmp_path, name="other", env={"LIVEKIT_API_SECRET": livekit_server.api_secret,
-                                             "VOICEOPS_EVENTS": h.socket.path,
-                                             "VOICEOPS_PROCESS": "worker-0"}))
+    h.children.append(await spawn_own_worker(livekit_server, h, tmp_path))
     await wait_until(lambda: h.monitor.worker_ports, WORKER_READY_S, "the worker's ready event")
     await wait_until(lambda: h.alert(A.HEARTBEAT_FAILED), 3 * INTERVAL_S + 5, "HeartbeatFailed")
     diagnosis = h.alert(A.HEARTBEAT_FAILED)["diagnosis"]  # type: ignore[index]
     assert "workers registered as 'voice' but dispatches ask for 'letta-voice-agent'" in diagnosis
+
+
+async def test_workers_at_target_load_are_diagnosed(livekit_server: Any, harness: Any,
+                                                    tmp_path: Path) -> None:
+    """A worker reporting load 0.8 (still AVAILABLE) gets no JobRequest from LiveKit, whose
+    target load is 0.7: HeartbeatFailed's diagnosis names that case and the load."""
+    name = agent()
+    cfg = monitor_config(livekit_server, agent_name=name, interval_s=INTERVAL_S,
+                         timeout_s=TIMEOUT_S)
+    h = await harness(cfg)
+    h.children.append(await spawn_own_worker(livekit_server, h, tmp_path, name, "0.8"))
+    await wait_until(lambda: h.monitor.worker_ports, WORKER_READY_S, "the worker's ready event")
+    await wait_until(lambda: h.alert(A.HEARTBEAT_FAILED), 3 * INTERVAL_S + 5, "HeartbeatFailed")
+    diagnosis = h.alert(A.HEARTBEAT_FAILED)["diagnosis"]  # type: ignore[index]
+    assert "every worker reports load ≥ 0.7: LiveKit offers no job (loads 0.80" in diagnosis
+    assert h.value("voiceops_heartbeat_probes_total", result="no_job_request") >= 1
 
 
 async def test_dispatch_answered_by_a_worker_we_do_not_own(livekit_server: Any, harness: Any,

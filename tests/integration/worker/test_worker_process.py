@@ -124,7 +124,7 @@ async def test_sigterm_drains_running_job_then_exits_zero(
 async def test_second_signal_exits_at_once(
         start_worker: Any, sink: EventSink, agent_name: str, lkapi: Any) -> None:
     """A second SIGTERM while draining exits non-zero at once and kills the job processes."""
-    worker = await start_worker(no_human_timeout_s=300)
+    worker = await start_worker(entrypoint="wk_entrypoints:hold")
     await sink.wait_for(Ready, READY_TIMEOUT_S)
     d = await dispatch(lkapi, agent_name, "wk-twice", "")
     await sink.wait_for(AgentJoined, JOB_TIMEOUT_S, dispatch_id=d.id)
@@ -151,7 +151,7 @@ async def test_failing_entrypoint_reports_failed_job(
 async def test_drain_timeout_cuts_the_job_and_still_exits_zero(
         start_worker: Any, sink: EventSink, agent_name: str, lkapi: Any) -> None:
     """A job outlasting workers.drain_timeout_s is closed (cancelled); the worker exits 0."""
-    worker = await start_worker(no_human_timeout_s=300, drain_timeout_s=1)
+    worker = await start_worker(entrypoint="wk_entrypoints:hold", drain_timeout_s=1)
     await sink.wait_for(Ready, READY_TIMEOUT_S)
     d = await dispatch(lkapi, agent_name, "wk-drain-cut", "")
     await sink.wait_for(AgentJoined, JOB_TIMEOUT_S, dispatch_id=d.id)
@@ -167,13 +167,15 @@ async def test_drain_timeout_cuts_the_job_and_still_exits_zero(
 async def test_refused_media_ends_job_as_connect_failed(
         livekit_server: Any, start_worker: Any, sink: EventSink, agent_name: str,
         lkapi: Any) -> None:
-    """When the media path is dead the job ends as connect_failed, with no agent_joined (~60 s)."""
+    """When the media path is dead the job ends as connect_failed, with no agent_joined: the
+    failed attempt leaves the room, so LiveKit terminates the job while the SDK retries."""
     livekit_server.faults.set(refuse_media=True)
     await start_worker()
     await sink.wait_for(Ready, READY_TIMEOUT_S)
     d = await dispatch(lkapi, agent_name, "wk-no-media", "")
     await sink.wait_for(JobRequest, JOB_TIMEOUT_S, dispatch_id=d.id)
-    # livekit's FFI gives up after 3 ICE attempts of 15 s each.
+    # The first ICE attempt gives up after 15 s and leaves; the server then terminates the job
+    # (without that rule, livekit's FFI would give up after 3 attempts of 15 s each).
     ended = await sink.wait_for(JobEnded, 150.0, dispatch_id=d.id)
     assert ended.outcome == "connect_failed"
     assert not sink.of_type(AgentJoined, dispatch_id=d.id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 
 import pytest
 from livekit.agents import utils
@@ -15,7 +16,7 @@ from voiceops.agent.basic import letta_agent_id
 from voiceops.agent.presence import Presence, Seen, next_presence, no_human_timeout_s
 from voiceops.worker.entry import EntrypointError, classify_outcome, resolve, wrap
 from voiceops.worker.observed import ObservedAgentServer
-from voiceops.worker.options import effective_load_threshold
+from voiceops.worker.options import effective_load_threshold, jobs_load
 from voiceops.worker.probe import (
     Answer,
     Decision,
@@ -96,10 +97,20 @@ def test_resolve_and_wrap_the_default_entrypoint() -> None:
     assert wrapped.args == ("voiceops.agent:entrypoint",)
 
 
-def test_load_threshold_one_turns_shedding_off() -> None:
-    """workers.load_threshold = 1.0 means never full; lower values pass through."""
+def test_load_threshold_is_at_most_the_server_target() -> None:
+    """1.0 turns the worker's own shedding off; 0.7 < t < 1 becomes 0.7 (LiveKit's target load)."""
     assert effective_load_threshold(1.0) == math.inf
+    assert effective_load_threshold(0.9) == 0.7
     assert effective_load_threshold(0.7) == 0.7
+    assert effective_load_threshold(0.5) == 0.5
+
+
+def test_jobs_load_reaches_target_at_max_jobs() -> None:
+    """With workers.max_jobs = N the reported load is 0.7 at N jobs: LiveKit stops there."""
+    assert jobs_load(0, 4) == 0.0
+    assert jobs_load(2, 4) == pytest.approx(0.35)
+    assert jobs_load(4, 4) == pytest.approx(0.7)
+    assert jobs_load(40, 4) == 1.0
 
 
 def test_presence_machine() -> None:
@@ -145,3 +156,23 @@ async def test_offer_declined_by_livekit_itself_is_reported() -> None:
     server._handle_availability(agent.AvailabilityRequest(job=agent.Job(id="AJ_y")))
     await asyncio.wait_for(server._msg_chan.recv(), 5.0)
     assert [j.id for j in declined] == ["AJ_x"]
+
+
+def test_an_agent_nobody_called_leaves_when_its_worker_drains() -> None:
+    """Waiting for a first caller ends when the worker drains; a live call carries on."""
+    assert next_presence(Presence.WAITING, Seen.WORKER_DRAINING) is Presence.DONE
+    assert next_presence(Presence.ATTENDED, Seen.WORKER_DRAINING) is Presence.ATTENDED
+
+
+def test_drain_flag_travels_from_worker_to_job_by_environment(tmp_path: Path) -> None:
+    """The worker names the flag in the environment; the job sees it only once it is marked."""
+    from voiceops.worker import drainflag
+
+    env = {"VOICEOPS_EVENTS": str(tmp_path / "events.sock")}
+    drainflag.mark(drainflag.flag_path(env, os.getpid()))  # a stale flag of a killed worker
+    path = drainflag.install(env)
+    assert path.parent == tmp_path and not drainflag.worker_draining(env)
+    drainflag.mark(path)
+    assert drainflag.worker_draining(env)
+    drainflag.clear(path)
+    assert not drainflag.worker_draining(env)

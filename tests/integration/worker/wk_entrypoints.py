@@ -6,6 +6,7 @@ is an operator-style entrypoint that voiceops did not write.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -25,3 +26,10 @@ async def record_metadata(ctx: JobContext) -> None:
 async def crash(ctx: JobContext) -> None:
     """Fail before joining, like an agent with a broken setup."""
     raise RuntimeError("wk_entrypoints.crash: deliberate failure")
+
+
+async def hold(ctx: JobContext) -> None:
+    """Join and stay until the job is shut down, like a call in progress through a drain (the
+    basic agent leaves an empty room as soon as its worker drains)."""
+    await ctx.connect()
+    await asyncio.Event().wait()

@@ -83,7 +83,8 @@ def worker_config(path: Path, *, url: str, api_key: str, agent_name: str, entryp
         f'[livekit]\nurl = "{url}"\napi_key = "{api_key}"\n\n'
         f'[agent]\nname = "{agent_name}"\n\n'
         f'[workers]\nentrypoint = "{entrypoint}"\nnum_idle_processes = 0\n'
-        f'load_threshold = 1.0\ndrain_timeout_s = {drain_timeout_s}\n\n'
+        # LiveKit offers no job at load >= 0.7: count jobs, not this busy machine's CPU
+        f'load_threshold = 1.0\nmax_jobs = 20\ndrain_timeout_s = {drain_timeout_s}\n\n'
         f'[voice]\nstt = "{stt}"\ntts = "{tts}"\n',
         encoding="utf-8")
     return path

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import StartSupervisor
-from voiceops.testing.harness import FAKE, NotifyListener, wait_for
+from voiceops.testing.harness import FAKE, NotifyListener, Supervisor, wait_for
 
 pytestmark = pytest.mark.process
 WORKERS = {"count": 4, "command": [*FAKE, "--jobs-by-index", "3,0,2,0"],
@@ -95,3 +95,33 @@ def test_bad_config_on_sighup_is_refused(start_supervisor: StartSupervisor,
              "RELOADING=1 then READY=1 again")
     assert {w["name"]: w["pid"] for w in sup.wait_ready_workers(2)} == before
     assert sup.status()["state"] == "running"
+
+
+def _cli_status(sup: Supervisor) -> str:
+    return subprocess.run([sys.executable, "-m", "voiceops", "status", "--socket",
+                           sup.socket_path], capture_output=True, text=True, timeout=30).stdout
+
+
+def test_status_tells_the_replacement_apart_during_a_restart(
+        start_supervisor: StartSupervisor) -> None:
+    """During a rolling restart of worker-0 (here a reload whose replacement is slow to get
+    ready) the two processes named worker-0 read `worker-0` and `worker-0 (replacing)` in
+    `voiceops status`."""
+    sup = start_supervisor({"count": 1, "command": [*FAKE, "--ready-after", "0"],
+                            "backoff_base_s": 0.2})
+    sup.wait_ready_workers(1)
+    sup.config.write_text(sup.config.read_text().replace('"--ready-after", "0"',
+                                                         '"--ready-after", "30"'))
+    sup.signal(signal.SIGHUP)  # the replacement takes 30 s to get ready: time to look
+    text = wait_for(lambda: t if "(replacing)" in (t := _cli_status(sup)) else None, 20,
+                    "a replacement in voiceops status")
+    rows = [line.split()[:3] for line in text.splitlines() if line.startswith("worker-0")]
+    assert [r[:2] for r in rows] == [["worker-0", "ready"], ["worker-0", "(replacing)"]], text
+
+
+def test_worker_id_follows_a_re_registration(start_supervisor: StartSupervisor) -> None:
+    """A worker that re-registers with LiveKit shows its new worker_id in the status."""
+    sup = start_supervisor({"count": 1, "command": [*FAKE, "--reregister-after", "1"]})
+    first = sup.wait_ready_workers(1)[0]
+    pid = first["pid"]
+    wait_for(lambda: sup.procs()[0]["worker_id"] == f"FAKE_{pid}_2", 10, "the new worker id")

@@ -82,3 +82,12 @@ def test_format_status_aligns_and_tolerates_missing_fields() -> None:
     assert lines[-2] == ("pool: 0/1 workers ready, 1 parked, UNHEALTHY; "
                          "supervisor stopping, NOT ready")
     assert lines[-1] == "alerts: none"
+
+
+def test_a_running_sandbox_is_recognised_by_its_emulator() -> None:
+    """`voiceops check` treats a supervisor with an emulator child as a sandbox, others not."""
+    from voiceops.checks import sandbox_running
+
+    assert sandbox_running({"processes": [{"name": "emulator", "kind": "emulator"}]})
+    assert not sandbox_running({"processes": [{"name": "worker-0", "kind": "worker"}]})
+    assert not sandbox_running(None)

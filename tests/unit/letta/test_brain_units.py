@@ -62,7 +62,7 @@ def test_sandbox_fills_in_the_standins_default_agent_only_when_none_is_set() -> 
 
 
 def test_only_failed_turns_become_voiceops_events_without_words() -> None:
-    """ok → None; a failure → letta_error with kind, agent, latency and a content-free detail."""
+    """ok → None; a failure → letta_error with kind, agent, latency and the detail."""
     ok = BrainEvent(kind=BrainOutcome.OK, letta_agent_id="agent-1", duration_s=0.4)
     assert to_voiceops_event(ok) is None
     bad = BrainEvent(kind=BrainOutcome.TIMEOUT, letta_agent_id="agent-1", duration_s=8.0004,
@@ -87,3 +87,15 @@ def test_fault_knobs_validate_by_name() -> None:
     assert (f.down_status, f.first_token_delay_s) == (503, 2.0)
     with pytest.raises(ValueError, match="^drop_after_tokens: must be a int"):
         f.update({"drop_after_tokens": 1.5})
+
+
+async def test_letta_sessions_turn_preemptive_generation_off() -> None:
+    """LETTA_TURN_HANDLING turns off livekit-agents' preemptive generation (on by default),
+    whose speculative turns Letta would store."""
+    from livekit.agents import AgentSession
+
+    from voiceops.agent.letta_llm import LETTA_TURN_HANDLING
+
+    assert AgentSession().options.preemptive_generation["enabled"] is True
+    session = AgentSession(turn_handling=LETTA_TURN_HANDLING)
+    assert session.options.preemptive_generation["enabled"] is False

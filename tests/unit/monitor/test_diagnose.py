@@ -63,11 +63,23 @@ def test_one_free_worker_is_not_full() -> None:
     assert "full" not in text and "LiveKit sent no JobRequest" in text
 
 
-def test_load_threshold_one_never_full() -> None:
-    """With workers.load_threshold = 1.0 load shedding is off: only draining makes a worker busy."""
-    text = diagnose.dispatch_path(facts(load_threshold=1.0, processes=[worker("worker-0")],
-                                        workers=[WorkerInfo("worker-0", AGENT, load=1.0)]))
-    assert "full" not in text
+def test_every_worker_over_target_load_is_named() -> None:
+    """Every worker reporting load >= 0.7 gets no job from LiveKit, whatever its own threshold."""
+    loads = [WorkerInfo("worker-0", AGENT, load=0.75), WorkerInfo("worker-1", AGENT, load=0.93)]
+    for threshold in (1.0, 0.7, 0.9):
+        text = diagnose.dispatch_path(facts(load_threshold=threshold, workers=loads))
+        assert text.startswith("every worker reports load ≥ 0.7: LiveKit offers no job")
+        assert "0.75, 0.93" in text and "workers.max_jobs" in text
+    one_below = [WorkerInfo("worker-0", AGENT, load=0.69), WorkerInfo("worker-1", AGENT, load=0.9)]
+    assert "load ≥ 0.7" not in diagnose.dispatch_path(facts(workers=one_below))
+
+
+def test_load_threshold_one_still_full_at_target_load() -> None:
+    """load_threshold = 1.0 stops the worker's own shedding, not LiveKit's 0.7 rule."""
+    procs = [worker("worker-0"), worker("worker-1", "draining")]
+    text = diagnose.dispatch_path(facts(load_threshold=1.0, processes=procs,
+                                        workers=[WorkerInfo("worker-0", AGENT, load=0.8)]))
+    assert text.startswith("all 2 workers are full or draining")
 
 
 def test_media_path() -> None:

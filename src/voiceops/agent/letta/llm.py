@@ -6,21 +6,32 @@ sentence. Each LettaLLM is one call: it opens one Letta conversation on its firs
 concurrent calls to one agent never interleave; a server without conversations gets the
 agent's default thread instead. A failed turn never raises into the session: the caller hears
 ``options.apology`` and the call goes on; the turn is reported to ``on_event``.
+
+Every ``chat()`` is a message Letta keeps, so an AgentSession using this LLM must not generate
+preemptively (livekit-agents 1.8 does by default, on interim transcripts, and may retry):
+pass ``turn_handling=LETTA_TURN_HANDLING``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import letta_client
 from letta_client import AsyncLetta
 from livekit.agents import llm
-from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
+from livekit.agents.voice.turn import TurnHandlingOptions
+from livekit.agents.types import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    NOT_GIVEN,
+    APIConnectOptions,
+    NotGivenOr,
+)
 
 from voiceops.agent.letta.client import shared_client
 from voiceops.agent.letta.events import BrainEvent, BrainOutcome
@@ -28,6 +39,9 @@ from voiceops.agent.letta.options import LettaBrainOptions
 from voiceops.agent.letta.turn import TurnFailed, TurnStats, describe, read_turn
 
 logger = logging.getLogger("voiceops.agent.letta")
+# AgentSession(turn_handling=...) for a Letta brain: no preemptive generation, whose
+# speculative turns Letta would store as real ones.
+LETTA_TURN_HANDLING: Final[TurnHandlingOptions] = {"preemptive_generation": {"enabled": False}}
 
 
 def no_conversations(exc: letta_client.APIStatusError) -> bool:
@@ -108,6 +122,20 @@ class LettaLLM(llm.LLM):
 
     async def open_stream(self, text: str) -> Any:
         conversation = await self._thread()
+        try:
+            return await self._send(conversation, text)
+        except letta_client.ConflictError:
+            if conversation is None:
+                raise
+            # 409: an earlier turn's run still holds the conversation (a Letta with Redis locks
+            # each conversation; a barge-in may leave the interrupted run going). The caller
+            # has moved on: cancel it and send once more.
+            logger.info("letta_conversation_busy agent=%s: cancelling its runs", self.agent_id)
+            with contextlib.suppress(letta_client.APIStatusError):  # e.g. 409: nothing to cancel
+                await self.client.conversations.cancel(conversation)
+            return await self._send(conversation, text)
+
+    async def _send(self, conversation: str | None, text: str) -> Any:
         kwargs: dict[str, Any] = {"input": text, "streaming": True, "stream_tokens": True,
                                   "include_pings": True}
         if conversation is not None:

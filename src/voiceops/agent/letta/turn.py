@@ -11,6 +11,7 @@ Failure kinds (an operator fixes each differently):
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -43,8 +44,13 @@ class TurnStats:
 
 
 def describe(exc: BaseException) -> str:
-    """Content-free: Letta's error bodies may echo the caller's words, so only the status."""
+    """Content-free: Letta's error bodies may echo the caller's words, so only the status, or
+    the ``error_type`` of an SSE error event (an identifier such as ``llm_error``)."""
     if isinstance(exc, letta_client.APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else {}
+        kind = str(body.get("error_type", ""))
+        if exc.status_code < 400 and re.fullmatch(r"[a-z_]{1,40}", kind):
+            return f"error event {kind}"  # raised by letta-client for `event: error` mid-stream
         return f"HTTP {exc.status_code}"
     return type(exc).__name__
 
@@ -107,7 +113,8 @@ async def _consume(events: AsyncIterator[Any], send: Callable[[str], None], stat
 def _apply(event: Any, send: Callable[[str], None], stats: TurnStats) -> None:
     kind = getattr(event, "message_type", None)
     if kind == "error_message":
-        raise TurnFailed(BrainOutcome.ERROR, str(getattr(event, "error_type", "") or "error_message"))
+        kind = str(getattr(event, "error_type", "") or "")
+        raise TurnFailed(BrainOutcome.ERROR, f"error_message {kind}".strip())
     if kind == "stop_reason":
         stats.stop_reason = str(getattr(event, "stop_reason", "") or "unknown")
         return
