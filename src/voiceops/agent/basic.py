@@ -25,7 +25,7 @@ def letta_agent_id(metadata: str) -> str:
 
 
 async def entrypoint(ctx: JobContext) -> None:
-    """Default ``workers.entrypoint`` until the Letta voice pipeline lands."""
+    """The placeholder agent: joins without media, stays while attended (tests, probes)."""
     agent_id = letta_agent_id(ctx.job.metadata)
     logger.info("agent starting", extra={"job_id": ctx.job.id, "letta_agent_id": agent_id})
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)  # no media in the placeholder
