@@ -26,7 +26,7 @@ from voiceops.letta_standin.brain import CAPITAL_ANSWER, STORY_ANSWER, normalize
 from voiceops.testing.caller import Caller, closest_reply, render_speech, transcribe
 from voiceops.testing.harness import wait_for
 
-pytestmark = [pytest.mark.process, pytest.mark.livekit]
+pytestmark = [pytest.mark.process, pytest.mark.livekit, pytest.mark.letta]
 
 QUESTION = "What is the capital of France?"
 APOLOGY = LettaConfig().apology
