@@ -1,10 +1,11 @@
-"""The RtcHub the /rtc module talks to: join tokens, joins, ACTIVE transitions and leaves."""
+"""The RtcHub the /rtc module talks to: join tokens, joins, ACTIVE transitions, tracks, leaves."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from livekit import api
 from livekit.protocol import models
@@ -13,6 +14,7 @@ from livekit.protocol import rtc as proto
 from .faults import FaultController
 from .rtc_contract import JoinInfo
 from .rooms import RoomManager, RoomSpec
+from .rtc_media import MediaFanout
 from .state import (
     Participant,
     ParticipantSink,
@@ -63,6 +65,7 @@ class Hub:
         self._verifier = verifier
         self._faults = faults
         self._clock = clock
+        self.media = MediaFanout()
 
     def verify_join_token(self, token: str) -> api.Claims:
         try:
@@ -80,7 +83,9 @@ class Hub:
     def refuse_media(self) -> bool:
         return self._faults.current.refuse_media
 
-    async def join(self, claims: api.Claims, sink: ParticipantSink) -> JoinInfo:
+    async def join(
+        self, claims: api.Claims, sink: ParticipantSink, *, auto_subscribe: bool = True
+    ) -> JoinInfo:
         assert claims.video is not None
         # roomConfig (e.g. agents to dispatch) applies only when this join creates the room.
         room, _ = self._rooms.get_or_create(_spec_from_claims(claims, claims.video.room))
@@ -90,6 +95,7 @@ class Hub:
             raise PermissionError("room is full")
         if claims.identity in room.participants:
             logger.info("duplicate identity %s in %s: replacing", claims.identity, room.name)
+            await self._drop_media(room, room.participants[claims.identity])
             await self._rooms.remove_participant(room, claims.identity, "DUPLICATE_IDENTITY")
         participant = Participant(
             sid=new_id("PA_"),
@@ -102,12 +108,17 @@ class Hub:
             sink=sink,
             permission=_permission(claims.video, kind == models.ParticipantInfo.Kind.AGENT),
             dependent=dependent,
+            auto_subscribe=auto_subscribe,
         )
         others = [p.to_proto() for p in room.participants.values()]
         room.participants[participant.identity] = participant
         if room.first_joined_at_s is None and not dependent:
             room.first_joined_at_s = participant.joined_at_s
         logger.info("participant %s joining %s (kind %s)", participant.identity, room.name, kind)
+        if auto_subscribe:  # Go subscribes a joiner to what is already published
+            for other in list(room.participants.values()):
+                for track in list(other.tracks.values()):
+                    self._forward(other, track, participant)
         return JoinInfo(room=room.to_proto(), participant=participant.to_proto(), others=others)
 
     async def set_active(self, room: str, identity: str) -> None:
@@ -127,8 +138,106 @@ class Hub:
         if found is None:
             return
         rm, participant = found
+        await self._drop_media(rm, participant)
         await self._rooms.remove_participant(rm, identity, "")
         await self._broadcast(rm, participant.to_proto(), exclude=identity)
+
+    # -- tracks ------------------------------------------------------------------------------
+
+    async def publish_track(
+        self, room: str, identity: str, track: models.TrackInfo, media: Any
+    ) -> None:
+        found = self._find(room, identity)
+        if found is None:
+            return
+        rm, participant = found
+        participant.tracks[track.sid] = track
+        self.media.add_source(track.sid, media)  # read even when unsubscribed: no pile-up
+        info = participant.to_proto()
+        self._rooms.webhooks.emit("track_published", rm.to_proto(), info, track)
+        await self._broadcast(rm, info, exclude=identity)  # before the media: SDKs need it first
+        for other in list(rm.participants.values()):
+            if other.auto_subscribe:
+                self._forward(participant, track, other)
+        logger.info("track %s published by %s in %s", track.sid, identity, room)
+
+    async def unpublish_track(self, room: str, identity: str, track_sid: str) -> None:
+        found = self._find(room, identity)
+        if found is None:
+            return
+        rm, participant = found
+        if self._remove_track(rm, participant, track_sid):
+            await self._broadcast(rm, participant.to_proto(), exclude=identity)
+
+    async def mute_track(self, room: str, identity: str, track_sid: str, muted: bool) -> None:
+        found = self._find(room, identity)
+        if found is None or track_sid not in found[1].tracks:
+            return
+        rm, participant = found
+        participant.tracks[track_sid].muted = muted
+        await self._broadcast(rm, participant.to_proto(), exclude=identity)
+
+    async def update_subscription(
+        self, room: str, identity: str, track_sids: list[str], subscribe: bool
+    ) -> None:
+        found = self._find(room, identity)
+        if found is None:
+            return
+        rm, subscriber = found
+        for sid in track_sids:
+            if not subscribe:
+                self._unforward(subscriber, sid)
+                continue
+            publisher = next((p for p in rm.participants.values() if sid in p.tracks), None)
+            if publisher is not None:
+                self._forward(publisher, publisher.tracks[sid], subscriber)
+
+    def _forward(
+        self, publisher: Participant, track: models.TrackInfo, subscriber: Participant
+    ) -> None:
+        """Send a copy of `track` to `subscriber` (audio only: video is not forwarded)."""
+        if (
+            subscriber is publisher
+            or subscriber.sink is None
+            or track.type != models.TrackType.AUDIO
+            or track.sid in subscriber.subscriptions
+            or not subscriber.permission.can_subscribe
+        ):
+            return
+        copy = self.media.subscribe(track.sid)
+        if copy is None:
+            return
+        subscriber.subscriptions[track.sid] = copy
+        subscriber.sink.subscribe(publisher.sid, track, copy)
+
+    def _unforward(self, subscriber: Participant, track_sid: str) -> None:
+        copy = subscriber.subscriptions.pop(track_sid, None)
+        if copy is None:
+            return
+        self.media.unsubscribe(track_sid, copy)
+        if subscriber.sink is not None:
+            subscriber.sink.unsubscribe(track_sid)
+
+    def _remove_track(self, room: Room, publisher: Participant, track_sid: str) -> bool:
+        track = publisher.tracks.pop(track_sid, None)
+        if track is None:
+            return False
+        for other in room.participants.values():
+            self._unforward(other, track_sid)
+        self.media.remove_source(track_sid)
+        self._rooms.webhooks.emit(
+            "track_unpublished", room.to_proto(), publisher.to_proto(), track
+        )
+        logger.info("track %s unpublished by %s in %s", track_sid, publisher.identity, room.name)
+        return True
+
+    async def _drop_media(self, room: Room, participant: Participant) -> None:
+        """A leaving participant: its tracks are unpublished (webhooks), its copies end."""
+        for sid in list(participant.tracks):
+            self._remove_track(room, participant, sid)
+        for sid, copy in list(participant.subscriptions.items()):
+            self.media.unsubscribe(sid, copy)
+        participant.subscriptions.clear()
 
     def _find(self, room: str, identity: str) -> tuple[Room, Participant] | None:
         rm = self._rooms.rooms.get(room)

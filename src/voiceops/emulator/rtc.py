@@ -1,8 +1,10 @@
-"""The emulator's `/rtc` signalling endpoint: HTTP routes and the contract with the room core.
+"""The emulator's signalling endpoints: `/rtc/v1` and `/rtc`, their validate routes, the hub contract.
 
-The Rust FFI behind `livekit.rtc.Room.connect()` first tries `/rtc/v1` and falls back to the
-v0 `/rtc` socket only on an HTTP 404, so `/rtc/v1` must answer 404 before any upgrade.
-The socket itself is served by `rtc_session.SignalSession`; media by `rtc_peer.PeerEndpoint`.
+As in the Go server (`pkg/service/rtcservice.go`): `/rtc/v1?join_request=…` is single-PC mode
+(current SDKs try it first: the Rust FFI behind `livekit.rtc.Room`, livekit-client 2.x), `/rtc`
+is the v0 two-PC mode they fall back to on a 404; a non-WebSocket GET on either answers 404;
+`/rtc/v1/validate` needs the join_request too. The socket itself is served by
+`rtc_session.SignalSession`; media by `rtc_peer.PeerEndpoint` and `rtc_tracks.SessionTracks`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from aiohttp import web
 from livekit import api
 
 from voiceops.emulator.rtc_contract import JoinInfo, ParticipantSink, RtcHub
+from voiceops.emulator.rtc_join import JoinRequestError, JoinSettings, v0_settings, v1_settings
 from voiceops.emulator.rtc_messages import RtcOptions
 from voiceops.emulator.rtc_session import SignalSession
 
@@ -37,14 +40,14 @@ SESSIONS_KEY: web.AppKey[set] = web.AppKey("voiceops_rtc_sessions", set)
 def setup_rtc_routes(
     app: web.Application, hub: RtcHub, options: RtcOptions | None = None
 ) -> None:
-    """Add /rtc, /rtc/v1 (404), /rtc/validate and /rtc/v1/validate to `app`, served from `hub`."""
+    """Add /rtc, /rtc/v1, /rtc/validate and /rtc/v1/validate to `app`, served from `hub`."""
     app[HUB_KEY] = hub
     app[OPTIONS_KEY] = options or RtcOptions()
     app[SESSIONS_KEY] = set()
     app.router.add_get("/rtc/v1", _handle_v1)
     app.router.add_get("/rtc/validate", _handle_validate)
-    app.router.add_get("/rtc/v1/validate", _handle_validate)
-    app.router.add_get("/rtc", _handle_signal)
+    app.router.add_get("/rtc/v1/validate", _handle_v1_validate)
+    app.router.add_get("/rtc", _handle_v0)
     app.on_shutdown.append(_close_all_sessions)
 
 
@@ -68,9 +71,11 @@ def _verify(request: web.Request) -> api.Claims:
         raise web.HTTPUnauthorized(text=f"invalid token: {exc}") from None
 
 
-async def _handle_v1(request: web.Request) -> web.Response:
-    # The FFI falls back to the v0 /rtc socket only on exactly this status.
-    raise web.HTTPNotFound(text="signal v1 is not supported by this server")
+def _v1_settings(request: web.Request) -> JoinSettings:
+    try:
+        return v1_settings(request.query)
+    except JoinRequestError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
 
 
 async def _handle_validate(request: web.Request) -> web.Response:
@@ -78,13 +83,30 @@ async def _handle_validate(request: web.Request) -> web.Response:
     return web.Response(text="success")
 
 
-async def _handle_signal(request: web.Request) -> web.StreamResponse:
-    claims = _verify(request)
+async def _handle_v1_validate(request: web.Request) -> web.Response:
+    _verify(request)
+    _v1_settings(request)
+    return web.Response(text="success")
+
+
+async def _handle_v0(request: web.Request) -> web.StreamResponse:
+    return await _serve(request, v1=False)
+
+
+async def _handle_v1(request: web.Request) -> web.StreamResponse:
+    return await _serve(request, v1=True)
+
+
+async def _serve(request: web.Request, *, v1: bool) -> web.StreamResponse:
     ws = web.WebSocketResponse(autoping=True, max_msg_size=4 * 1024 * 1024)
     if not ws.can_prepare(request).ok:
-        raise web.HTTPBadRequest(text="/rtc expects a WebSocket upgrade")
+        raise web.HTTPNotFound(text="expects a WebSocket upgrade")  # Go: 404 before anything else
+    claims = _verify(request)
+    settings = _v1_settings(request) if v1 else v0_settings(request.query)
     await ws.prepare(request)
-    session = SignalSession(ws, request.app[HUB_KEY], claims, request.app[OPTIONS_KEY])
+    session = SignalSession(
+        ws, request.app[HUB_KEY], claims, request.app[OPTIONS_KEY], settings
+    )
     sessions = request.app[SESSIONS_KEY]
     sessions.add(session)
     try:

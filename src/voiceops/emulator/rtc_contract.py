@@ -7,7 +7,7 @@ importing each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from livekit import api
 from livekit.protocol import models
@@ -37,8 +37,32 @@ class RtcHub(Protocol):
         """Fault: when True, the server never answers the client's publisher offer."""
         ...
 
-    async def join(self, claims: api.Claims, sink: ParticipantSink) -> JoinInfo:
-        """Get-or-create the room, add the participant as JOINING, return the JoinResponse parts."""
+    async def join(
+        self, claims: api.Claims, sink: ParticipantSink, *, auto_subscribe: bool = True
+    ) -> JoinInfo:
+        """Get-or-create the room, add the participant as JOINING, return the JoinResponse parts.
+
+        With `auto_subscribe` the participant is sent every audio track published in the room."""
+        ...
+
+    async def publish_track(
+        self, room: str, identity: str, track: models.TrackInfo, media: Any
+    ) -> None:
+        """The track's media arrived (an aiortc track): list it, announce it, forward it."""
+        ...
+
+    async def unpublish_track(self, room: str, identity: str, track_sid: str) -> None:
+        """The publisher stopped sending the track: unlist it and stop forwarding it."""
+        ...
+
+    async def mute_track(self, room: str, identity: str, track_sid: str, muted: bool) -> None:
+        """The publisher (un)muted a track: record it and tell the others."""
+        ...
+
+    async def update_subscription(
+        self, room: str, identity: str, track_sids: list[str], subscribe: bool
+    ) -> None:
+        """A manual (un)subscription (clients that joined without auto-subscribe)."""
         ...
 
     async def set_active(self, room: str, identity: str) -> None:

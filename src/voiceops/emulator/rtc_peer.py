@@ -1,22 +1,31 @@
-"""One server-side aiortc peer connection of an `/rtc` session (the client's publisher PC).
+"""One server-side aiortc peer connection of an `/rtc` session.
 
-It answers offers (first and renegotiation), applies trickled ICE candidates (buffered until
-the offer arrives, because aiortc maps a candidate to a transport by its m-line), reports
-"connected", and drains received media so decoded frames do not pile up in memory.
+Two roles, as in the Go server: the *answerer* (the client's publisher PC in v0, the only PC
+in v1 single-PC mode) answers the client's offers; the *offerer* (the v0 subscriber PC) offers
+the tracks the participant is subscribed to. Both apply trickled ICE candidates (buffered
+until the remote description is set, because aiortc maps a candidate to a transport by its
+m-line), report "connected", hand received tracks to `on_track`, and send `ForwardedTrack`s
+under the stream id "PA_xxx|TR_xxx" that the SDKs map remote tracks with.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections import deque
+from collections.abc import Callable
 
+import asyncio
 from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.sdp import candidate_from_sdp
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.sdp import SessionDescription, candidate_from_sdp
+
+from voiceops.emulator.rtc_media import ForwardedTrack
 
 log = logging.getLogger(__name__)
+
+OnTrack = Callable[[MediaStreamTrack, str], None]  # (track, mid)
 
 
 class CandidateError(ValueError):
@@ -45,52 +54,152 @@ def parse_candidate_init(candidate_init: str) -> RTCIceCandidate | None:
     return candidate
 
 
-class PeerEndpoint:
-    """A server-side peer connection answering one client transport."""
+def client_send_mids(sdp: str) -> set[str]:
+    """Mids of the audio/video m-lines on which the client's offer sends media."""
+    parsed = SessionDescription.parse(sdp)
+    return {
+        str(m.rtp.muxId) for m in parsed.media
+        if m.kind in ("audio", "video") and m.port != 0 and m.direction in ("sendonly", "sendrecv")
+    }
 
-    def __init__(self, name: str, max_buffered: int) -> None:
+
+def _set_stream_id(transceiver: RTCRtpTransceiver, stream_id: str) -> None:
+    # aiortc has no API for the msid stream id; LiveKit clients need "PA_xxx|TR_xxx" there.
+    transceiver.sender._stream_id = stream_id
+
+
+class PeerEndpoint:
+    """A server-side peer connection for one client transport (answerer or offerer)."""
+
+    def __init__(self, name: str, max_buffered: int, on_track: OnTrack | None = None) -> None:
         self.name = name
         self.connected = asyncio.Event()
         self.failed = asyncio.Event()
         self._max_buffered = max_buffered
+        self._on_track_cb = on_track
         self._pending: deque[str] = deque()
         self._pc: RTCPeerConnection | None = None
-        self._drains: set[asyncio.Task[None]] = set()
+        self._used_mids: set[str] = set()  # transceivers that ever carried a forwarded track
         self._closed = False
 
     @property
     def connection_state(self) -> str:
         return self._pc.connectionState if self._pc is not None else "new"
 
+    @property
+    def pc(self) -> RTCPeerConnection:
+        return self._pc or self._create_pc()
+
+    # -- answerer --------------------------------------------------------------------------
+
     async def answer(self, offer_sdp: str) -> str:
         """Apply the client's offer (first or renegotiation) and return our answer SDP."""
-        pc = self._pc or self._create_pc()
+        pc = self.pc
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        while self._pending:
-            await self._apply(self._pending.popleft())
+        await self._flush_candidates()
         await pc.setLocalDescription(await pc.createAnswer())
         # aiortc gathers before resolving setLocalDescription: our candidates are in the SDP.
         return pc.localDescription.sdp
 
+    def attach(self, track: ForwardedTrack, stream_id: str) -> bool:
+        """Send `track` on a client-offered receive m-line; False when a new one must be asked for.
+
+        The Go server does the same in single-PC mode: it asks the client for more m-lines with
+        MediaSectionsRequirement, and the client's next offer carries them.
+        """
+        pc = self.pc
+        free = [t for t in pc.getTransceivers() if self._is_free(t, track.kind)]
+        if free:
+            transceiver = free[0]
+            transceiver.sender.replaceTrack(track)
+            transceiver.direction = "sendrecv"  # keep receiving if the client also sends here
+        else:
+            transceiver = pc.addTransceiver(track, direction="sendrecv")
+        _set_stream_id(transceiver, stream_id)
+        if transceiver.mid is not None:
+            self._used_mids.add(transceiver.mid)
+        return bool(free)
+
+    def _is_free(self, transceiver: RTCRtpTransceiver, kind: str) -> bool:
+        return (
+            transceiver.kind == kind
+            and transceiver.mid is not None
+            and transceiver.mid not in self._used_mids
+            and transceiver.sender.track is None
+            and getattr(transceiver, "_offerDirection", None) in ("sendonly", "sendrecv")
+        )
+
+    # -- offerer ---------------------------------------------------------------------------
+
+    def add_send(self, track: ForwardedTrack, stream_id: str) -> None:
+        """Add a send-only m-line for `track`; the caller then offers."""
+        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        _set_stream_id(transceiver, stream_id)
+
+    async def offer(self) -> str:
+        pc = self.pc
+        await pc.setLocalDescription(await pc.createOffer())
+        for transceiver in pc.getTransceivers():
+            if transceiver.mid is not None and transceiver.sender.track is not None:
+                self._used_mids.add(transceiver.mid)
+        return pc.localDescription.sdp
+
+    async def apply_answer(self, answer_sdp: str) -> None:
+        pc = self.pc
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        await self._flush_candidates()
+
+    @property
+    def awaiting_answer(self) -> bool:
+        return self._pc is not None and self._pc.signalingState == "have-local-offer"
+
+    # -- both ------------------------------------------------------------------------------
+
+    def detach(self, track_sid: str) -> bool:
+        """Stop sending the track with this sid (its m-line goes inactive); False if not sent."""
+        if self._pc is None:
+            return False
+        for transceiver in self._pc.getTransceivers():
+            track = transceiver.sender.track
+            if track is not None and track.id == track_sid:
+                transceiver.direction = "inactive" if transceiver.direction == "sendonly" else "recvonly"
+                if isinstance(track, ForwardedTrack):
+                    track.end()
+                return True
+        return False
+
+    def mid_to_track_id(self) -> dict[str, str]:
+        """mid → track sid for every m-line carrying a forwarded track (single-PC clients need it)."""
+        if self._pc is None:
+            return {}
+        return {
+            t.mid: t.sender.track.id
+            for t in self._pc.getTransceivers()
+            if t.mid is not None and isinstance(t.sender.track, ForwardedTrack)
+            and t.sender.track.readyState == "live"
+        }
+
     async def add_candidate(self, candidate_init: str) -> None:
-        """Apply a trickled candidate, or buffer it until the offer has been applied."""
+        """Apply a trickled candidate, or buffer it until the remote description is set."""
         if self._pc is None or self._pc.remoteDescription is None:
             if len(self._pending) >= self._max_buffered:
-                raise CandidateError(f"more than {self._max_buffered} candidates before the offer")
+                raise CandidateError(f"more than {self._max_buffered} candidates before the SDP")
             self._pending.append(candidate_init)
             return
         await self._apply(candidate_init)
 
     async def close(self) -> None:
-        """Stop media drains and close the peer connection (idempotent)."""
+        """End forwarded tracks and close the peer connection (idempotent)."""
         self._closed = True
-        drains = list(self._drains)
-        for task in drains:
-            task.cancel()
-        # gather re-raises only our own cancellation, not the drains' expected ones.
-        await asyncio.gather(*drains, return_exceptions=True)
         if self._pc is not None:
+            for transceiver in self._pc.getTransceivers():
+                if isinstance(transceiver.sender.track, ForwardedTrack):
+                    transceiver.sender.track.end()
             await self._pc.close()
+
+    async def _flush_candidates(self) -> None:
+        while self._pending:
+            await self._apply(self._pending.popleft())
 
     async def _apply(self, candidate_init: str) -> None:
         assert self._pc is not None
@@ -113,19 +222,10 @@ class PeerEndpoint:
             self.failed.set()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        if self._closed:
+        if self._closed or self._pc is None:
             return
-        task = asyncio.get_running_loop().create_task(
-            _drain(track), name=f"rtc-drain-{self.name}-{track.kind}"
+        mid = next(
+            (t.mid for t in self._pc.getTransceivers() if t.receiver.track is track), None
         )
-        self._drains.add(task)
-        task.add_done_callback(self._drains.discard)
-
-
-async def _drain(track: MediaStreamTrack) -> None:
-    """Read and drop frames: aiortc queues every decoded frame until someone reads it."""
-    try:
-        while True:
-            await track.recv()
-    except MediaStreamError:
-        return
+        if self._on_track_cb is not None:
+            self._on_track_cb(track, mid or "")

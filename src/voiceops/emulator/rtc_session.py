@@ -1,4 +1,4 @@
-"""One `/rtc` signalling socket: join, publisher offer/answer, trickle, ping, tracks, leave.
+"""One `/rtc` or `/rtc/v1` signalling socket: join, offers/answers, trickle, ping, tracks, leave.
 
 Every outgoing message goes through one queue and one writer task, so the room core can push
 updates from any task without racing our own replies, and `JoinResponse` is always first.
@@ -20,17 +20,18 @@ from livekit.protocol import rtc as proto
 
 from voiceops.emulator import rtc_messages as msgs
 from voiceops.emulator.rtc_contract import RtcHub
+from voiceops.emulator.rtc_join import JoinSettings
 from voiceops.emulator.rtc_messages import RtcOptions
 from voiceops.emulator.rtc_peer import CandidateError, PeerEndpoint
+from voiceops.emulator.rtc_tracks import SessionTracks
 
 log = logging.getLogger(__name__)
 
 _END_TYPES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 _IGNORED_REQUESTS = frozenset(
-    {"mute", "subscription", "track_setting", "update_layers", "subscription_permission",
-     "sync_state", "simulate", "update_metadata", "update_audio_track", "update_video_track",
-     "answer", "update_data_subscription"}
-)  # tolerated: the emulator forwards no media and keeps no per-track state
+    {"track_setting", "update_layers", "subscription_permission", "sync_state", "simulate",
+     "update_metadata", "update_audio_track", "update_video_track", "update_data_subscription"}
+)  # tolerated: no simulcast layers, permissions or data tracks in the emulator
 
 
 class _Close:
@@ -52,6 +53,15 @@ class _Sink:
     async def close(self, reason: str) -> None:
         self._session.request_close(reason, removed_by_hub=True)
 
+    def subscribe(self, publisher_sid: str, track: models.TrackInfo, media: Any) -> None:
+        if not self._session.closing:
+            self._session.tracks.subscribe(publisher_sid, track, media)
+        else:
+            media.end()
+
+    def unsubscribe(self, track_sid: str) -> None:
+        self._session.tracks.unsubscribe(track_sid)
+
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
@@ -61,28 +71,44 @@ class SignalSession:
     """Serves one participant's signalling socket from join to cleanup."""
 
     def __init__(
-        self, ws: web.WebSocketResponse, hub: RtcHub, claims: api.Claims, options: RtcOptions
+        self, ws: web.WebSocketResponse, hub: RtcHub, claims: api.Claims, options: RtcOptions,
+        settings: JoinSettings | None = None,
     ) -> None:
         self._ws = ws
         self._hub = hub
         self._claims = claims
         self._options = options
+        self._settings = settings or JoinSettings()
         self.room = claims.video.room if claims.video else ""
         self.identity = claims.identity
+        name = f"{self.room}/{self.identity}"
         self.publisher = PeerEndpoint(
-            f"{self.room}/{self.identity}/pub", options.max_buffered_candidates
+            f"{name}/pub", options.max_buffered_candidates, on_track=self._on_media
+        )
+        # v1 (single PC): subscribed tracks ride on the publisher PC too.
+        self.subscriber = None if self._settings.single_pc else PeerEndpoint(
+            f"{name}/sub", options.max_buffered_candidates
+        )
+        self.tracks = SessionTracks(
+            hub, self.room, self.identity, self.enqueue, self.publisher, self.subscriber
         )
         self._queue: asyncio.Queue[proto.SignalResponse | _Close] = asyncio.Queue()
         self._pre_join: list[proto.SignalResponse] = []
         self._joined = False
         self._closing = False
         self._removed_by_hub = False
-        self._tracks: dict[str, models.TrackInfo] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"<SignalSession {self.room}/{self.identity}>"
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def _on_media(self, track: Any, mid: str) -> None:
+        self.tracks.on_media(track, mid)
 
     # -- called by the room core (through _Sink) and by app shutdown --------------------------
 
@@ -132,7 +158,9 @@ class SignalSession:
         # No timeout here: a join abandoned halfway would leave the core's state unknown; a
         # late answer is harmless (the client has gone, and cleanup calls leave()).
         try:
-            info = await self._hub.join(self._claims, _Sink(self))
+            info = await self._hub.join(
+                self._claims, _Sink(self), auto_subscribe=self._settings.auto_subscribe
+            )
         except (PermissionError, ValueError) as exc:
             log.warning("rtc %s/%s: join refused: %s", self.room, self.identity, exc)
             await self._ws.close(code=1008, message=b"join refused")
@@ -143,6 +171,11 @@ class SignalSession:
             self._queue.put_nowait(msg)
         self._pre_join.clear()
         self._joined = True
+        # v1: the join request carried the client's AddTrackRequests and first publisher offer.
+        for add in self._settings.add_tracks:
+            self._on_add_track(add)
+        if self._settings.publisher_offer is not None:
+            await self._on_offer(self._settings.publisher_offer)
         return True
 
     async def _read_loop(self) -> None:
@@ -179,6 +212,14 @@ class SignalSession:
             self.enqueue(msgs.legacy_pong(_now_ms()))
         elif kind == "add_track":
             self._on_add_track(req.add_track)
+        elif kind == "answer":
+            await self.tracks.on_subscriber_answer(req.answer)
+        elif kind == "mute":
+            await self.tracks.mute(req.mute)
+        elif kind == "subscription":
+            await self._hub.update_subscription(
+                self.room, self.identity, list(req.subscription.track_sids),
+                req.subscription.subscribe)
         elif kind == "leave":
             log.info("rtc %s/%s: client left", self.room, self.identity)
             return False
@@ -195,13 +236,15 @@ class SignalSession:
         except (ValueError, CandidateError) as exc:  # aiortc raises ValueError on bad SDP
             log.warning("rtc %s/%s: cannot answer the offer: %s", self.room, self.identity, exc)
             return
-        self.enqueue(msgs.answer(sdp, offer.id))
+        self.enqueue(self.tracks.answer_message(sdp, offer.id))
+        await self.tracks.after_offer(offer.sdp)
 
     async def _on_trickle(self, trickle: proto.TrickleRequest) -> None:
-        if trickle.target != proto.SignalTarget.PUBLISHER:
-            return  # we never offer on the subscriber transport, so its candidates are moot
+        endpoint = self.publisher
+        if trickle.target == proto.SignalTarget.SUBSCRIBER and self.subscriber is not None:
+            endpoint = self.subscriber
         try:
-            await self.publisher.add_candidate(trickle.candidateInit)
+            await endpoint.add_candidate(trickle.candidateInit)
         except (CandidateError, ValueError) as exc:
             log.warning("rtc %s/%s: bad trickle: %s", self.room, self.identity, exc)
 
@@ -209,9 +252,7 @@ class SignalSession:
         if self._claims.video is not None and not self._claims.video.can_publish:
             log.warning("rtc %s/%s: add_track without canPublish", self.room, self.identity)
             return
-        track = self._tracks.get(req.cid) or msgs.track_info(req, msgs.new_sid("TR_"))
-        self._tracks[req.cid] = track
-        self.enqueue(msgs.track_published(req.cid, track))
+        self.enqueue(msgs.track_published(req.cid, self.tracks.add_track(req)))
 
     async def _write_loop(self) -> None:
         while True:
@@ -259,7 +300,10 @@ class SignalSession:
             if self._joined and not self._removed_by_hub:
                 await self._hub.leave(self.room, self.identity)
         finally:
+            await self.tracks.close()
             await self.publisher.close()
+            if self.subscriber is not None:
+                await self.subscriber.close()
             await self._finish_writer(writer)
             self._tasks.clear()
 

@@ -138,6 +138,7 @@ async def _on_cleanup(app: web.Application) -> None:
     core = app[CORE_KEY]
     await core.rooms.close()
     await core.dispatcher.close()
+    await core.hub.media.close()
     for task in list(core.tasks):
         task.cancel()
     await asyncio.gather(*core.tasks, return_exceptions=True)

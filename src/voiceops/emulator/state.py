@@ -63,6 +63,12 @@ class ParticipantSink(Protocol):
 
     async def close(self, reason: str) -> None: ...
 
+    def subscribe(self, publisher_sid: str, track: models.TrackInfo, media: Any) -> None:
+        """Start sending `media` (a forwarded copy of the publisher's track) to this participant."""
+        ...
+
+    def unsubscribe(self, track_sid: str) -> None: ...
+
 
 @dataclass
 class Participant:
@@ -77,6 +83,11 @@ class Participant:
     permission: models.ParticipantPermission
     state: ParticipantState = ParticipantState.JOINING
     dependent: bool = False  # is_dependent(): an agent or recorder
+    auto_subscribe: bool = True
+    # Published tracks by sid, in publication order (Go: UpTrackManager).
+    tracks: dict[str, models.TrackInfo] = field(default_factory=dict)
+    # Tracks this participant is sent: track sid -> its forwarded copy (rtc_media.ForwardedTrack).
+    subscriptions: dict[str, Any] = field(default_factory=dict)
 
     def transition(self, new: ParticipantState) -> bool:
         """Move to `new`; False (and no change) when the table does not allow it."""
@@ -101,7 +112,8 @@ class Participant:
             kind=self.kind,
             attributes=self.attributes,
             permission=self.permission,
-            is_publisher=False,
+            tracks=list(self.tracks.values()),
+            is_publisher=bool(self.tracks),
         )
 
 

@@ -92,6 +92,7 @@ class WebhookNotifier:
         event: str,
         room: models.Room,
         participant: models.ParticipantInfo | None = None,
+        track: models.TrackInfo | None = None,
     ) -> None:
         """Queue one event for every URL; returns at once."""
         for q in self._queues:
@@ -100,6 +101,8 @@ class WebhookNotifier:
             )
             if participant is not None:
                 ev.participant.CopyFrom(participant)
+            if track is not None:  # track_published / track_unpublished
+                ev.track.CopyFrom(track)
             ev.num_dropped = q.dropped
             try:
                 q.queue.put_nowait(ev)

@@ -16,6 +16,7 @@ from livekit.protocol import models
 from livekit.protocol import rtc as proto
 
 from voiceops.emulator.rtc import JoinInfo, ParticipantSink, setup_rtc_routes
+from voiceops.emulator.rtc_media import MediaFanout
 
 API_KEY = "rtc-test-key"
 API_SECRET = "rtc-test-secret-that-is-long-enough-for-hs256"
@@ -50,6 +51,7 @@ class FakeHub:
     rooms: dict[str, dict[str, _Member]] = field(default_factory=dict)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _verifier: api.TokenVerifier = field(default_factory=lambda: api.TokenVerifier(API_KEY, API_SECRET))
+    media: MediaFanout = field(default_factory=MediaFanout)  # drains published media
 
     def verify_join_token(self, token: str) -> api.Claims:
         try:
@@ -63,7 +65,7 @@ class FakeHub:
     def refuse_media(self) -> bool:
         return self.refuse
 
-    async def join(self, claims: api.Claims, sink: ParticipantSink) -> JoinInfo:
+    async def join(self, claims: api.Claims, sink: ParticipantSink, *, auto_subscribe: bool = True) -> JoinInfo:
         room = claims.video.room
         members = self.rooms.setdefault(room, {})
         old = members.pop(claims.identity, None)
@@ -91,6 +93,20 @@ class FakeHub:
             member.info.state = models.ParticipantInfo.DISCONNECTED
             await self._broadcast(room, member.info)
         self._record("leave", room, identity)
+
+    async def publish_track(self, room: str, identity: str, track: models.TrackInfo, media) -> None:
+        self.media.add_source(track.sid, media)
+        self._record("publish", room, identity)
+
+    async def unpublish_track(self, room: str, identity: str, track_sid: str) -> None:
+        self.media.remove_source(track_sid)
+        self._record("unpublish", room, identity)
+
+    async def mute_track(self, room: str, identity: str, track_sid: str, muted: bool) -> None:
+        self._record("mute" if muted else "unmute", room, identity)
+
+    async def update_subscription(self, room: str, identity: str, track_sids: list[str], subscribe: bool) -> None:
+        self._record("subscription", room, identity)
 
     async def delete_room(self, room: str) -> None:
         """Server-side removal of everyone, as a DeleteRoom would do."""
@@ -134,3 +150,4 @@ async def serve(hub: FakeHub) -> AsyncIterator[tuple[str, web.Application]]:
         yield f"ws://127.0.0.1:{sock.getsockname()[1]}", app
     finally:
         await runner.cleanup()
+        await hub.media.close()

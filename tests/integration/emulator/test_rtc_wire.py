@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import gzip
 
 import aiohttp
 import pytest
@@ -14,6 +16,8 @@ try:
     from .rtc_fakehub import FakeHub, mint_token, serve
 except ImportError:  # collected as a rootdir-relative module (no __init__.py)
     from rtc_fakehub import FakeHub, mint_token, serve
+
+from voiceops.emulator.rtc import SESSIONS_KEY
 
 pytestmark = pytest.mark.livekit
 
@@ -47,25 +51,61 @@ async def _client_offer() -> tuple[RTCPeerConnection, str]:
     return pc, pc.localDescription.sdp
 
 
-async def test_v1_is_404_and_validate_checks_the_token() -> None:
-    """/rtc/v1 answers 404 (so the FFI falls back); both validate routes give 200 or 401 by token."""
+def _join_request(*, gzip_it: bool = False, auto_subscribe: bool = True) -> str:
+    """A `join_request` query value as the SDKs build it (base64url WrappedJoinRequest)."""
+    req = proto.JoinRequest(connection_settings=proto.ConnectionSettings(auto_subscribe=auto_subscribe))
+    raw, compression = req.SerializeToString(), proto.WrappedJoinRequest.NONE
+    if gzip_it:
+        raw, compression = gzip.compress(raw), proto.WrappedJoinRequest.GZIP
+    wrapped = proto.WrappedJoinRequest(compression=compression, join_request=raw)
+    return base64.urlsafe_b64encode(wrapped.SerializeToString()).decode()
+
+
+async def test_plain_get_is_404_and_validate_checks_the_token() -> None:
+    """A non-WebSocket GET on /rtc or /rtc/v1 is 404 (Go); validate answers 200, 400 or 401."""
     hub = FakeHub()
     good = mint_token("r", "alice")
     bad = mint_token("r", "alice", secret="a-different-secret-of-sufficient-length")
+    v1 = {"join_request": _join_request()}
     async with serve(hub) as (url, _app), aiohttp.ClientSession() as http:
         base = _http(url)
-        async with http.get(f"{base}/rtc/v1", headers=_auth(good)) as resp:
-            assert resp.status == 404
-        for path in ("/rtc/validate", "/rtc/v1/validate"):
-            async with http.get(base + path, headers=_auth(good)) as resp:
+        for path in ("/rtc", "/rtc/v1"):
+            async with http.get(base + path, headers=_auth(good), params=v1) as resp:
+                assert resp.status == 404, path
+        for path, params in (("/rtc/validate", {}), ("/rtc/v1/validate", v1)):
+            async with http.get(base + path, headers=_auth(good), params=params) as resp:
                 assert resp.status == 200, path
-            async with http.get(base + path, params={"access_token": good}) as resp:
+            async with http.get(base + path, params={"access_token": good, **params}) as resp:
                 assert resp.status == 200, path
-            async with http.get(base + path, headers=_auth(bad)) as resp:
+            async with http.get(base + path, headers=_auth(bad), params=params) as resp:
                 assert resp.status == 401, path
                 assert "secret" not in await resp.text()
-            async with http.get(base + path) as resp:
+            async with http.get(base + path, params=params) as resp:
                 assert resp.status == 401, path
+        for params, reason in (({}, "join_request is required"),
+                               ({"join_request": "%%%"}, "cannot decode wrapped join request")):
+            async with http.get(f"{base}/rtc/v1/validate", headers=_auth(good), params=params) as resp:
+                assert (resp.status, await resp.text()) == (400, reason)
+
+
+async def test_v1_join_request_plain_or_gzip_joins_single_pc() -> None:
+    """/rtc/v1 with a plain or gzip join_request joins; auto_subscribe comes from its settings."""
+    joined: list[bool] = []
+
+    class RecordingHub(FakeHub):
+        async def join(self, claims, sink, *, auto_subscribe=True):  # type: ignore[override]
+            joined.append(auto_subscribe)
+            return await super().join(claims, sink, auto_subscribe=auto_subscribe)
+
+    hub = RecordingHub()
+    async with serve(hub) as (url, app), aiohttp.ClientSession() as http:
+        for gzip_it, auto in ((False, True), (True, False)):
+            ws = await http.ws_connect(f"{url}/rtc/v1", headers=_auth(mint_token("r", f"v1-{gzip_it}")),
+                                       params={"join_request": _join_request(gzip_it=gzip_it, auto_subscribe=auto)})
+            assert (await _receive(ws)).WhichOneof("message") == "join"
+            assert [s.subscriber for s in app[SESSIONS_KEY]][-1] is None  # single PC
+            await ws.close()
+    assert joined == [True, False]
 
 
 async def test_rtc_socket_rejects_bad_tokens_before_upgrade() -> None:
@@ -143,9 +183,9 @@ async def test_updates_pushed_before_join_response_wait_behind_it() -> None:
     """Whatever the hub pushes into the sink during join is delivered after the JoinResponse."""
 
     class EagerHub(FakeHub):
-        async def join(self, claims, sink):  # type: ignore[override]
+        async def join(self, claims, sink, **kwargs):  # type: ignore[override]
             await sink.send(proto.SignalResponse(update=proto.ParticipantUpdate()))
-            return await super().join(claims, sink)
+            return await super().join(claims, sink, **kwargs)
 
     hub = EagerHub()
     async with serve(hub) as (url, _app), aiohttp.ClientSession() as http:
