@@ -20,6 +20,7 @@ from voiceops import events
 
 from .admin import Admin
 from .agent_socket import AgentSocket
+from .cors import setup_cors
 from .dispatcher import Dispatcher
 from .faults import FaultController
 from .hub import Hub
@@ -107,6 +108,7 @@ def build_app(
 ) -> web.Application:
     core = build_core(options, rng, clock)
     app = web.Application(client_max_size=4 * 1024 * 1024)
+    setup_cors(app)  # before any route: the Go server allows CORS on all of them
     app[CORE_KEY] = core
     sockets = AgentSocket(
         options, api.TokenVerifier(options.api_key, options.api_secret), core.workers

@@ -24,7 +24,7 @@ class RtcClient:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, str(SCRIPT),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "error"},
+            stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"},
         )
         return cls(proc)
 

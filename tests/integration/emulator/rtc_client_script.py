@@ -5,69 +5,172 @@ calls back into a finalising Python ("panic in a function that cannot unwind", s
 in twenty runs), so the tests keep it out of the pytest process and this script leaves with
 os._exit.
 
-Commands, one per line: `connect URL TOKEN`, `publish`, `disconnect`; EOF ends the process.
-Every answer and room event is one JSON object per line on stdout, with an "event" key.
+Commands, one per line: `connect URL TOKEN [v0] [manual]` (v0: the SDK's two-PC mode;
+manual: no auto-subscribe), `publish` (a short silent track), `tone HZ SECONDS` (publish a
+sine tone for that long), `unpublish`, `mute`, `unmute`, `subscribe TRACK_SID`,
+`listen TRACK_SID SECONDS` (record that remote track, then report its energy and dominant
+frequency), `disconnect`; EOF ends the process. Every answer and room event is one JSON object
+per line on stdout, with an "event" key; SDK log records at WARNING and above are events too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 
+import numpy as np
 from livekit import rtc
+
+RATE_HZ = 48000
+FRAME_SAMPLES = 480  # 10 ms
 
 
 def emit(event: str, **fields: object) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
 
 
+class _LogEvents(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:  # noqa: A003 - logging's name
+        emit("log", level=record.levelname, message=record.getMessage())
+
+
 def watch(room: rtc.Room) -> None:
     room.on("participant_connected", lambda p: emit("participant_connected", identity=p.identity))
     room.on("participant_disconnected", lambda p: emit("participant_disconnected", identity=p.identity))
     room.on("disconnected", lambda reason: emit("room_disconnected", reason=int(reason)))
+    room.on("track_published", lambda pub, p: emit(
+        "track_published", identity=p.identity, sid=pub.sid, kind=int(pub.kind)))
+    room.on("track_unpublished", lambda pub, p: emit("track_unpublished", identity=p.identity, sid=pub.sid))
+    room.on("track_subscribed", lambda track, pub, p: emit(
+        "track_subscribed", identity=p.identity, sid=pub.sid, track_sid=track.sid, kind=int(track.kind)))
+    room.on("track_unsubscribed", lambda track, pub, p: emit("track_unsubscribed", identity=p.identity, sid=pub.sid))
+    room.on("track_muted", lambda p, pub: emit("track_muted", identity=p.identity, sid=pub.sid))
+    room.on("track_unmuted", lambda p, pub: emit("track_unmuted", identity=p.identity, sid=pub.sid))
 
 
-async def connect(room: rtc.Room, url: str, token: str) -> None:
-    try:
-        await room.connect(url, token)
-    except rtc.ConnectError as exc:
-        emit("failed", error=str(exc))
-        return
-    emit("connected", sid=room.local_participant.sid, room=room.name,
-         remote=sorted(room.remote_participants))
+class Client:
+    def __init__(self) -> None:
+        self.room = rtc.Room()
+        watch(self.room)
+        self.publication: rtc.LocalTrackPublication | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def connect(self, url: str, token: str, *flags: str) -> None:
+        options = rtc.RoomOptions(auto_subscribe="manual" not in flags)
+        if "v0" in flags:
+            options.single_peer_connection = False
+        try:
+            await self.room.connect(url, token, options)
+        except rtc.ConnectError as exc:
+            emit("failed", error=str(exc))
+            return
+        emit("connected", sid=self.room.local_participant.sid, room=self.room.name,
+             remote=sorted(self.room.remote_participants))
+
+    async def publish(self, seconds: float = 0.0, hz: float = 0.0) -> None:
+        source = rtc.AudioSource(RATE_HZ, 1)
+        track = rtc.LocalAudioTrack.create_audio_track("mic", source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        self.publication = await self.room.local_participant.publish_track(track, options)
+        emit("published", sid=self.publication.sid, kind=int(self.publication.kind))
+        task = asyncio.get_running_loop().create_task(_play(source, hz, seconds))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def unpublish(self) -> None:
+        assert self.publication is not None
+        await self.room.local_participant.unpublish_track(self.publication.sid)
+        emit("unpublished", sid=self.publication.sid)
+
+    def mute(self, muted: bool) -> None:
+        assert self.publication is not None
+        track = self.publication.track
+        (track.mute if muted else track.unmute)()
+        emit("muted" if muted else "unmuted", sid=self.publication.sid)
+
+    def subscribe(self, sid: str) -> None:
+        for participant in self.room.remote_participants.values():
+            if sid in participant.track_publications:
+                participant.track_publications[sid].set_subscribed(True)
+                emit("subscribing", sid=sid)
+                return
+        emit("error", error=f"no remote publication {sid}")
+
+    async def listen(self, sid: str, seconds: float) -> None:
+        track = next((p.track_publications[sid].track for p in self.room.remote_participants.values()
+                      if sid in p.track_publications), None)
+        if track is None:
+            emit("error", error=f"no subscribed track {sid}")
+            return
+        samples: list[np.ndarray] = []
+        stream = rtc.AudioStream(track, sample_rate=RATE_HZ, num_channels=1)
+        try:
+            async with asyncio.timeout(seconds):
+                async for event in stream:
+                    samples.append(np.frombuffer(event.frame.data, dtype=np.int16).copy())
+        except TimeoutError:
+            pass
+        finally:
+            await stream.aclose()
+        emit("heard", sid=sid, frames=len(samples), **_analyse(samples))
 
 
-async def publish(room: rtc.Room) -> None:
-    source = rtc.AudioSource(48000, 1)
-    track = rtc.LocalAudioTrack.create_audio_track("mic", source)
-    options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-    publication = await room.local_participant.publish_track(track, options)
-    frame = rtc.AudioFrame.create(48000, 1, 480)
-    for _ in range(10):  # some real media into the server's peer connection
+def _analyse(chunks: list[np.ndarray]) -> dict[str, float]:
+    """RMS (int16 units) and the dominant frequency of the loudest half second."""
+    if not chunks:
+        return {"rms": 0.0, "dominant_hz": 0.0}
+    pcm = np.concatenate(chunks).astype(np.float64)
+    window = pcm[-RATE_HZ // 2:] if len(pcm) >= RATE_HZ // 2 else pcm
+    spectrum = np.abs(np.fft.rfft(window * np.hanning(len(window))))
+    freqs = np.fft.rfftfreq(len(window), 1 / RATE_HZ)
+    return {"rms": float(np.sqrt(np.mean(pcm**2))), "dominant_hz": float(freqs[int(np.argmax(spectrum))])}
+
+
+async def _play(source: rtc.AudioSource, hz: float, seconds: float) -> None:
+    """Capture a sine (or silence) in 10 ms frames; capture_frame paces it in real time."""
+    amplitude = 0.3 * 32767 if hz else 0.0
+    total = max(int(seconds * RATE_HZ / FRAME_SAMPLES), 10)
+    for index in range(total):
+        t = (np.arange(FRAME_SAMPLES) + index * FRAME_SAMPLES) / RATE_HZ
+        frame = rtc.AudioFrame.create(RATE_HZ, 1, FRAME_SAMPLES)
+        np.copyto(np.frombuffer(frame.data, dtype=np.int16),
+                  (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.int16))
         await source.capture_frame(frame)
-    emit("published", sid=publication.sid, kind=int(publication.kind))
 
 
 async def main() -> None:
-    room = rtc.Room()
-    watch(room)
+    logging.getLogger("livekit").addHandler(_LogEvents(logging.WARNING))
+    client = Client()
     reader = asyncio.StreamReader()
     loop = asyncio.get_running_loop()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := (await reader.readline()).decode():
         cmd, *args = line.split()
         if cmd == "connect":
-            await connect(room, *args)
+            await client.connect(*args)
         elif cmd == "publish":
-            await publish(room)
+            await client.publish()
+        elif cmd == "tone":
+            await client.publish(seconds=float(args[1]), hz=float(args[0]))
+        elif cmd == "unpublish":
+            await client.unpublish()
+        elif cmd in ("mute", "unmute"):
+            client.mute(cmd == "mute")
+        elif cmd == "subscribe":
+            client.subscribe(args[0])
+        elif cmd == "listen":
+            await client.listen(args[0], float(args[1]))
         elif cmd == "disconnect":
-            await room.disconnect()
+            await client.room.disconnect()
             emit("disconnected")
         else:
             emit("error", error=f"unknown command {cmd!r}")
-    await room.disconnect()
+    for task in list(client.tasks):
+        task.cancel()
+    await client.room.disconnect()
 
 
 if __name__ == "__main__":
