@@ -26,6 +26,7 @@ from voiceops.emulator.rtc_media import ForwardedTrack
 log = logging.getLogger(__name__)
 
 OnTrack = Callable[[MediaStreamTrack, str], None]  # (track, mid)
+SETTLE_TIMEOUT_S = 10.0
 
 
 class CandidateError(ValueError):
@@ -95,6 +96,7 @@ class PeerEndpoint:
     async def answer(self, offer_sdp: str) -> str:
         """Apply the client's offer (first or renegotiation) and return our answer SDP."""
         pc = self.pc
+        await self._settle()
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         await self._flush_candidates()
         await pc.setLocalDescription(await pc.createAnswer())
@@ -138,6 +140,7 @@ class PeerEndpoint:
 
     async def offer(self) -> str:
         pc = self.pc
+        await self._settle()
         await pc.setLocalDescription(await pc.createOffer())
         for transceiver in pc.getTransceivers():
             if transceiver.mid is not None and transceiver.sender.track is not None:
@@ -196,6 +199,21 @@ class PeerEndpoint:
                 if isinstance(transceiver.sender.track, ForwardedTrack):
                     transceiver.sender.track.end()
             await self._pc.close()
+
+    async def _settle(self) -> None:
+        """Before a renegotiation, let the previous one finish connecting.
+
+        aiortc starts a new m-line's RTP receiver or sender only from the connect step of the
+        negotiation that added it, and only once DTLS is up: a renegotiation applied while the
+        first one is still connecting leaves that m-line silent for good.
+        """
+        pc = self._pc
+        if pc is None or pc.remoteDescription is None or pc.connectionState != "connecting":
+            return
+        try:
+            await asyncio.wait_for(self.connected.wait(), SETTLE_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("rtc peer %s: renegotiating before the connection settled", self.name)
 
     async def _flush_candidates(self) -> None:
         while self._pending:

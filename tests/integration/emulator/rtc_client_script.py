@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sys
+import time
 
 import numpy as np
 from livekit import rtc
@@ -62,13 +63,14 @@ class Client:
         options = rtc.RoomOptions(auto_subscribe="manual" not in flags)
         if "v0" in flags:
             options.single_peer_connection = False
+        started = time.monotonic()
         try:
             await self.room.connect(url, token, options)
         except rtc.ConnectError as exc:
             emit("failed", error=str(exc))
             return
         emit("connected", sid=self.room.local_participant.sid, room=self.room.name,
-             remote=sorted(self.room.remote_participants))
+             remote=sorted(self.room.remote_participants), elapsed_s=time.monotonic() - started)
 
     async def publish(self, seconds: float = 0.0, hz: float = 0.0) -> None:
         source = rtc.AudioSource(RATE_HZ, 1)

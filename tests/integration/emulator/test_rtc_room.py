@@ -60,8 +60,9 @@ async def test_connect_marks_active_and_disconnect_leaves() -> None:
     """Room.connect succeeds over real WebRTC, the hub sees set_active, and disconnect leaves cleanly."""
     hub = FakeHub()
     async with serve(hub) as (url, app), _clients(1) as (client,):
-        assert await _connect(client, url, "r1", "alice") == {
-            "event": "connected", "sid": "PA_alice", "room": "r1", "remote": []}
+        connected = await _connect(client, url, "r1", "alice")
+        assert connected.pop("elapsed_s") > 0
+        assert connected == {"event": "connected", "sid": "PA_alice", "room": "r1", "remote": []}
         await hub.wait_for(lambda: hub.saw("active", "r1", "alice"), EVENT_DEADLINE_S)
         (session,) = app[SESSIONS_KEY]
         assert session.publisher.connection_state == "connected"
