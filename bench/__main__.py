@@ -30,6 +30,7 @@ def _registry() -> dict[str, tuple[str, Runner]]:
         "intake": ("supervisor event intake", lazy("bench_intake")),
         "dispatch": ("dispatch overhead", lazy("bench_dispatch")),
         "handler": ("JobRequest answer latency", lazy("bench_handler")),
+        "media": ("media forwarding", lazy("bench_media")),
     }
 
 
