@@ -160,6 +160,9 @@ class Hub:
             if other.auto_subscribe:
                 self._forward(participant, track, other)
         logger.info("track %s published by %s in %s", track.sid, identity, room)
+        if track.type != models.TrackType.AUDIO:
+            logger.warning("track %s is not audio: listed, but the emulator forwards only audio",
+                           track.sid)
 
     async def unpublish_track(self, room: str, identity: str, track_sid: str) -> None:
         found = self._find(room, identity)
