@@ -15,7 +15,7 @@ from livekit import api
 
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[Any]:
-    """Start real worker subprocesses with `workers(server, agent_name, connect=False)`.
+    """Start real worker subprocesses with `workers(server, agent_name, connect=False, echo=False)`.
 
     Their JSON-lines reports and logs stay in the test's tmp_path for post-mortems."""
     started: list[WorkerProc] = []
@@ -27,9 +27,11 @@ def workers(tmp_path: Path) -> Iterator[Any]:
         connect: bool = False,
         load_file: Path | None = None,
         idle: int = 1,
+        echo: bool = False,
     ) -> WorkerProc:
         proc = WorkerProc(
-            tmp_path, server, agent_name, connect=connect, load_file=load_file, idle=idle
+            tmp_path, server, agent_name, connect=connect or echo, load_file=load_file,
+            idle=idle, echo=echo,
         )
         started.append(proc)
         return proc

@@ -45,6 +45,7 @@ class WorkerProc:
         connect: bool = False,
         load_file: Path | None = None,
         idle: int = 1,
+        echo: bool = False,
     ) -> None:
         self.out = tmp_path / f"worker-{agent_name or 'unnamed'}-{time.monotonic_ns()}.jsonl"
         self.log = self.out.with_suffix(".log")
@@ -67,6 +68,8 @@ class WorkerProc:
         if load_file is not None:
             args += ["--load-file", str(load_file)]
         args += ["--idle", str(idle)]
+        if echo:
+            args.append("--echo")
         self._log_fh = open(self.log, "wb")
         self.proc = subprocess.Popen(
             args, stdout=self._log_fh, stderr=subprocess.STDOUT, start_new_session=True

@@ -78,7 +78,7 @@ class Client:
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         self.publication = await self.room.local_participant.publish_track(track, options)
         emit("published", sid=self.publication.sid, kind=int(self.publication.kind))
-        task = asyncio.get_running_loop().create_task(_play(source, hz, seconds))
+        task = asyncio.get_running_loop().create_task(play_tone(source, hz, seconds))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -117,10 +117,10 @@ class Client:
             pass
         finally:
             await stream.aclose()
-        emit("heard", sid=sid, frames=len(samples), **_analyse(samples))
+        emit("heard", sid=sid, frames=len(samples), **analyse(samples))
 
 
-def _analyse(chunks: list[np.ndarray]) -> dict[str, float]:
+def analyse(chunks: list[np.ndarray]) -> dict[str, float]:
     """RMS (int16 units) and the dominant frequency of the loudest half second."""
     if not chunks:
         return {"rms": 0.0, "dominant_hz": 0.0}
@@ -131,7 +131,7 @@ def _analyse(chunks: list[np.ndarray]) -> dict[str, float]:
     return {"rms": float(np.sqrt(np.mean(pcm**2))), "dominant_hz": float(freqs[int(np.argmax(spectrum))])}
 
 
-async def _play(source: rtc.AudioSource, hz: float, seconds: float) -> None:
+async def play_tone(source: rtc.AudioSource, hz: float, seconds: float) -> None:
     """Capture a sine (or silence) in 10 ms frames; capture_frame paces it in real time."""
     amplitude = 0.3 * 32767 if hz else 0.0
     total = max(int(seconds * RATE_HZ / FRAME_SAMPLES), 10)

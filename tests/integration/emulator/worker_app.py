@@ -22,12 +22,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobRequest
 
 OUT_ENV = "VOICEOPS_TEST_WORKER_OUT"
 CONNECT_ENV = "VOICEOPS_TEST_WORKER_CONNECT"
 LOAD_FILE_ENV = "VOICEOPS_TEST_WORKER_LOAD_FILE"
+ECHO_ENV = "VOICEOPS_TEST_WORKER_ECHO"
+AGENT_TONE_HZ = 880.0
+_background: set[asyncio.Task[None]] = set()  # the job's media tasks, kept referenced
 
 
 def report(event: str, **fields: Any) -> None:
@@ -91,6 +96,47 @@ async def entrypoint(ctx: JobContext) -> None:
             room=ctx.room.name,
             identity=ctx.room.local_participant.identity,
         )
+    if os.environ.get(ECHO_ENV) == "1":
+        await _speak_and_listen(ctx)
+
+
+async def _speak_and_listen(ctx: JobContext) -> None:
+    """What a voice agent does with media: publish its voice (a tone) and hear the caller."""
+    from rtc_client_script import RATE_HZ, analyse, play_tone  # the tests' own audio helpers
+
+    source = rtc.AudioSource(RATE_HZ, 1)
+    track = rtc.LocalAudioTrack.create_audio_track("agent-voice", source)
+    publication = await ctx.room.local_participant.publish_track(
+        track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+    report("agent_published", sid=publication.sid)
+    _keep(play_tone(source, AGENT_TONE_HZ, 60.0))
+
+    async def listen(remote: rtc.RemoteAudioTrack, identity: str) -> None:
+        chunks = []
+        stream = rtc.AudioStream(remote, sample_rate=RATE_HZ, num_channels=1)
+        async for event in stream:
+            chunks.append(np.frombuffer(event.frame.data, dtype=np.int16).copy())
+            if len(chunks) >= 200:  # 2 s of 10 ms frames
+                break
+        await stream.aclose()
+        report("agent_heard", identity=identity, frames=len(chunks), **analyse(chunks))
+
+    def on_subscribed(remote: rtc.Track, _pub: rtc.RemoteTrackPublication,
+                      participant: rtc.RemoteParticipant) -> None:
+        if isinstance(remote, rtc.RemoteAudioTrack):
+            _keep(listen(remote, participant.identity))
+
+    ctx.room.on("track_subscribed", on_subscribed)
+    for participant in ctx.room.remote_participants.values():
+        for pub in participant.track_publications.values():
+            if isinstance(pub.track, rtc.RemoteAudioTrack):
+                _keep(listen(pub.track, participant.identity))
+
+
+def _keep(coro: Any) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 async def on_request(req: JobRequest) -> None:
@@ -157,6 +203,7 @@ def main() -> None:
     p.add_argument("--agent-name", default="")
     p.add_argument("--out", required=True)
     p.add_argument("--connect", action="store_true")
+    p.add_argument("--echo", action="store_true", help="after connecting: publish a tone, hear the caller")
     p.add_argument("--idle", type=int, default=1)
     p.add_argument("--load-file", default="")
     args = p.parse_args()
@@ -164,6 +211,7 @@ def main() -> None:
         os.environ[LOAD_FILE_ENV] = args.load_file
     os.environ[OUT_ENV] = args.out  # inherited by the job processes
     os.environ[CONNECT_ENV] = "1" if args.connect else "0"
+    os.environ[ECHO_ENV] = "1" if args.echo else "0"
     logging.basicConfig(level=logging.INFO)
     handler = _WarningsToReport(level=logging.WARNING)
     logging.getLogger("livekit.agents").addHandler(handler)
