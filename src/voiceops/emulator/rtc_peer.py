@@ -81,6 +81,9 @@ class PeerEndpoint:
         self._pending: deque[str] = deque()
         self._pc: RTCPeerConnection | None = None
         self._used_mids: set[str] = set()  # transceivers that ever carried a forwarded track
+        # Our own flag: aiortc's `remoteDescription` re-serialises the whole SDP on every read,
+        # which cost ~1 ms per trickled candidate (a client trickles dozens per join).
+        self._has_remote = False
         self._closed = False
 
     @property
@@ -98,6 +101,7 @@ class PeerEndpoint:
         pc = self.pc
         await self._settle()
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        self._has_remote = True
         await self._flush_candidates()
         await pc.setLocalDescription(await pc.createAnswer())
         # aiortc gathers before resolving setLocalDescription: our candidates are in the SDP.
@@ -150,6 +154,7 @@ class PeerEndpoint:
     async def apply_answer(self, answer_sdp: str) -> None:
         pc = self.pc
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        self._has_remote = True
         await self._flush_candidates()
 
     @property
@@ -184,7 +189,7 @@ class PeerEndpoint:
 
     async def add_candidate(self, candidate_init: str) -> None:
         """Apply a trickled candidate, or buffer it until the remote description is set."""
-        if self._pc is None or self._pc.remoteDescription is None:
+        if self._pc is None or not self._has_remote:
             if len(self._pending) >= self._max_buffered:
                 raise CandidateError(f"more than {self._max_buffered} candidates before the SDP")
             self._pending.append(candidate_init)
@@ -208,7 +213,7 @@ class PeerEndpoint:
         first one is still connecting leaves that m-line silent for good.
         """
         pc = self._pc
-        if pc is None or pc.remoteDescription is None or pc.connectionState != "connecting":
+        if pc is None or not self._has_remote or pc.connectionState != "connecting":
             return
         try:
             await asyncio.wait_for(self.connected.wait(), SETTLE_TIMEOUT_S)
