@@ -108,8 +108,10 @@ def _encode_period() -> list[bytes]:
         t = (np.arange(FRAME_SAMPLES) + index * FRAME_SAMPLES) / RATE_HZ
         level = 0.3 * 32767 if phase < BURST_FRAMES else 0.0
         mono = (level * np.sin(2 * np.pi * tone._hz * t)).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(np.repeat(mono, 2).reshape(1, -1), format="s16", layout="stereo")
-        frame.sample_rate, frame.pts, frame.time_base = RATE_HZ, index * FRAME_SAMPLES, Fraction(1, RATE_HZ)
+        stereo = np.repeat(mono, 2).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
+        frame.sample_rate, frame.time_base = RATE_HZ, Fraction(1, RATE_HZ)
+        frame.pts = index * FRAME_SAMPLES
         packets += [bytes(p) for p in codec.encode(frame)]
     return packets[-BURST_EVERY_FRAMES * 2:]  # two steady periods, after the encoder's delay
 
@@ -252,7 +254,8 @@ class LkClient:
             elif kind == "track_published":
                 self._published.put_nowait(res.track_published.track)
             elif kind == "offer":
-                await self.sub.setRemoteDescription(RTCSessionDescription(sdp=res.offer.sdp, type="offer"))
+                offer = RTCSessionDescription(sdp=res.offer.sdp, type="offer")
+                await self.sub.setRemoteDescription(offer)
                 await self.sub.setLocalDescription(await self.sub.createAnswer())
                 await self._send(proto.SignalRequest(answer=proto.SessionDescription(
                     type="answer", sdp=self.sub.localDescription.sdp, id=res.offer.id)))
@@ -260,7 +263,8 @@ class LkClient:
     async def _ping(self) -> None:
         while True:
             await asyncio.sleep(PING_EVERY_S)
-            await self._send(proto.SignalRequest(ping_req=proto.Ping(timestamp=int(time.time() * 1000))))
+            ping = proto.Ping(timestamp=int(time.time() * 1000))
+            await self._send(proto.SignalRequest(ping_req=ping))
 
     async def close(self) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -328,4 +332,5 @@ async def _load(url: str, key: str, secret: str, calls: int, seconds: float) -> 
 
 if __name__ == "__main__":
     url_, key_, secret_, calls_, seconds_ = sys.argv[1:6]
-    print(json.dumps(asyncio.run(_load(url_, key_, secret_, int(calls_), float(seconds_)))), flush=True)
+    result = asyncio.run(_load(url_, key_, secret_, int(calls_), float(seconds_)))
+    print(json.dumps(result), flush=True)

@@ -12,8 +12,8 @@ from livekit.protocol import models
 from livekit.protocol import rtc as proto
 
 from .faults import FaultController
-from .rtc_contract import JoinInfo
 from .rooms import RoomManager, RoomSpec
+from .rtc_contract import JoinInfo
 from .rtc_media import MediaFanout
 from .state import (
     Participant,

@@ -10,12 +10,12 @@ under the stream id "PA_xxx|TR_xxx" that the SDKs map remote tracks with.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import deque
 from collections.abc import Callable
 
-import asyncio
 from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
@@ -170,14 +170,15 @@ class PeerEndpoint:
         for transceiver in self._pc.getTransceivers():
             track = transceiver.sender.track
             if track is not None and track.id == track_sid:
-                transceiver.direction = "inactive" if transceiver.direction == "sendonly" else "recvonly"
+                sending_only = transceiver.direction == "sendonly"
+                transceiver.direction = "inactive" if sending_only else "recvonly"
                 if isinstance(track, ForwardedTrack):
                     track.end()
                 return True
         return False
 
     def mid_to_track_id(self) -> dict[str, str]:
-        """mid → track sid for every m-line carrying a forwarded track (single-PC clients need it)."""
+        """mid → track sid of each m-line carrying a forwarded track (single-PC clients need it)."""
         if self._pc is None:
             return {}
         return {

@@ -181,3 +181,20 @@ class WebhookSink:
 
     def names(self) -> list[str]:
         return [e.event for e in self.events]
+
+
+async def participants_by_identity(server: Any, room: str) -> dict[str, Any]:
+    """ListParticipants of `room` on `server`, keyed by identity."""
+    async with api.LiveKitAPI(server.http_url, server.api_key, server.api_secret) as lk:
+        resp = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
+    return {p.identity: p for p in resp.participants}
+
+
+async def until_participants(
+    server: Any, room: str, predicate: Callable[[dict[str, Any]], Any], timeout_s: float
+) -> dict[str, Any]:
+    """Poll ListParticipants until `predicate(by_identity)` holds; TimeoutError at the deadline."""
+    async with asyncio.timeout(timeout_s):
+        while not predicate(found := await participants_by_identity(server, room)):
+            await asyncio.sleep(0.1)
+    return found
