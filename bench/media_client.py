@@ -118,16 +118,16 @@ def _encode_period() -> list[bytes]:
 
 @dataclass
 class Heard:
-    """What one receiver got: samples per arrival time, and burst onset times."""
+    """What one receiver got: samples and RTP-clock position per arrival, burst onset times."""
 
-    arrivals: list[tuple[float, int]] = field(default_factory=list)  # (monotonic s, samples)
+    arrivals: list[tuple[float, int, int]] = field(default_factory=list)  # (monotonic s, n, pts)
     onsets_s: list[float] = field(default_factory=list)
     count_only: bool = False  # load calls: no level analysis
     _loud: bool = False
 
     def add(self, frame: av.AudioFrame) -> None:
         now = time.monotonic()
-        self.arrivals.append((now, frame.samples))
+        self.arrivals.append((now, frame.samples, frame.pts or 0))
         if self.count_only:
             return
         pcm = frame.to_ndarray().astype(np.float64)
@@ -137,7 +137,18 @@ class Heard:
         self._loud = loud
 
     def frames_between(self, start_s: float, end_s: float) -> float:
-        return sum(n for t, n in self.arrivals if start_s <= t < end_s) / FRAME_SAMPLES
+        return sum(n for t, n, _ in self.arrivals if start_s <= t < end_s) / FRAME_SAMPLES
+
+    def expected_between(self, start_s: float, end_s: float) -> float:
+        """Frames the sender sent between the first and last that arrived in the window.
+
+        From the RTP clock of what arrived (the sender's own count), so a late or early frame at
+        the window's edges is neither a loss nor a gain; only gaps are."""
+        inside = [(pts, n) for t, n, pts in self.arrivals if start_s <= t < end_s]
+        if not inside:
+            return 0.0
+        first, last = min(inside), max(inside)
+        return (last[0] + last[1] - first[0]) / FRAME_SAMPLES
 
 
 async def consume(track: MediaStreamTrack, heard: Heard) -> None:
@@ -321,13 +332,15 @@ async def _load(url: str, key: str, secret: str, calls: int, seconds: float) -> 
             t0 = time.monotonic()
             await asyncio.sleep(seconds)
             t1 = time.monotonic()
-            received = sum(c.a.heard.frames_between(t0, t1) + c.b.heard.frames_between(t0, t1)
-                           for c in started)
+            heard = [h for c in started for h in (c.a.heard, c.b.heard)]
+            received = sum(h.frames_between(t0, t1) for h in heard)
+            expected = sum(h.expected_between(t0, t1) or (t1 - t0) / FRAME_S for h in heard)
         finally:
             for call in started:
                 await call.close()
-    per = [round(h.frames_between(t0, t1)) for c in started for h in (c.a.heard, c.b.heard)]
-    return {"expected": 2 * calls * (t1 - t0) / FRAME_S, "received": received, "per_receiver": per}
+    per = [round(h.frames_between(t0, t1)) for h in heard]
+    realtime = len(heard) * (t1 - t0) / FRAME_S  # what real-time delivery would have brought
+    return {"expected": expected, "received": received, "realtime": realtime, "per_receiver": per}
 
 
 if __name__ == "__main__":

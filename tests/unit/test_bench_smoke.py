@@ -175,7 +175,11 @@ def test_media_bench_pure_parts() -> None:
     assert media_client.latencies_s([1.0, 1.5, 2.0], [1.08, 1.59, 3.0]) == pytest.approx([0.08, 0.09])
     steps = [bench_media.Step(1, 0.0, 10), bench_media.Step(2, 0.5, 20), bench_media.Step(4, 3.0, 40)]
     assert bench_media.carried(steps) == 2
+    behind = [bench_media.Step(1, 0.0, 10), bench_media.Step(2, 0.0, 20, realtime_pct=80.0)]
+    assert bench_media.carried(behind) == 1
     assert bench_media.carried([bench_media.Step(1, 5.0, 10)]) == 0
     heard = media_client.Heard(count_only=True)
-    heard.arrivals = [(0.5, 960), (1.0, 960), (1.5, 960), (2.5, 960)]
-    assert heard.frames_between(1.0, 2.0) == 2.0
+    # Frames at RTP positions 0, 1, 3 (2 was lost) and 4 (arrived after the window).
+    heard.arrivals = [(1.0, 960, 0), (1.2, 960, 960), (1.9, 960, 2880), (2.5, 960, 3840)]
+    assert heard.frames_between(1.0, 2.0) == 3.0 and heard.expected_between(1.0, 2.0) == 4.0
+    assert heard.expected_between(5.0, 6.0) == 0.0

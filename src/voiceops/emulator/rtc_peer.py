@@ -22,6 +22,7 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from voiceops.emulator.rtc_media import ForwardedTrack
+from voiceops.emulator.rtc_passthrough import forward_encoded
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +249,11 @@ class PeerEndpoint:
     def _on_track(self, track: MediaStreamTrack) -> None:
         if self._closed or self._pc is None:
             return
-        mid = next(
-            (t.mid for t in self._pc.getTransceivers() if t.receiver.track is track), None
+        transceiver = next(
+            (t for t in self._pc.getTransceivers() if t.receiver.track is track), None
         )
+        if transceiver is not None and track.kind == "audio":
+            forward_encoded(transceiver.receiver, track)  # before aiortc starts the receiver
+        mid = transceiver.mid if transceiver is not None else None
         if self._on_track_cb is not None:
             self._on_track_cb(track, mid or "")
