@@ -93,8 +93,8 @@ async def test_audio_forwarded_to_auto_subscribers_only_and_video_listed_not_for
                                          ("track_unpublished", "TR_audio"), ("track_unpublished", "TR_video")])
 
 
-async def test_duplicate_identity_takes_the_old_tracks_down() -> None:
-    """A second join with the same identity unpublishes the first one's tracks for everyone."""
+async def test_duplicate_identity_and_room_deletion_take_tracks_down() -> None:
+    """A second join with the same identity, or DeleteRoom, unpublishes the tracks for everyone."""
     async with Emulator() as emu:
         hub, bob = emu.core.hub, _Sink()
         await hub.join(_claims(emu, "d", "alice"), _Sink())
@@ -104,6 +104,10 @@ async def test_duplicate_identity_takes_the_old_tracks_down() -> None:
         assert bob.unsubscribed == ["TR_old"]
         assert not emu.core.hub.media.has("TR_old")
         assert [p.tracks for p in emu.core.rooms.list_participants("d") if p.identity == "alice"] == [[]]
+        await hub.publish_track("d", "alice", _track("TR_new"), AudioStreamTrack())
+        assert emu.core.hub.media.has("TR_new")
+        await emu.core.rooms.delete_room("d")
+        assert not emu.core.hub.media.has("TR_new")
 
 
 @pytest.mark.parametrize("frames", [3, 60])
