@@ -32,6 +32,7 @@ def _registry() -> dict[str, tuple[str, Runner]]:
         "media": ("media forwarding", lazy("bench_media")),
         "voice": ("voice response", lazy("bench_voice")),
         "handler": ("JobRequest answer latency", lazy("bench_handler")),
+        "media": ("media forwarding", lazy("bench_media")),
     }
 
 

@@ -108,24 +108,26 @@ def _encode_period() -> list[bytes]:
         t = (np.arange(FRAME_SAMPLES) + index * FRAME_SAMPLES) / RATE_HZ
         level = 0.3 * 32767 if phase < BURST_FRAMES else 0.0
         mono = (level * np.sin(2 * np.pi * tone._hz * t)).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(np.repeat(mono, 2).reshape(1, -1), format="s16", layout="stereo")
-        frame.sample_rate, frame.pts, frame.time_base = RATE_HZ, index * FRAME_SAMPLES, Fraction(1, RATE_HZ)
+        stereo = np.repeat(mono, 2).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
+        frame.sample_rate, frame.time_base = RATE_HZ, Fraction(1, RATE_HZ)
+        frame.pts = index * FRAME_SAMPLES
         packets += [bytes(p) for p in codec.encode(frame)]
     return packets[-BURST_EVERY_FRAMES * 2:]  # two steady periods, after the encoder's delay
 
 
 @dataclass
 class Heard:
-    """What one receiver got: samples per arrival time, and burst onset times."""
+    """What one receiver got: samples and RTP-clock position per arrival, burst onset times."""
 
-    arrivals: list[tuple[float, int]] = field(default_factory=list)  # (monotonic s, samples)
+    arrivals: list[tuple[float, int, int]] = field(default_factory=list)  # (monotonic s, n, pts)
     onsets_s: list[float] = field(default_factory=list)
     count_only: bool = False  # load calls: no level analysis
     _loud: bool = False
 
     def add(self, frame: av.AudioFrame) -> None:
         now = time.monotonic()
-        self.arrivals.append((now, frame.samples))
+        self.arrivals.append((now, frame.samples, frame.pts or 0))
         if self.count_only:
             return
         pcm = frame.to_ndarray().astype(np.float64)
@@ -135,7 +137,18 @@ class Heard:
         self._loud = loud
 
     def frames_between(self, start_s: float, end_s: float) -> float:
-        return sum(n for t, n in self.arrivals if start_s <= t < end_s) / FRAME_SAMPLES
+        return sum(n for t, n, _ in self.arrivals if start_s <= t < end_s) / FRAME_SAMPLES
+
+    def expected_between(self, start_s: float, end_s: float) -> float:
+        """Frames the sender sent between the first and last that arrived in the window.
+
+        From the RTP clock of what arrived (the sender's own count), so a late or early frame at
+        the window's edges is neither a loss nor a gain; only gaps are."""
+        inside = [(pts, n) for t, n, pts in self.arrivals if start_s <= t < end_s]
+        if not inside:
+            return 0.0
+        first, last = min(inside), max(inside)
+        return (last[0] + last[1] - first[0]) / FRAME_SAMPLES
 
 
 async def consume(track: MediaStreamTrack, heard: Heard) -> None:
@@ -252,7 +265,8 @@ class LkClient:
             elif kind == "track_published":
                 self._published.put_nowait(res.track_published.track)
             elif kind == "offer":
-                await self.sub.setRemoteDescription(RTCSessionDescription(sdp=res.offer.sdp, type="offer"))
+                offer = RTCSessionDescription(sdp=res.offer.sdp, type="offer")
+                await self.sub.setRemoteDescription(offer)
                 await self.sub.setLocalDescription(await self.sub.createAnswer())
                 await self._send(proto.SignalRequest(answer=proto.SessionDescription(
                     type="answer", sdp=self.sub.localDescription.sdp, id=res.offer.id)))
@@ -260,7 +274,8 @@ class LkClient:
     async def _ping(self) -> None:
         while True:
             await asyncio.sleep(PING_EVERY_S)
-            await self._send(proto.SignalRequest(ping_req=proto.Ping(timestamp=int(time.time() * 1000))))
+            ping = proto.Ping(timestamp=int(time.time() * 1000))
+            await self._send(proto.SignalRequest(ping_req=ping))
 
     async def close(self) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -317,15 +332,18 @@ async def _load(url: str, key: str, secret: str, calls: int, seconds: float) -> 
             t0 = time.monotonic()
             await asyncio.sleep(seconds)
             t1 = time.monotonic()
-            received = sum(c.a.heard.frames_between(t0, t1) + c.b.heard.frames_between(t0, t1)
-                           for c in started)
+            heard = [h for c in started for h in (c.a.heard, c.b.heard)]
+            received = sum(h.frames_between(t0, t1) for h in heard)
+            expected = sum(h.expected_between(t0, t1) or (t1 - t0) / FRAME_S for h in heard)
         finally:
             for call in started:
                 await call.close()
-    per = [round(h.frames_between(t0, t1)) for c in started for h in (c.a.heard, c.b.heard)]
-    return {"expected": 2 * calls * (t1 - t0) / FRAME_S, "received": received, "per_receiver": per}
+    per = [round(h.frames_between(t0, t1)) for h in heard]
+    realtime = len(heard) * (t1 - t0) / FRAME_S  # what real-time delivery would have brought
+    return {"expected": expected, "received": received, "realtime": realtime, "per_receiver": per}
 
 
 if __name__ == "__main__":
     url_, key_, secret_, calls_, seconds_ = sys.argv[1:6]
-    print(json.dumps(asyncio.run(_load(url_, key_, secret_, int(calls_), float(seconds_)))), flush=True)
+    result = asyncio.run(_load(url_, key_, secret_, int(calls_), float(seconds_)))
+    print(json.dumps(result), flush=True)

@@ -203,3 +203,23 @@ def test_handler_bench_report_counts_lost_answers() -> None:
     lost = bench_handler._section({"idle": [0.002, 0.003, 0.004], "busy": [0.05, None, 0.1]},
                                   sizes)
     assert not lost.passed and "busy 1" in format_section(lost)
+
+
+def test_media_bench_pure_parts() -> None:
+    """The media bench's loss, latency matching and capacity rule count what they claim."""
+    from bench import bench_media, media_client
+
+    assert bench_media.lost_fraction(100, 99) == pytest.approx(0.01)
+    assert bench_media.lost_fraction(100, 101) == 0.0 and bench_media.lost_fraction(0, 0) == 0.0
+    # Each heard onset pairs with the last burst sent before it, within one burst period.
+    assert media_client.latencies_s([1.0, 1.5, 2.0], [1.08, 1.59, 3.0]) == pytest.approx([0.08, 0.09])
+    steps = [bench_media.Step(1, 0.0, 10), bench_media.Step(2, 0.5, 20), bench_media.Step(4, 3.0, 40)]
+    assert bench_media.carried(steps) == 2
+    behind = [bench_media.Step(1, 0.0, 10), bench_media.Step(2, 0.0, 20, realtime_pct=80.0)]
+    assert bench_media.carried(behind) == 1
+    assert bench_media.carried([bench_media.Step(1, 5.0, 10)]) == 0
+    heard = media_client.Heard(count_only=True)
+    # Frames at RTP positions 0, 1, 3 (2 was lost) and 4 (arrived after the window).
+    heard.arrivals = [(1.0, 960, 0), (1.2, 960, 960), (1.9, 960, 2880), (2.5, 960, 3840)]
+    assert heard.frames_between(1.0, 2.0) == 3.0 and heard.expected_between(1.0, 2.0) == 4.0
+    assert heard.expected_between(5.0, 6.0) == 0.0

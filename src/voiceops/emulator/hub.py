@@ -12,8 +12,8 @@ from livekit.protocol import models
 from livekit.protocol import rtc as proto
 
 from .faults import FaultController
-from .rtc_contract import JoinInfo
 from .rooms import RoomManager, RoomSpec
+from .rtc_contract import JoinInfo
 from .rtc_media import MediaFanout
 from .state import (
     Participant,
@@ -66,6 +66,7 @@ class Hub:
         self._faults = faults
         self._clock = clock
         self.media = MediaFanout()
+        rooms.on_participant_removed = self._drop_media
 
     def verify_join_token(self, token: str) -> api.Claims:
         try:
@@ -95,7 +96,6 @@ class Hub:
             raise PermissionError("room is full")
         if claims.identity in room.participants:
             logger.info("duplicate identity %s in %s: replacing", claims.identity, room.name)
-            await self._drop_media(room, room.participants[claims.identity])
             await self._rooms.remove_participant(room, claims.identity, "DUPLICATE_IDENTITY")
         participant = Participant(
             sid=new_id("PA_"),
@@ -107,8 +107,8 @@ class Hub:
             joined_at_s=self._clock(),
             sink=sink,
             permission=_permission(claims.video, kind == models.ParticipantInfo.Kind.AGENT),
-            auto_subscribe=auto_subscribe,
             dependent=dependent,
+            auto_subscribe=auto_subscribe,
         )
         others = [p.to_proto() for p in room.participants.values()]
         room.participants[participant.identity] = participant
@@ -138,7 +138,6 @@ class Hub:
         if found is None:
             return
         rm, participant = found
-        await self._drop_media(rm, participant)
         await self._rooms.remove_participant(rm, identity, "")
         await self._broadcast(rm, participant.to_proto(), exclude=identity)
 
@@ -239,7 +238,7 @@ class Hub:
         logger.info("track %s unpublished by %s in %s", track_sid, publisher.identity, room.name)
         return True
 
-    async def _drop_media(self, room: Room, participant: Participant) -> None:
+    def _drop_media(self, room: Room, participant: Participant) -> None:
         """A leaving participant: its tracks are unpublished (webhooks), its copies end."""
         for sid in list(participant.tracks):
             self._remove_track(room, participant, sid)

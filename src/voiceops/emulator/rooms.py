@@ -13,7 +13,7 @@ from livekit.protocol import rtc as rtc_pb
 
 from .dispatcher import Dispatcher
 from .options import EmulatorOptions
-from .state import ParticipantState, Room, room_should_close
+from .state import Participant, ParticipantState, Room, room_should_close
 from .tokens import new_id
 from .webhooks import WebhookNotifier
 from .workers import WorkerRegistry
@@ -57,6 +57,8 @@ class RoomManager:
         self._tasks: set[asyncio.Task[None]] = set()
         self.webhooks = webhooks
         self._clock = clock
+        # Set by the hub: takes a leaving participant's tracks down (every removal path).
+        self.on_participant_removed: Callable[[Room, Participant], None] | None = None
         self.rooms: dict[str, Room] = {}
         self._reaper: asyncio.Task[None] | None = None
 
@@ -216,6 +218,8 @@ class RoomManager:
         participant = room.participants.pop(identity, None)
         if participant is None:
             return
+        if self.on_participant_removed is not None:
+            self.on_participant_removed(room, participant)
         was_active = participant.state == ParticipantState.ACTIVE
         participant.transition(ParticipantState.DISCONNECTED)
         room.last_left_at_s = self._clock()

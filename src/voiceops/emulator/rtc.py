@@ -1,4 +1,4 @@
-"""The emulator's signalling endpoints: `/rtc/v1` and `/rtc`, their validate routes, the hub contract.
+"""The signalling endpoints `/rtc/v1` and `/rtc`, their validate routes, and the hub contract.
 
 As in the Go server (`pkg/service/rtcservice.go`): `/rtc/v1?join_request=…` is single-PC mode
 (current SDKs try it first: the Rust FFI behind `livekit.rtc.Room`, livekit-client 2.x), `/rtc`

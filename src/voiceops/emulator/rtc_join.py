@@ -53,7 +53,8 @@ def v1_settings(query: Mapping[str, str]) -> JoinSettings:
     raw = wrapped.join_request
     if wrapped.compression == proto.WrappedJoinRequest.GZIP:
         try:  # bounded: a small gzip bomb must not inflate into memory
-            raw = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, MAX_JOIN_REQUEST_BYTES + 1)
+            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            raw = inflate.decompress(raw, MAX_JOIN_REQUEST_BYTES + 1)
         except zlib.error:
             raise JoinRequestError("cannot read decompressed join request") from None
     if len(raw) > MAX_JOIN_REQUEST_BYTES:

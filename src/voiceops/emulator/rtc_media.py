@@ -1,9 +1,9 @@
 """Server-side audio forwarding: one reader per published track, one bounded queue per subscriber.
 
-The publisher's peer connection yields decoded frames (aiortc decodes Opus in its receiver
-thread); each subscriber's peer connection re-encodes them. A fan-out task always reads the
-source, so a track nobody subscribes to never piles frames up in memory, and a slow subscriber
-loses its oldest frames instead of delaying the others.
+The publisher's peer connection yields Opus packets as received (rtc_passthrough; decoded
+frames if aiortc's internals differ), each subscriber's peer connection sends them on. A
+fan-out task always reads the source, so a track nobody subscribes to never piles up in
+memory, and a slow subscriber loses its oldest frames instead of delaying the others.
 """
 
 from __future__ import annotations

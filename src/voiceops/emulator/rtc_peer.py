@@ -10,18 +10,19 @@ under the stream id "PA_xxx|TR_xxx" that the SDKs map remote tracks with.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import deque
 from collections.abc import Callable
 
-import asyncio
 from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from voiceops.emulator.rtc_media import ForwardedTrack
+from voiceops.emulator.rtc_passthrough import forward_encoded
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,9 @@ class PeerEndpoint:
         self._pending: deque[str] = deque()
         self._pc: RTCPeerConnection | None = None
         self._used_mids: set[str] = set()  # transceivers that ever carried a forwarded track
+        # Our own flag: aiortc's `remoteDescription` re-serialises the whole SDP on every read,
+        # which cost ~1 ms per trickled candidate (a client trickles dozens per join).
+        self._has_remote = False
         self._closed = False
 
     @property
@@ -98,6 +102,7 @@ class PeerEndpoint:
         pc = self.pc
         await self._settle()
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        self._has_remote = True
         await self._flush_candidates()
         await pc.setLocalDescription(await pc.createAnswer())
         # aiortc gathers before resolving setLocalDescription: our candidates are in the SDP.
@@ -150,6 +155,7 @@ class PeerEndpoint:
     async def apply_answer(self, answer_sdp: str) -> None:
         pc = self.pc
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        self._has_remote = True
         await self._flush_candidates()
 
     @property
@@ -165,14 +171,15 @@ class PeerEndpoint:
         for transceiver in self._pc.getTransceivers():
             track = transceiver.sender.track
             if track is not None and track.id == track_sid:
-                transceiver.direction = "inactive" if transceiver.direction == "sendonly" else "recvonly"
+                sending_only = transceiver.direction == "sendonly"
+                transceiver.direction = "inactive" if sending_only else "recvonly"
                 if isinstance(track, ForwardedTrack):
                     track.end()
                 return True
         return False
 
     def mid_to_track_id(self) -> dict[str, str]:
-        """mid → track sid for every m-line carrying a forwarded track (single-PC clients need it)."""
+        """mid → track sid of each m-line carrying a forwarded track (single-PC clients need it)."""
         if self._pc is None:
             return {}
         return {
@@ -184,7 +191,7 @@ class PeerEndpoint:
 
     async def add_candidate(self, candidate_init: str) -> None:
         """Apply a trickled candidate, or buffer it until the remote description is set."""
-        if self._pc is None or self._pc.remoteDescription is None:
+        if self._pc is None or not self._has_remote:
             if len(self._pending) >= self._max_buffered:
                 raise CandidateError(f"more than {self._max_buffered} candidates before the SDP")
             self._pending.append(candidate_init)
@@ -208,7 +215,7 @@ class PeerEndpoint:
         first one is still connecting leaves that m-line silent for good.
         """
         pc = self._pc
-        if pc is None or pc.remoteDescription is None or pc.connectionState != "connecting":
+        if pc is None or not self._has_remote or pc.connectionState != "connecting":
             return
         try:
             await asyncio.wait_for(self.connected.wait(), SETTLE_TIMEOUT_S)
@@ -242,8 +249,11 @@ class PeerEndpoint:
     def _on_track(self, track: MediaStreamTrack) -> None:
         if self._closed or self._pc is None:
             return
-        mid = next(
-            (t.mid for t in self._pc.getTransceivers() if t.receiver.track is track), None
+        transceiver = next(
+            (t for t in self._pc.getTransceivers() if t.receiver.track is track), None
         )
+        if transceiver is not None and track.kind == "audio":
+            forward_encoded(transceiver.receiver, track)  # before aiortc starts the receiver
+        mid = transceiver.mid if transceiver is not None else None
         if self._on_track_cb is not None:
             self._on_track_cb(track, mid or "")

@@ -171,6 +171,8 @@ class SignalSession:
             self._queue.put_nowait(msg)
         self._pre_join.clear()
         self._joined = True
+        log.info("rtc %s/%s: joined over %s", self.room, self.identity,
+                 "/rtc/v1 (single PC)" if self._settings.single_pc else "/rtc (v0, two PCs)")
         # v1: the join request carried the client's AddTrackRequests and first publisher offer.
         for add in self._settings.add_tracks:
             self._on_add_track(add)

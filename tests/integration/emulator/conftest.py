@@ -25,13 +25,13 @@ def workers(tmp_path: Path) -> Iterator[Any]:
         agent_name: str,
         *,
         connect: bool = False,
-        echo: bool = False,
         load_file: Path | None = None,
         idle: int = 1,
+        echo: bool = False,
     ) -> WorkerProc:
         proc = WorkerProc(
-            tmp_path, server, agent_name, connect=connect or echo, echo=echo,
-            load_file=load_file, idle=idle,
+            tmp_path, server, agent_name, connect=connect or echo, load_file=load_file,
+            idle=idle, echo=echo,
         )
         started.append(proc)
         return proc

@@ -46,6 +46,7 @@ class WorkerProc:
         echo: bool = False,
         load_file: Path | None = None,
         idle: int = 1,
+        echo: bool = False,
     ) -> None:
         self.out = tmp_path / f"worker-{agent_name or 'unnamed'}-{time.monotonic_ns()}.jsonl"
         self.log = self.out.with_suffix(".log")
@@ -70,6 +71,8 @@ class WorkerProc:
         if load_file is not None:
             args += ["--load-file", str(load_file)]
         args += ["--idle", str(idle)]
+        if echo:
+            args.append("--echo")
         self._log_fh = open(self.log, "wb")
         self.proc = subprocess.Popen(
             args, stdout=self._log_fh, stderr=subprocess.STDOUT, start_new_session=True
@@ -181,3 +184,20 @@ class WebhookSink:
 
     def names(self) -> list[str]:
         return [e.event for e in self.events]
+
+
+async def participants_by_identity(server: Any, room: str) -> dict[str, Any]:
+    """ListParticipants of `room` on `server`, keyed by identity."""
+    async with api.LiveKitAPI(server.http_url, server.api_key, server.api_secret) as lk:
+        resp = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
+    return {p.identity: p for p in resp.participants}
+
+
+async def until_participants(
+    server: Any, room: str, predicate: Callable[[dict[str, Any]], Any], timeout_s: float
+) -> dict[str, Any]:
+    """Poll ListParticipants until `predicate(by_identity)` holds; TimeoutError at the deadline."""
+    async with asyncio.timeout(timeout_s):
+        while not predicate(found := await participants_by_identity(server, room)):
+            await asyncio.sleep(0.1)
+    return found

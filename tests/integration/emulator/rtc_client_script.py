@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -29,8 +30,14 @@ RATE_HZ = 48000
 FRAME_SAMPLES = 480  # 10 ms
 
 
+_STDOUT = threading.Lock()  # SDK log records arrive on the FFI's thread
+
+
 def emit(event: str, **fields: object) -> None:
-    print(json.dumps({"event": event, **fields}), flush=True)
+    line = json.dumps({"event": event, **fields}) + "\n"
+    with _STDOUT:  # one write per line: no event is split by another thread's
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 class _LogEvents(logging.Handler):

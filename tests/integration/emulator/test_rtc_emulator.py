@@ -5,13 +5,12 @@ Runs unchanged against a real `livekit-server --dev` when LIVEKIT_URL is set (fa
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
 import psutil
 import pytest
-from livekit import api
+from emulator_helpers import participants_by_identity, until_participants
 from livekit.protocol import models
 
 try:
@@ -40,16 +39,11 @@ async def client(livekit_server) -> AsyncIterator[RtcClient]:
 
 
 async def _participants(server, room: str) -> dict[str, models.ParticipantInfo]:
-    async with api.LiveKitAPI(server.http_url, server.api_key, server.api_secret) as lk:
-        resp = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
-    return {p.identity: p for p in resp.participants}
+    return await participants_by_identity(server, room)
 
 
 async def _until_participants(server, room: str, predicate) -> dict[str, models.ParticipantInfo]:
-    async with asyncio.timeout(EVENT_DEADLINE_S):
-        while not predicate(found := await _participants(server, room)):
-            await asyncio.sleep(0.1)
-    return found
+    return await until_participants(server, room, predicate, EVENT_DEADLINE_S)
 
 
 async def test_room_connect_is_active_then_leaves(livekit_server, client: RtcClient) -> None:

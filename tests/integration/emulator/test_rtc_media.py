@@ -6,15 +6,13 @@ Each client is a child process (rtc_client_script.py). Runs unchanged against a 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
 
 import psutil
 import pytest
-from emulator_helpers import WebhookSink, wait_until
-from livekit import api
+from emulator_helpers import WebhookSink, participants_by_identity, until_participants, wait_until
 from livekit.protocol import models
 
 try:
@@ -56,16 +54,11 @@ async def _connect(client: RtcClient, server, room: str, identity: str, *flags: 
 
 
 async def _participants(server, room: str) -> dict[str, models.ParticipantInfo]:
-    async with api.LiveKitAPI(server.http_url, server.api_key, server.api_secret) as lk:
-        resp = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
-    return {p.identity: p for p in resp.participants}
+    return await participants_by_identity(server, room)
 
 
 async def _until_listed(server, room: str, predicate) -> dict[str, models.ParticipantInfo]:
-    async with asyncio.timeout(EVENT_DEADLINE_S):
-        while not predicate(found := await _participants(server, room)):
-            await asyncio.sleep(0.1)
-    return found
+    return await until_participants(server, room, predicate, EVENT_DEADLINE_S)
 
 
 async def _hear_tone(listener: RtcClient, track_sid: str) -> dict:

@@ -23,16 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobRequest
 
 OUT_ENV = "VOICEOPS_TEST_WORKER_OUT"
 CONNECT_ENV = "VOICEOPS_TEST_WORKER_CONNECT"
+LOAD_FILE_ENV = "VOICEOPS_TEST_WORKER_LOAD_FILE"
 ECHO_ENV = "VOICEOPS_TEST_WORKER_ECHO"
 AGENT_TONE_HZ = 880.0
 _background: set[asyncio.Task[None]] = set()  # the job's media tasks, kept referenced
-LOAD_FILE_ENV = "VOICEOPS_TEST_WORKER_LOAD_FILE"
 
 
 def report(event: str, **fields: Any) -> None:
@@ -203,7 +202,8 @@ def main() -> None:
     p.add_argument("--agent-name", default="")
     p.add_argument("--out", required=True)
     p.add_argument("--connect", action="store_true")
-    p.add_argument("--echo", action="store_true", help="after connecting: publish a tone, hear the caller")
+    p.add_argument("--echo", action="store_true",
+                   help="after connecting: publish a tone and hear the caller")
     p.add_argument("--idle", type=int, default=1)
     p.add_argument("--load-file", default="")
     args = p.parse_args()
