@@ -82,11 +82,6 @@ class Participant:
     sink: ParticipantSink | None
     permission: models.ParticipantPermission
     state: ParticipantState = ParticipantState.JOINING
-    auto_subscribe: bool = True
-    # Published tracks by sid, in publication order (Go: UpTrackManager).
-    tracks: dict[str, models.TrackInfo] = field(default_factory=dict)
-    # Tracks this participant is sent: track sid -> its forwarded copy (rtc_media.ForwardedTrack).
-    subscriptions: dict[str, Any] = field(default_factory=dict)
     dependent: bool = False  # is_dependent(): an agent or recorder
     auto_subscribe: bool = True
     # Published tracks by sid, in publication order (Go: UpTrackManager).

@@ -43,7 +43,6 @@ class WorkerProc:
         agent_name: str,
         *,
         connect: bool = False,
-        echo: bool = False,
         load_file: Path | None = None,
         idle: int = 1,
         echo: bool = False,
@@ -66,8 +65,6 @@ class WorkerProc:
         ]
         if connect:
             args.append("--connect")
-        if echo:
-            args.append("--echo")
         if load_file is not None:
             args += ["--load-file", str(load_file)]
         args += ["--idle", str(idle)]
