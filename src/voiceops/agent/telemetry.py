@@ -14,6 +14,7 @@ from typing import Any
 
 from livekit.agents import AgentSession, metrics
 from livekit.agents.llm import ChatMessage
+from livekit.agents.voice import SpeechHandle
 from livekit.agents.voice import events as voice_events
 
 from voiceops import events
@@ -69,6 +70,7 @@ class CallTelemetry:
         session.on("metrics_collected", self._on_metrics)
         session.on("conversation_item_added", self._on_item)
         session.on("user_input_transcribed", self._on_transcribed)
+        session.on("speech_created", self._on_speech)
         session.on("agent_state_changed", self._on_state)
         session.on("agent_false_interruption", self._on_false_interruption)
         session.on("error", self._on_error)
@@ -106,12 +108,18 @@ class CallTelemetry:
         latency = response_latency(item)
         if latency is not None:
             self._metric("voice_response", latency)
-        if item.interrupted:
+        logger.info("agent reply: %d chars, interrupted %s", len(item.text_content or ""),
+                    item.interrupted, extra={"job_id": self._job_id, "response_s": latency})
+
+    def _on_speech(self, ev: voice_events.SpeechCreatedEvent) -> None:
+        # Counted from the speech itself: livekit adds no reply message when the caller cut in
+        # before any of its text was forwarded.
+        ev.speech_handle.add_done_callback(self._on_speech_done)
+
+    def _on_speech_done(self, handle: SpeechHandle) -> None:
+        if handle.interrupted:
             self.interruptions += 1
             self._count("interruption")
-        logger.info("agent reply", extra={"job_id": self._job_id, "chars": len(item.text_content or ""),
-                                          "interrupted": item.interrupted,
-                                          "response_s": latency})
 
     def _on_transcribed(self, ev: voice_events.UserInputTranscribedEvent) -> None:
         if ev.is_final:  # the length only: the words are the caller's
