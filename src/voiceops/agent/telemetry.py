@@ -14,7 +14,6 @@ from typing import Any
 
 from livekit.agents import AgentSession, metrics
 from livekit.agents.llm import ChatMessage
-from livekit.agents.voice import SpeechHandle
 from livekit.agents.voice import events as voice_events
 
 from voiceops import events
@@ -65,17 +64,19 @@ class CallTelemetry:
         self._emit = emit
         self.turns = 0
         self.interruptions = 0
+        self._agent_state = "initializing"
 
     def attach(self, session: AgentSession) -> None:
         session.on("metrics_collected", self._on_metrics)
         session.on("conversation_item_added", self._on_item)
         session.on("user_input_transcribed", self._on_transcribed)
-        session.on("speech_created", self._on_speech)
+        session.on("user_state_changed", self._on_user_state)
         session.on("agent_state_changed", self._on_state)
         session.on("agent_false_interruption", self._on_false_interruption)
         session.on("error", self._on_error)
 
     def _on_state(self, ev: voice_events.AgentStateChangedEvent) -> None:
+        self._agent_state = ev.new_state
         logger.debug("agent state", extra={"job_id": self._job_id, "state": ev.new_state})
 
     def _on_false_interruption(self, ev: voice_events.AgentFalseInterruptionEvent) -> None:
@@ -111,13 +112,11 @@ class CallTelemetry:
         logger.info("agent reply: %d chars, interrupted %s", len(item.text_content or ""),
                     item.interrupted, extra={"job_id": self._job_id, "response_s": latency})
 
-    def _on_speech(self, ev: voice_events.SpeechCreatedEvent) -> None:
-        # Counted from the speech itself: livekit adds no reply message when the caller cut in
-        # before any of its text was forwarded.
-        ev.speech_handle.add_done_callback(self._on_speech_done)
-
-    def _on_speech_done(self, handle: SpeechHandle) -> None:
-        if handle.interrupted:
+    def _on_user_state(self, ev: voice_events.UserStateChangedEvent) -> None:
+        # A barge-in: the caller starts talking over the agent (which then stops). Counted at
+        # the caller's start of speech, before livekit pauses the agent; the reply message's
+        # own `interrupted` flag is not reliable (a reply cut early may be stored unflagged).
+        if ev.new_state == "speaking" and self._agent_state == "speaking":
             self.interruptions += 1
             self._count("interruption")
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
 from livekit import rtc
 from livekit.agents import metrics
 from livekit.agents.llm import ChatMessage
-from livekit.agents.voice import SpeechHandle
 from livekit.agents.voice import events as ve
 
 from voiceops import events
@@ -55,10 +53,9 @@ def test_metrics_become_voice_metric_events(wired: tuple) -> None:
         ("llm_ttft", 0.25), ("tts_ttfb", 0.12), ("stt_delay", 0.35)]
 
 
-async def test_turns_replies_and_interruptions(wired: tuple,
-                                              caplog: pytest.LogCaptureFixture) -> None:
-    """A caller turn counts; a reply gives voice_response; an interrupted speech counts (a
-    finished one does not); no words are logged."""
+def test_turns_replies_and_interruptions(wired: tuple, caplog: pytest.LogCaptureFixture) -> None:
+    """A caller turn counts; a reply gives voice_response; talking over the agent counts as an
+    interruption (talking while it listens does not); no words are logged."""
     session, sent, tel = wired
     caplog.set_level(logging.INFO, logger="voiceops.agent.voice")
     user = ChatMessage(role="user", content=[SECRET_WORDS])
@@ -69,18 +66,17 @@ async def test_turns_replies_and_interruptions(wired: tuple,
                  ve.UserInputTranscribedEvent(transcript=SECRET_WORDS, is_final=True))
     for item in (user, reply, cut):
         session.emit("conversation_item_added", ve.ConversationItemAddedEvent(item=item))
-    finished, barged = SpeechHandle.create(), SpeechHandle.create()
-    for handle in (finished, barged):
-        session.emit("speech_created", ve.SpeechCreatedEvent(
-            user_initiated=False, source="generate_reply", speech_handle=handle))
-    barged.interrupt()
-    for handle in (finished, barged):
-        handle._mark_done()
-    await asyncio.sleep(0)
+    # The caller talks while the agent listens (a turn), then over the agent (a barge-in).
+    for agent_state, user_state in (("listening", "speaking"), ("listening", "listening"),
+                                    ("speaking", "speaking")):
+        session.emit("agent_state_changed", ve.AgentStateChangedEvent(
+            old_state="idle", new_state=agent_state))
+        session.emit("user_state_changed", ve.UserStateChangedEvent(
+            old_state="listening", new_state=user_state))
     got = [(e.TYPE, getattr(e, "metric", getattr(e, "what", "")), getattr(e, "value_s", None))
            for e in sent]
     assert got == [("voice_count", "turn", None), ("voice_metric", "voice_response", 0.9),
-                   ("voice_count", "interruption", None)]  # once: from the speech, not the message
+                   ("voice_count", "interruption", None)]  # once: the barge-in, not the flagged message
     assert (tel.turns, tel.interruptions) == (1, 1)
     logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "chars" in logged and SECRET_WORDS not in logged and "Paris" not in logged
