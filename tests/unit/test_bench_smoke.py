@@ -124,6 +124,24 @@ def test_bench_proxy_config_is_valid_voiceops_config(tmp_path: Path) -> None:
     assert cfg.proxy.rate_limit_per_minute > 0
 
 
+def test_bench_supervisor_and_replace_configs_are_valid(tmp_path: Path) -> None:
+    """The supervisor and replacement benchmarks' configs load: 16 fake workers with a
+    standby and the proxy on loopback; one real worker with a standby, no proxy."""
+    from bench import bench_replace, bench_supervisor
+    from voiceops.testing.livekit.pytest_plugin import LiveKitServer
+
+    sup = load(bench_supervisor.write_config(tmp_path / "s.toml", "ws://127.0.0.1:7880",
+                                             9310, 9000))
+    assert sup.workers.count == 16 and sup.workers.standby == 1
+    assert sup.workers.command and sup.proxy.listen.startswith("127.0.0.1:")
+    lk = LiveKitServer(url="ws://127.0.0.1:7880", http_url="http://127.0.0.1:7880",
+                       api_key="devkey", api_secret="secret", is_emulator=True,
+                       faults=None)  # type: ignore[arg-type]
+    rep = load(bench_replace.config(tmp_path / "r.toml", lk, metrics_port=9310, standby=1))
+    assert rep.workers.count == 1 and rep.workers.standby == 1 and not rep.proxy.enabled
+    assert bench_replace.config(tmp_path / "c.toml", lk, metrics_port=9310, standby=0)
+
+
 def _processes_with_env(marker: str) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter():
@@ -137,7 +155,7 @@ def _processes_with_env(marker: str) -> list[psutil.Process]:
 @pytest.mark.livekit
 def test_quick_dispatch_bench_runs_end_to_end_and_leaves_nothing_behind() -> None:
     """`python -m bench --quick --only dispatch` starts the emulator and the real proxy,
-    reports its four ratio lines with a verdict, and leaves no process behind."""
+    reports its six ratio lines with a verdict, and leaves no process behind."""
     marker = uuid.uuid4().hex
     env = {**os.environ, BENCH_MARK_ENV: marker}
     done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "dispatch"],
@@ -146,50 +164,10 @@ def test_quick_dispatch_bench_runs_end_to_end_and_leaves_nothing_behind() -> Non
     out = done.stdout
     assert done.returncode in (0, 1), out + done.stderr  # 1 = a target missed, not a crash
     assert "benchmark error" not in out, out
-    assert sum(line.lstrip().startswith(("PASS", "FAIL")) for line in out.splitlines()) == 4, out
-    assert "dispatch_created events received from the proxy: 220/220" in out, out
+    assert sum(line.lstrip().startswith(("PASS", "FAIL")) for line in out.splitlines()) == 6, out
+    assert "dispatch_created events received from the proxy: 870/870" in out, out
     _, alive = psutil.wait_procs(_processes_with_env(marker), timeout=10)
     assert not alive, f"bench left processes behind: {alive}"
-
-
-def test_media_bench_pure_parts() -> None:
-    """The media bench's loss, latency matching and capacity rule count what they claim."""
-    from bench import bench_media, media_client
-
-    assert bench_media.lost_fraction(100, 99) == pytest.approx(0.01)
-    assert bench_media.lost_fraction(100, 101) == 0.0 and bench_media.lost_fraction(0, 0) == 0.0
-    # Each heard onset pairs with the last burst sent before it, within one burst period.
-    assert media_client.latencies_s([1.0, 1.5, 2.0], [1.08, 1.59, 3.0]) == pytest.approx([0.08, 0.09])
-    steps = [bench_media.Step(1, 0.0, 10), bench_media.Step(2, 0.5, 20), bench_media.Step(4, 3.0, 40)]
-    assert bench_media.carried(steps) == 2
-    assert bench_media.carried([bench_media.Step(1, 5.0, 10)]) == 0
-    heard = media_client.Heard(count_only=True)
-    heard.arrivals = [(0.5, 960), (1.0, 960), (1.5, 960), (2.5, 960)]
-    assert heard.frames_between(1.0, 2.0) == 2.0
-
-
-def test_voice_bench_parts_measure_and_report() -> None:
-    """The voice bench's in-process parts measure real audio (silero's end-of-speech delay on
-    piper speech is its silence window, not zero) and its section compares p50 with the parts."""
-    import asyncio
-
-    import numpy as np
-
-    from bench import bench_voice
-    from voiceops.agent import providers
-
-    warm = providers.prewarm_engines(providers.OFFLINE_VOICE)
-    assert warm.piper is not None
-    speech = np.frombuffer(bench_voice.offline.piper_pcm(warm.piper, bench_voice.QUESTION),
-                           dtype=np.int16)
-    delay = asyncio.run(bench_voice.vad_delay_s(warm.vad, speech, warm.piper.sample_rate_hz))
-    assert 0.3 < delay < 1.5
-    ttfb = asyncio.run(bench_voice.tts_ttfb_s(warm.piper))
-    assert 0 < ttfb < 10
-    section = bench_voice._section([2.0, 2.2, 1.8], [1.0, 1.2, 1.1], "agent side: -")
-    (check,) = section.checks
-    assert (check.value, check.baseline, check.max_ratio) == (2.0, 1.1, 1.3) and not check.passed
-    assert "p95" in section.info[0]
 
 
 def test_handler_bench_report_counts_lost_answers() -> None:
@@ -223,3 +201,27 @@ def test_media_bench_pure_parts() -> None:
     heard.arrivals = [(1.0, 960, 0), (1.2, 960, 960), (1.9, 960, 2880), (2.5, 960, 3840)]
     assert heard.frames_between(1.0, 2.0) == 3.0 and heard.expected_between(1.0, 2.0) == 4.0
     assert heard.expected_between(5.0, 6.0) == 0.0
+
+
+def test_voice_bench_parts_measure_and_report() -> None:
+    """The voice bench's in-process parts measure real audio (silero's end-of-speech delay on
+    piper speech is its silence window, not zero) and its section compares p50 with the parts."""
+    import asyncio
+
+    import numpy as np
+
+    from bench import bench_voice
+    from voiceops.agent import providers
+
+    warm = providers.prewarm_engines(providers.OFFLINE_VOICE)
+    assert warm.piper is not None
+    speech = np.frombuffer(bench_voice.offline.piper_pcm(warm.piper, bench_voice.QUESTION),
+                           dtype=np.int16)
+    delay = asyncio.run(bench_voice.vad_delay_s(warm.vad, speech, warm.piper.sample_rate_hz))
+    assert 0.3 < delay < 1.5
+    ttfb = asyncio.run(bench_voice.tts_ttfb_s(warm.piper))
+    assert 0 < ttfb < 10
+    section = bench_voice._section([2.0, 2.2, 1.8], [1.0, 1.2, 1.1], "agent side: -")
+    (check,) = section.checks
+    assert (check.value, check.baseline, check.max_ratio) == (2.0, 1.1, 1.3) and not check.passed
+    assert "p95" in section.info[0]

@@ -195,28 +195,6 @@ class Monitor:
     async def _letta_calls_tick(self) -> None:
         self._letta_verdict()  # failures age out of the window with no new event
 
-    def _letta_error(self, ev: LettaError) -> None:
-        """A call's Letta turn failed: two within the window fire LettaUnreachable."""
-        self.letta_calls = lettacalls.record(self.letta_calls, self._clock(), ev.kind, ev.detail,
-                                             self.opts.letta_failure_window_s)
-        self._letta_verdict()
-
-    def _letta_verdict(self) -> None:
-        """LettaUnreachable fires on a failing health check or on failing calls; both must
-        be well again (calls: no two failures within the window) to resolve it."""
-        window = self.opts.letta_failure_window_s
-        self.letta_calls = lettacalls.prune(self.letta_calls, self._clock(), window)
-        base_url = self.cfg.letta.base_url
-        if self.letta.firing:
-            self.fire(A.LETTA_UNREACHABLE, reach.letta_diagnosis(self.letta, base_url))
-        elif lettacalls.firing(self.letta_calls, self._clock(), window):
-            self.fire(A.LETTA_UNREACHABLE, lettacalls.diagnosis(self.letta_calls, base_url, window))
-        else:
-            self.resolve(A.LETTA_UNREACHABLE)
-
-    async def _letta_calls_tick(self) -> None:
-        self._letta_verdict()  # failures age out of the window with no new event
-
     def process_exited(self, name: str) -> None:
         """The supervisor saw ``name`` exit: forget its job count and health port."""
         self.recorder.process_exited(name)
