@@ -23,14 +23,17 @@ API_SECRET = "rtc-test-secret-that-is-long-enough-for-hs256"
 
 
 def mint_token(
-    room: str, identity: str, *, kind: str = "standard", key: str = API_KEY, secret: str = API_SECRET
+    room: str, identity: str, *, kind: str = "standard", key: str = API_KEY, secret: str = API_SECRET,
+    can_publish_data: bool = True, can_update_own_metadata: bool = False,
 ) -> str:
     """A join token for `room` as `identity`, signed with the test key unless told otherwise."""
     return (
         api.AccessToken(key, secret)
         .with_identity(identity)
         .with_kind(kind)
-        .with_grants(api.VideoGrants(room_join=True, room=room))
+        .with_grants(api.VideoGrants(
+            room_join=True, room=room, can_publish_data=can_publish_data,
+            can_update_own_metadata=can_update_own_metadata))
         .with_ttl(timedelta(minutes=10))
         .to_jwt()
     )
