@@ -57,6 +57,7 @@ def watch(room: rtc.Room) -> None:
     room.on("track_subscribed", lambda track, pub, p: emit(
         "track_subscribed", identity=p.identity, sid=pub.sid, track_sid=track.sid, kind=int(track.kind)))
     room.on("track_unsubscribed", lambda track, pub, p: emit("track_unsubscribed", identity=p.identity, sid=pub.sid))
+    room.on("local_track_subscribed", lambda track: emit("local_track_subscribed", sid=track.sid))
     room.on("track_muted", lambda p, pub: emit("track_muted", identity=p.identity, sid=pub.sid))
     room.on("track_unmuted", lambda p, pub: emit("track_unmuted", identity=p.identity, sid=pub.sid))
     room.on("data_received", lambda packet: emit(

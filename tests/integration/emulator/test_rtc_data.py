@@ -151,3 +151,19 @@ async def test_attributes_need_can_update_own_metadata(livekit_server_module) ->
         assert dict(listed["alice"].attributes) == {}
         with pytest.raises(TimeoutError):
             await bob.expect("attributes_changed", timeout_s=QUIET_S)
+
+
+async def test_publisher_learns_its_track_got_a_subscriber(livekit_server_module) -> None:
+    """A's SDK reports local_track_subscribed (the server's track_subscribed) once B subscribes."""
+    server = livekit_server_module
+    room = f"data-subscribed-{time.monotonic_ns()}"
+    async with _clients(server, 2) as (alice, bob):
+        await _connect(alice, server, room, "alice")
+        await alice.send("tone", "440", "30")
+        published = await alice.expect("published", "error", timeout_s=EVENT_DEADLINE_S)
+        with pytest.raises(TimeoutError):  # nobody has subscribed yet
+            await alice.expect("local_track_subscribed", timeout_s=QUIET_S)
+        await _connect(bob, server, room, "bob")
+        await bob.expect("track_subscribed", timeout_s=EVENT_DEADLINE_S)
+        told = await alice.expect("local_track_subscribed", timeout_s=EVENT_DEADLINE_S)
+        assert told["sid"] == published["sid"]
