@@ -2,7 +2,8 @@
 
 The job does what a voice agent does with media after `ctx.connect()` (default options: v1,
 auto-subscribe): it publishes its voice (an 880 Hz tone) and listens to the caller's audio
-(a 440 Hz tone). Runs unchanged against a real `livekit-server --dev` with LIVEKIT_URL set.
+(a 440 Hz tone); a real AgentSession says a line, whose transcription and agent state the caller
+receives. Runs unchanged against a real `livekit-server --dev` with LIVEKIT_URL set.
 """
 
 from __future__ import annotations
@@ -52,6 +53,38 @@ async def test_agent_and_caller_hear_each_other(livekit_server: Any, lkapi: api.
         agent_heard = await worker.wait_event("agent_heard", DEADLINE_S)
         assert agent_heard["identity"] == "caller" and agent_heard["rms"] > 1000, agent_heard
         assert abs(agent_heard["dominant_hz"] - 440) <= 10, agent_heard
+        await caller.send("disconnect")
+        await caller.expect("disconnected", timeout_s=DEADLINE_S)
+    finally:
+        await caller.close()
+        worker.stop()
+    assert_no_children_left(livekit_server.pid)
+
+
+async def test_agent_session_transcription_and_state_reach_the_caller(
+    livekit_server: Any, lkapi: api.LiveKitAPI, workers: Any
+) -> None:
+    """A real AgentSession's `lk.transcription` text stream and `lk.agent.state` reach the caller."""
+    worker = workers(livekit_server, "say-agent", connect=True)
+    await worker.registered()
+    room = f"agent-say-{time.monotonic_ns()}"
+    caller = await RtcClient.start()
+    try:
+        token = mint_token(room, "caller", key=livekit_server.api_key, secret=livekit_server.api_secret)
+        await caller.send("connect", livekit_server.url, token)
+        assert (await caller.expect("connected", "failed", timeout_s=DEADLINE_S))["event"] == "connected"
+        await lkapi.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(
+            agent_name="say-agent", room=room, metadata='{"say": "hello caller"}'))
+
+        text = await caller.expect("text_received", timeout_s=DEADLINE_S)
+        assert text["identity"].startswith("agent-AJ_") and text["topic"] == "lk.transcription"
+        assert text["text"].strip() == "hello caller", text
+        states = set()
+        while "speaking" not in states:
+            changed = await caller.expect("attributes_changed", timeout_s=DEADLINE_S)
+            assert changed["identity"] == text["identity"]
+            states.add(changed["attributes"].get("lk.agent.state"))
+        await worker.wait_event("agent_said", DEADLINE_S)
         await caller.send("disconnect")
         await caller.expect("disconnected", timeout_s=DEADLINE_S)
     finally:
