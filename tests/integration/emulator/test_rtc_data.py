@@ -43,6 +43,16 @@ async def _clients(server, count: int) -> AsyncIterator[list[RtcClient]]:
         assert left == []
 
 
+@contextlib.asynccontextmanager
+async def _joined_pair(server, prefix: str, **alice_grants) -> AsyncIterator[tuple[RtcClient, RtcClient, str]]:
+    """alice (with `alice_grants`) then bob, joined to a fresh room."""
+    room = f"{prefix}-{time.monotonic_ns()}"
+    async with _clients(server, 2) as (alice, bob):
+        await _connect(alice, server, room, "alice", **alice_grants)
+        await _connect(bob, server, room, "bob")
+        yield alice, bob, room
+
+
 async def _connect(client: RtcClient, server, room: str, identity: str, *flags: str, **grants) -> None:
     token = mint_token(room, identity, key=server.api_key, secret=server.api_secret, **grants)
     await client.send("connect", server.url, token, *flags)
@@ -102,10 +112,7 @@ async def test_destination_identities_reach_only_their_target(livekit_server_mod
 async def test_without_can_publish_data_nothing_is_relayed(livekit_server_module) -> None:
     """A participant whose token lacks canPublishData sends, and nobody receives it."""
     server = livekit_server_module
-    room = f"data-denied-{time.monotonic_ns()}"
-    async with _clients(server, 2) as (alice, bob):
-        await _connect(alice, server, room, "alice", can_publish_data=False)
-        await _connect(bob, server, room, "bob")
+    async with _joined_pair(server, "data-denied", can_publish_data=False) as (alice, bob, room):
         await bob.send("data", "bob-can")  # the channels work: alice may receive
         assert (await alice.expect("data_received", timeout_s=EVENT_DEADLINE_S))["data"] == "bob-can"
         await alice.send("data", "alice-cannot")
@@ -117,10 +124,7 @@ async def test_without_can_publish_data_nothing_is_relayed(livekit_server_module
 async def test_attributes_reach_the_others_and_an_empty_value_deletes(livekit_server_module) -> None:
     """B sees A's attribute changes (set, then deleted); ListParticipants shows them."""
     server = livekit_server_module
-    room = f"data-attrs-{time.monotonic_ns()}"
-    async with _clients(server, 2) as (alice, bob):
-        await _connect(alice, server, room, "alice", can_update_own_metadata=True)
-        await _connect(bob, server, room, "bob")
+    async with _joined_pair(server, "data-attrs", can_update_own_metadata=True) as (alice, bob, room):
         await alice.send("attrs", "lk.agent.state=listening", "mood=calm")
         assert (await alice.expect("attrs_set", "attrs_failed", timeout_s=EVENT_DEADLINE_S))[
             "event"] == "attrs_set"
@@ -139,10 +143,7 @@ async def test_attributes_reach_the_others_and_an_empty_value_deletes(livekit_se
 async def test_attributes_need_can_update_own_metadata(livekit_server_module) -> None:
     """Without canUpdateOwnMetadata the update is refused and nobody sees it."""
     server = livekit_server_module
-    room = f"data-attrs-denied-{time.monotonic_ns()}"
-    async with _clients(server, 2) as (alice, bob):
-        await _connect(alice, server, room, "alice")
-        await _connect(bob, server, room, "bob")
+    async with _joined_pair(server, "data-attrs-denied") as (alice, bob, room):
         await alice.send("attrs", "mood=calm")
         refused = await alice.expect("attrs_set", "attrs_failed", timeout_s=EVENT_DEADLINE_S)
         # The Python SDK (1.1) does not raise on a refused request; its attributes stay empty.
