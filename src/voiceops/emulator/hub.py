@@ -1,4 +1,4 @@
-"""The RtcHub the /rtc module talks to: join tokens, joins, ACTIVE transitions, tracks, leaves."""
+"""The RtcHub the /rtc module talks to: tokens, joins, ACTIVE, tracks, data, metadata, leaves."""
 
 from __future__ import annotations
 

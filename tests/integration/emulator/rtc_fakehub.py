@@ -68,6 +68,16 @@ class FakeHub:
     def refuse_media(self) -> bool:
         return self.refuse
 
+    def relay_data(self, room: str, identity: str, kind: int, raw: bytes) -> None:
+        self.events.append(("data", room, identity))  # the wire tests relay nothing
+
+    async def update_metadata(
+        self, room: str, identity: str, update: proto.UpdateParticipantMetadata
+    ) -> proto.SignalResponse:
+        self.events.append(("update_metadata", room, identity))
+        return proto.SignalResponse(request_response=proto.RequestResponse(
+            request_id=update.request_id, reason=proto.RequestResponse.NOT_ALLOWED))
+
     async def join(self, claims: api.Claims, sink: ParticipantSink, *, auto_subscribe: bool = True) -> JoinInfo:
         room = claims.video.room
         members = self.rooms.setdefault(room, {})
