@@ -51,7 +51,10 @@ class SessionData:
     def _received(self, kind: int, message: bytes | str) -> None:
         if isinstance(message, str):
             message = message.encode()
-        self._on_packet(kind, message)
+        try:
+            self._on_packet(kind, message)
+        except Exception:  # raised into aiortc's SCTP loop, it would end the whole transport
+            log.exception("rtc %s: relaying a data packet failed", self._name)
 
     def send(self, kind: int, raw: bytes) -> None:
         """Send a relayed packet; reliable ones wait for the channel, lossy ones do not."""
