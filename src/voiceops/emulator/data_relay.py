@@ -47,9 +47,7 @@ def decode(raw: bytes) -> models.DataPacket | None:
 
 def prepare(dp: models.DataPacket, kind: int, sender: Sender) -> models.DataPacket | None:
     """Stamp `dp` as the server does; None when it is not relayed to other participants."""
-    value = dp.WhichOneof("value")
-    if value is None:
-        return None
+    value = dp.WhichOneof("value")  # None for a kind newer than our protobufs: relayed as is
     dp.kind = kind  # the channel it came on is the source of truth
     dp.participant_sid = sender.sid
     override_identity = True

@@ -43,7 +43,15 @@ def test_transcriptions_only_from_agents_and_metrics_never() -> None:
     metrics = models.DataPacket()
     metrics.metrics.timestamp_ms = 1
     assert relay.prepare(metrics, RELIABLE, AGENT) is None
-    assert relay.prepare(models.DataPacket(), RELIABLE, ALICE) is None  # no payload at all
+
+
+
+def test_an_unknown_packet_kind_is_relayed_with_its_content() -> None:
+    """Go warns but forwards a payload it does not know; unknown fields survive the relay."""
+    unknown = models.DataPacket(sequence=3).SerializeToString() + bytes([0xFA, 0x06, 1, 0x2A])
+    dp = relay.prepare(models.DataPacket.FromString(unknown), RELIABLE, ALICE)
+    assert dp is not None and dp.participant_identity == "alice"
+    assert dp.SerializeToString().endswith(bytes([0xFA, 0x06, 1, 0x2A]))
 
 
 def test_an_agent_may_stream_text_for_the_participant_it_transcribes() -> None:
