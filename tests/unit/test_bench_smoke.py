@@ -137,7 +137,7 @@ def _processes_with_env(marker: str) -> list[psutil.Process]:
 @pytest.mark.livekit
 def test_quick_dispatch_bench_runs_end_to_end_and_leaves_nothing_behind() -> None:
     """`python -m bench --quick --only dispatch` starts the emulator and the real proxy,
-    reports its four ratio lines with a verdict, and leaves no process behind."""
+    reports its six ratio lines with a verdict, and leaves no process behind."""
     marker = uuid.uuid4().hex
     env = {**os.environ, BENCH_MARK_ENV: marker}
     done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "dispatch"],
@@ -146,8 +146,8 @@ def test_quick_dispatch_bench_runs_end_to_end_and_leaves_nothing_behind() -> Non
     out = done.stdout
     assert done.returncode in (0, 1), out + done.stderr  # 1 = a target missed, not a crash
     assert "benchmark error" not in out, out
-    assert sum(line.lstrip().startswith(("PASS", "FAIL")) for line in out.splitlines()) == 4, out
-    assert "dispatch_created events received from the proxy: 220/220" in out, out
+    assert sum(line.lstrip().startswith(("PASS", "FAIL")) for line in out.splitlines()) == 6, out
+    assert "dispatch_created events received from the proxy: 870/870" in out, out
     _, alive = psutil.wait_procs(_processes_with_env(marker), timeout=10)
     assert not alive, f"bench left processes behind: {alive}"
 
