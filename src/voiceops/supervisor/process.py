@@ -63,7 +63,7 @@ class ManagedProcess:
         self.next_start_at: float | None = None
         self.final = False  # once set, the next exit is the last
         self.info: dict[str, str] = {}
-        self.rss_bytes = 0
+        self.pss_bytes = 0
         self.cpu_s = 0.0
         self._cpu_seen = 0.0
         self._rss_streak = 0
@@ -98,7 +98,7 @@ class ManagedProcess:
         m.set_process_state(self.name, self.state.value)
         m.process_up.labels(self.name).set(1 if self.running else 0)
         m.process_crashloop.labels(self.name).set(1 if self.state is State.PARKED else 0)
-        m.process_rss.labels(self.name).set(self.rss_bytes if self.running else 0)
+        m.process_pss.labels(self.name).set(self.pss_bytes if self.running else 0)
 
     async def start(self) -> None:
         """Spawn now (from EXITED, BACKOFF or PARKED)."""
@@ -129,7 +129,7 @@ class ManagedProcess:
         self.started_at, self.ready_since, self.next_start_at = self.rt.clock(), None, None
         self._stop_reason, self._we_sent, self._deadline = None, None, None
         self._pending_stop = None
-        self.active_jobs, self._rss_streak, self.rss_bytes = 0, 0, 0
+        self.active_jobs, self._rss_streak, self.pss_bytes = 0, 0, 0
         self.cpu_s, self._cpu_seen = 0.0, 0.0
         self.info = {}
 
@@ -259,9 +259,10 @@ class ManagedProcess:
         if self.child is not None and self.running:
             self.child.refresh_tree()
 
-    def apply_sample(self, rss_bytes: int, cpu_total_s: float, samples: int) -> None:
-        """Record one resource sample; drain-restart over the soft limit, kill over the hard."""
-        self.rss_bytes = rss_bytes
+    def apply_sample(self, pss_bytes: int, cpu_total_s: float, samples: int) -> None:
+        """Record one resource sample (tree PSS); drain-restart over the soft limit (the
+        ``rss_soft_limit_mb`` key compares PSS), kill over the hard one."""
+        self.pss_bytes = pss_bytes
         if cpu_total_s > self._cpu_seen:
             if self.owns_metrics:
                 self.rt.metrics.process_cpu.labels(self.name).inc(cpu_total_s - self._cpu_seen)
@@ -270,12 +271,12 @@ class ManagedProcess:
         self.publish_metrics()
         o = self.options
         self._rss_streak, verdict = policy.rss_verdict(
-            self._rss_streak, rss_bytes, o.rss_soft_limit_mb, o.rss_hard_limit_mb, samples)
+            self._rss_streak, pss_bytes, o.rss_soft_limit_mb, o.rss_hard_limit_mb, samples)
         if verdict == "kill":
-            log.error("rss_hard_limit process=%s rss_bytes=%d", self.name, rss_bytes)
+            log.error("rss_hard_limit process=%s pss_bytes=%d", self.name, pss_bytes)
             self.kill("rss")
         elif verdict == "drain" and self.state in (State.READY, State.STARTING):
-            log.warning("rss_soft_limit process=%s rss_bytes=%d", self.name, rss_bytes)
+            log.warning("rss_soft_limit process=%s pss_bytes=%d", self.name, pss_bytes)
             self.request_stop("rss", restart=True)
 
     def status(self) -> dict[str, Any]:
@@ -285,7 +286,7 @@ class ManagedProcess:
             "name": self.name, "kind": self.spec.kind, "state": self.state.value,
             "pid": self.child.pid if self.child else None,
             "uptime_s": round(now - self.started_at, 3) if up and self.started_at else 0.0,
-            "restarts": self.restarts, "rss_bytes": self.rss_bytes if self.running else 0,
+            "restarts": self.restarts, "pss_bytes": self.pss_bytes if self.running else 0,
             "cpu_s": round(self.cpu_s, 3), "active_jobs": self.active_jobs,
             "last_exit": self.last_exit.text if self.last_exit else None,
             "worker_id": self.info.get("worker_id"), "agent_name": self.info.get("agent_name"),
