@@ -31,6 +31,7 @@ def _registry() -> dict[str, tuple[str, Runner]]:
         "dispatch": ("dispatch overhead", lazy("bench_dispatch")),
         "handler": ("JobRequest answer latency", lazy("bench_handler")),
         "media": ("media forwarding", lazy("bench_media")),
+        "supervisor": ("supervisor overhead", lazy("bench_supervisor")),
     }
 
 

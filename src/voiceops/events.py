@@ -236,6 +236,7 @@ class Emitter:
         self._pending: deque[bytes] = deque()
         self._lock = threading.Lock()
         self._retrying = False
+        self._closed = False
         self._full_until = 0.0  # monotonic; while ahead, the socket was full a moment ago
         self.sent = 0
         self.lost = 0
@@ -284,25 +285,32 @@ class Emitter:
             self._pending.clear()
 
     def _schedule_retry(self, attempt: int = 0) -> None:
-        # The non-raising form: a thread without a loop would pay for an exception per emit.
-        loop = asyncio._get_running_loop()
-        if loop is None:
-            return  # no loop in this thread: the next emit() flushes
-        if self._retrying and attempt == 0:
+        if (self._retrying and attempt == 0) or self._closed:
             return
         self._retrying = True
-        loop.call_later(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)],
-                        self._retry, attempt + 1)
+        delay_s = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+        # The non-raising form: a thread without a loop would pay for an exception per emit.
+        loop = asyncio._get_running_loop()
+        if loop is not None:
+            loop.call_later(delay_s, self._retry, attempt + 1)
+            return
+        # No loop in this thread (a plain program, a worker thread): a one-shot timer thread,
+        # so the last events of a burst are not stranded until an emit that may never come.
+        timer = threading.Timer(delay_s, self._retry, args=(attempt + 1,))
+        timer.daemon = True
+        timer.start()
 
     def _retry(self, attempt: int) -> None:
         with self._lock:
             self._full_until = 0.0
-            self._flush()
+            if not self._closed:
+                self._flush()
         self._retrying = False
         if self._pending:  # a live but busy supervisor: keep trying at the slowest pace
             self._schedule_retry(attempt)
 
     def close(self) -> None:
+        self._closed = True
         if self._sock is not None:
             self._sock.close()
             self._sock = None

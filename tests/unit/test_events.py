@@ -129,3 +129,26 @@ def _drain(rx: socket.socket) -> list[int]:
             out.append(events.decode(rx.recv(65536)).active_jobs)  # type: ignore[attr-defined]
         except BlockingIOError:
             return out
+
+
+def test_a_program_without_a_loop_still_delivers_its_last_events(tmp_path: Path) -> None:
+    """No event loop and no later emit: a timer thread retries, so a burst's tail arrives."""
+    import time
+
+    path = str(tmp_path / "ev.sock")
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(path)
+    rx.setblocking(False)
+    sender = events.Emitter(path)
+    try:
+        for i in range(40):  # beyond the receive queue, then silence
+            sender.emit(events.Jobs(active_jobs=i))
+        got: list[int] = []
+        deadline = time.monotonic() + 10
+        while len(got) < 40 and time.monotonic() < deadline:
+            got += _drain(rx)
+            time.sleep(0.005)  # poll interval while the timer thread retries
+        assert got == list(range(40)) and sender.lost == 0
+    finally:
+        sender.close()
+        rx.close()
