@@ -16,6 +16,7 @@ from typing import Any
 from voiceops.config import Config
 from voiceops.events import Event, Jobs, Ready
 from voiceops.supervisor import policy, reaper
+from voiceops.supervisor.proctable import ProcTable
 from voiceops.supervisor.process import ManagedProcess, Runtime
 from voiceops.supervisor.spec import (ChildSpec, Tuning, build_specs, options_for,
                                       worker_spec)
@@ -79,14 +80,16 @@ class Pool:
     async def tick(self, now: float) -> None:
         """Compare desired with actual and act; idempotent, safe to call at any time."""
         may_spawn = not self.unhealthy() and not self.stopping and self._livekit_up()
+        table = ProcTable.take()  # one look at /proc for the whole tick
         for proc in list(self.everything()):
-            await proc.tick(now, may_spawn=may_spawn or proc.spec.kind != "worker")
+            await proc.tick(now, may_spawn=may_spawn or proc.spec.kind != "worker", table=table)
         if not self.stopping:
             self._reconcile_count(may_spawn)
             self._advance_rollout()
         self._drop_retired()
         if not self.rt.registry.spawning:
-            killed = reaper.sweep_orphans(self.rt.registry.pids, self.rt.registry.groups)
+            killed = reaper.sweep_orphans(self.rt.registry.pids, self.rt.registry.groups,
+                                          table)
             if killed:
                 self.rt.metrics.orphans_killed.inc(killed)
                 log.warning("orphans_killed process=- count=%d", killed)

@@ -24,6 +24,7 @@ from voiceops.supervisor import policy
 from voiceops.supervisor.child import Child, ChildRegistry, child_env
 from voiceops.supervisor.logs import Forwarder
 from voiceops.supervisor.policy import Action, ExitReason, FailureRecord
+from voiceops.supervisor.proctable import ProcTable
 from voiceops.supervisor.spec import ChildOptions, ChildSpec
 from voiceops.supervisor.state import RUNNING, State, check_transition
 
@@ -242,8 +243,10 @@ class ManagedProcess:
         self._set(State.STOPPING)
         self.child.kill_tree()
 
-    async def tick(self, now: float, *, may_spawn: bool = True) -> None:
-        """Level-triggered: act on whatever deadline has passed."""
+    async def tick(self, now: float, *, may_spawn: bool = True,
+                   table: ProcTable | None = None) -> None:
+        """Level-triggered: act on whatever deadline has passed (``table``: this tick's
+        look at /proc, shared by every process)."""
         st = self.state
         if st is State.STARTING and self.started_at is not None \
                 and now - self.started_at >= self.options.start_timeout_s:
@@ -257,7 +260,7 @@ class ManagedProcess:
                 and now >= self.next_start_at and (may_spawn or st is State.PARKED):
             await self.start()
         if self.child is not None and self.running:
-            self.child.refresh_tree()
+            self.child.refresh_tree(table)
 
     def apply_sample(self, pss_bytes: int, cpu_total_s: float, samples: int) -> None:
         """Record one resource sample (tree PSS); drain-restart over the soft limit (the
