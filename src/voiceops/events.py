@@ -76,6 +76,7 @@ class Ready(Event):
     agent_name: str = ""
     http_port: int = 0
     listen: str = ""
+    standby: bool = False  # registered but reporting itself full until activated (SIGUSR2)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -46,6 +46,9 @@ class Runtime:
     rng: random.Random = field(default_factory=random.Random)
     base_env: Mapping[str, str] | None = None
     on_exit: Callable[[str], None] | None = None  # the monitor forgets the process's jobs
+    # A worker died unexpectedly and would restart: a warm standby may take its slot instead
+    # (returns True when it did; this process object is then finished).
+    takeover: Callable[[ManagedProcess, ExitReason], bool] | None = None
 
 
 class ManagedProcess:
@@ -64,6 +67,7 @@ class ManagedProcess:
         self.next_start_at: float | None = None
         self.final = False  # once set, the next exit is the last
         self.info: dict[str, str] = {}
+        self.standby = False  # READY as a standby: registered, warm, taking no jobs yet
         self.pss_bytes = 0
         self.cpu_s = 0.0
         self._cpu_seen = 0.0
@@ -155,6 +159,10 @@ class ManagedProcess:
         now = self.rt.clock()
         decision = policy.decide_restart(reason, self.record, now, self.options.policy, self.rt.rng)
         self.record = decision.record
+        if decision.action is Action.RESTART and not reason.requested \
+                and self.rt.takeover is not None and self.rt.takeover(self, reason):
+            self.final = True
+            return
         if decision.action is Action.RESTART and decision.delay_s <= 0:
             await self.start()
         elif decision.action is Action.RESTART:
@@ -189,6 +197,7 @@ class ManagedProcess:
             return
         if self.state is not State.STARTING:
             return
+        self.standby = event.standby
         self.ready_since = self.rt.clock()
         self.info = info
         log.info("process_ready process=%s pid=%d", self.name, self.child.pid if self.child else 0)
@@ -226,6 +235,16 @@ class ManagedProcess:
         """A second stop signal: cut the remaining budget to at most ``cap_s``."""
         if self.state is State.DRAINING and self._deadline is not None:
             self._deadline = policy.shortened_deadline(self.rt.clock(), self._deadline, cap_s)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` next has something to do for this process, if ever."""
+        if self.state in (State.BACKOFF, State.PARKED):
+            return self.next_start_at
+        if self.state is State.STARTING and self.started_at is not None:
+            return self.started_at + self.options.start_timeout_s
+        if self.state is State.DRAINING:
+            return self._deadline
+        return None
 
     def drain_remaining(self, now: float) -> float:
         if self.state is not State.DRAINING or self._deadline is None:

@@ -191,6 +191,7 @@ class Supervisor:
             for sig in HANDLED_SIGNALS:
                 loop.add_signal_handler(sig, self._signals.put_nowait, sig)
             self.pool.start()
+            self._wake.set()  # the first tick (it spawns the workers) runs now, not a tick later
             loops = [self.create_task(c) for c in (self._reconcile_loop(), self._signal_loop(),
                                                    self._resource_loop(), self._watchdog_loop())]
             await self._done.wait()
@@ -234,8 +235,13 @@ class Supervisor:
         while True:
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
             # that races with the event being set, and the loop would never stop.
+            # Wake at the next deadline (a sub-second backoff ending), at the latest after a tick.
+            wait_s = self.tuning.tick_interval_s
+            deadline = pool.next_deadline()
+            if deadline is not None:
+                wait_s = min(wait_s, max(0.0, deadline - self.clock()))
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.tuning.tick_interval_s):
+                async with asyncio.timeout(wait_s):
                     await self._wake.wait()
             self._wake.clear()
             if self._stall_next_tick:  # test hook (VOICEOPS_DEBUG_STALL_TICK_S): a wedged tick
