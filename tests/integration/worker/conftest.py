@@ -34,13 +34,15 @@ async def spawn(sink: EventSink, agent_name: str,
 
     async def start(*, url: str, api_key: str, api_secret: str,
                     entrypoint: str = "voiceops.agent:entrypoint", drain_timeout_s: float = 60.0,
-                    no_human_timeout_s: float = 60.0) -> WorkerProcess:
+                    no_human_timeout_s: float = 60.0,
+                    extra_env: dict[str, str] | None = None) -> WorkerProcess:
         cfg = worker_config(tmp_path / f"worker-{len(started)}.toml", url=url, api_key=api_key,
                             agent_name=agent_name, entrypoint=entrypoint,
                             drain_timeout_s=drain_timeout_s)
         worker = await spawn_worker(
             cfg, sink, api_secret=api_secret,
-            extra_env={"VOICEOPS_AGENT_NO_HUMAN_TIMEOUT_S": str(no_human_timeout_s)})
+            extra_env={"VOICEOPS_AGENT_NO_HUMAN_TIMEOUT_S": str(no_human_timeout_s),
+                       **(extra_env or {})})
         started.append(worker)
         return worker
 
