@@ -32,6 +32,7 @@ def _registry() -> dict[str, tuple[str, Runner]]:
         "handler": ("JobRequest answer latency", lazy("bench_handler")),
         "media": ("media forwarding", lazy("bench_media")),
         "supervisor": ("supervisor overhead", lazy("bench_supervisor")),
+        "replace": ("worker replacement", lazy("bench_replace")),
     }
 
 
