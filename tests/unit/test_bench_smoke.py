@@ -124,6 +124,24 @@ def test_bench_proxy_config_is_valid_voiceops_config(tmp_path: Path) -> None:
     assert cfg.proxy.rate_limit_per_minute > 0
 
 
+def test_bench_supervisor_and_replace_configs_are_valid(tmp_path: Path) -> None:
+    """The supervisor and replacement benchmarks' configs load: 16 fake workers with a
+    standby and the proxy on loopback; one real worker with a standby, no proxy."""
+    from bench import bench_replace, bench_supervisor
+    from voiceops.testing.livekit.pytest_plugin import LiveKitServer
+
+    sup = load(bench_supervisor.write_config(tmp_path / "s.toml", "ws://127.0.0.1:7880",
+                                             9310, 9000))
+    assert sup.workers.count == 16 and sup.workers.standby == 1
+    assert sup.workers.command and sup.proxy.listen.startswith("127.0.0.1:")
+    lk = LiveKitServer(url="ws://127.0.0.1:7880", http_url="http://127.0.0.1:7880",
+                       api_key="devkey", api_secret="secret", is_emulator=True,
+                       faults=None)  # type: ignore[arg-type]
+    rep = load(bench_replace.config(tmp_path / "r.toml", lk, metrics_port=9310, standby=1))
+    assert rep.workers.count == 1 and rep.workers.standby == 1 and not rep.proxy.enabled
+    assert bench_replace.config(tmp_path / "c.toml", lk, metrics_port=9310, standby=0)
+
+
 def _processes_with_env(marker: str) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter():
