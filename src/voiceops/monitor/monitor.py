@@ -49,8 +49,10 @@ from voiceops.monitor.metrics import Metrics
 from voiceops.monitor.recorder import HEARTBEAT_SOURCE, Recorder
 from voiceops.monitor.sinks import SinkOptions, WebhookSinks, log_change, metrics_change
 from voiceops.monitor.workerinfo import fetch_all
+from voiceops.signing import SignedTokens, install
 
 logger = logging.getLogger("voiceops.monitor")
+STATUS_REUSE_S = 0.5  # how long one status snapshot serves the diagnoses of a burst
 JOIN_FAILURES = frozenset({"connect_failed", "failed"})  # job_ended outcomes before a join
 
 
@@ -85,6 +87,7 @@ class Monitor:
         self._secrets = secrets
         self.metrics = metrics
         self._status = status_provider
+        self._status_cache: tuple[float, dict[str, Any]] | None = None
         self._clock = clock
         self._wall = wall
         host = self.opts.host or socket.gethostname()
@@ -221,11 +224,18 @@ class Monitor:
         self._emit(self.book.resolve(name))
 
     def _safe_status(self) -> dict[str, Any]:
+        # A burst of unanswered dispatches asks for the facts once each: one status per
+        # STATUS_REUSE_S serves them all (it was rebuilt thousands of times in one loop turn).
+        now = time.monotonic()
+        if self._status_cache is not None and now - self._status_cache[0] < STATUS_REUSE_S:
+            return self._status_cache[1]
         try:
-            return self._status()
+            status = self._status()
         except Exception:  # the supervisor mid-shutdown must not take the monitor with it
             logger.exception("status provider failed")
             return {}
+        self._status_cache = (now, status)
+        return status
 
     async def facts(self, *, joins_missing: bool = False,
                     listing: diagnose.Listing | None = None) -> diagnose.Facts:
@@ -263,6 +273,9 @@ class Monitor:
             http_url(self.cfg.livekit.url), self.cfg.livekit.api_key,
             self._secrets.livekit_api_secret,
             timeout=aiohttp.ClientTimeout(total=self.opts.livekit_timeout_s), failover=False)
+        # A burst of unanswered dispatches is one ListDispatch each: no JWT minted per call.
+        install(self._lk, SignedTokens(self.cfg.livekit.api_key,
+                                       self._secrets.livekit_api_secret))
         self._http = aiohttp.ClientSession()
         self._task = asyncio.create_task(self._run(), name="voiceops monitor")
 

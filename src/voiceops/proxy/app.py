@@ -27,7 +27,7 @@ from .route_token import mint_token
 from .roombook import RoomBook
 from .roomsync import RoomSync
 from .route_webhook import livekit_webhook
-from .signing import SignedTokens, install
+from voiceops.signing import SignedTokens, install
 
 
 def create_app(options: ProxyOptions, secrets: ProxySecrets, *,

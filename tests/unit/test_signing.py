@@ -6,7 +6,7 @@ import warnings
 
 from livekit import api
 
-from voiceops.proxy.signing import SignedTokens
+from voiceops.signing import SignedTokens
 
 KEY, SECRET = "devkey", "a-long-enough-test-secret-for-hs256-0123456789"
 
