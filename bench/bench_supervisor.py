@@ -119,6 +119,10 @@ def write_config(path: Path, lk_url: str, metrics_port: int, proxy_port: int) ->
         "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
         "heartbeat": {"enabled": False},
         "letta": {"base_url": "http://127.0.0.1:9"},
+        # Fake workers answer no JobRequest: with the default 10 s deadline the burst's own
+        # dispatches would turn into thousands of DispatchUnanswered diagnoses while it still
+        # runs. This measures the burst itself (see bench/README.md for that other case).
+        "monitor": {"job_request_deadline_s": 120},
     })
 
 
