@@ -108,12 +108,17 @@ class ProxyProcess:
         if self.proc.poll() is None:
             with contextlib.suppress(psutil.NoSuchProcess):
                 self.tree += self.tree[0].children(recursive=True)
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(STOP_TIMEOUT_S)
+            terminate(self.proc)
+
+
+def terminate(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL of its process group."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(STOP_TIMEOUT_S)
 
 
 def assert_gone(procs: list[psutil.Process]) -> None:
@@ -142,11 +147,6 @@ class FloorHopProcess:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(STOP_TIMEOUT_S)
+            terminate(self.proc)
         if self.proc.stdout is not None:
             self.proc.stdout.close()

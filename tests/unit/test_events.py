@@ -96,10 +96,7 @@ async def test_a_burst_beyond_the_socket_queue_arrives_in_order(tmp_path: Path) 
 def test_a_full_socket_is_not_retried_on_every_emit(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """After EAGAIN, emits only queue until the hold-off ends; then the backlog goes out in order."""
-    path = str(tmp_path / "ev.sock")
-    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    rx.bind(path)
-    rx.setblocking(False)
+    path, rx = _reader(tmp_path)
     now = [100.0]
     monkeypatch.setattr(events.time, "monotonic", lambda: now[0])
     sender = events.Emitter(path)
@@ -135,10 +132,7 @@ def test_a_program_without_a_loop_still_delivers_its_last_events(tmp_path: Path)
     """No event loop and no later emit: a timer thread retries, so a burst's tail arrives."""
     import time
 
-    path = str(tmp_path / "ev.sock")
-    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    rx.bind(path)
-    rx.setblocking(False)
+    path, rx = _reader(tmp_path)
     sender = events.Emitter(path)
     try:
         for i in range(40):  # beyond the receive queue, then silence
@@ -152,3 +146,12 @@ def test_a_program_without_a_loop_still_delivers_its_last_events(tmp_path: Path)
     finally:
         sender.close()
         rx.close()
+
+
+def _reader(tmp_path: Path) -> tuple[str, socket.socket]:
+    """A bound, non-blocking unix datagram socket standing in for the supervisor's."""
+    path = str(tmp_path / "ev.sock")
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(path)
+    rx.setblocking(False)
+    return path, rx
