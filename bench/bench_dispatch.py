@@ -159,7 +159,8 @@ class Measured:
     calls_seen: dict[str, int]
 
 
-async def count_round_trips(leg: Leg, server: LiveKitServer, n: int) -> tuple[float, dict[str, int]]:
+async def count_round_trips(leg: Leg, server: LiveKitServer,
+                            n: int) -> tuple[float, dict[str, int]]:
     """Twirp calls the emulator received per proxy dispatch to a new room (proxy alone)."""
     run_id = uuid.uuid4().hex[:6]
     before = Counter(server.state()["twirp_calls"])
@@ -259,6 +260,7 @@ def measure(sizes: DispatchSizes) -> Section:
                 assert_gone(floor.tree)
     events_seen = events.counts.get("dispatch_created", 0)
     total = sizes.warmup + sizes.requests + sizes.counted + 2 * (sizes.burst // 2)
+    share = measured.rates["proxy"].per_s / measured.rates["direct"].per_s
     direct_p50 = percentile(measured.latencies.direct_s, 50)
     lat = measured.latencies
     info = (f"{sizes.requests} requests per leg after {sizes.warmup} warm-up, interleaved; "
@@ -269,7 +271,7 @@ def measure(sizes: DispatchSizes) -> Section:
             f"at concurrency {CONCURRENCY}: proxy {measured.rates['proxy'].per_s:,.0f}/s, bare hop "
             f"{measured.rates['floor'].per_s:,.0f}/s, raw client "
             f"{measured.rates['direct'].per_s:,.0f}/s (proxy "
-            f"{measured.rates['proxy'].per_s / measured.rates['direct'].per_s:.2f}x the raw client)",
+            f"{share:.2f}x the raw client)",
             f"p50 vs one raw CreateDispatch: proxy "
             f"{percentile(lat.proxy_s, 50) / direct_p50:.2f}x, bare hop "
             f"{percentile(lat.floor_s, 50) / direct_p50:.2f}x (the hop alone)",

@@ -24,7 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from voiceops.emulator.options import DEV_API_SECRET
+from voiceops.supervisor.resources import sample_tree
 from voiceops.testing.harness import Supervisor, wait_for, write_toml
 from voiceops.testing.livekit.pytest_plugin import EmulatorProcess, LiveKitServer
 from voiceops.testing.procs import free_port
@@ -58,9 +61,11 @@ def config(path: Path, lk: LiveKitServer, *, metrics_port: int, standby: int) ->
     })
 
 
-def available(lk: LiveKitServer, *, besides: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
-    return [w["id"] for w in lk.state()["workers"]
-            if w["status"] == "WS_AVAILABLE" and w["agent_name"] == AGENT and w["id"] not in besides]
+def available(lk: LiveKitServer, *, besides: frozenset[str] | set[str] = frozenset()
+              ) -> list[str]:
+    """Ids of our agent's workers the emulator would offer a job to, except ``besides``."""
+    return [w["id"] for w in lk.state()["workers"] if w["status"] == "WS_AVAILABLE"
+            and w["agent_name"] == AGENT and w["id"] not in besides]
 
 
 def until(predicate: Any, what: str) -> float:
@@ -105,13 +110,20 @@ def takeover(sup: Supervisor, lk: LiveKitServer) -> tuple[float, int]:
     worker = sup.wait_ready_workers(1, timeout_s=TIMEOUT_S)[0]
     spare = wait_for(lambda: standby_proc(sup), TIMEOUT_S, "a ready standby")
     wait_for(lambda: available(lk), TIMEOUT_S, "worker-0 available")
+    pss = tree_pss(spare["pid"])
     killed = set(available(lk))
     t0 = time.monotonic()
     os.kill(worker["pid"], signal.SIGKILL)
     t1 = until(lambda: available(lk, besides=killed), "the standby available")
     wait_for(lambda: (s := standby_proc(sup)) is not None and s["pid"] != spare["pid"],
              TIMEOUT_S, "the next standby built")
-    return t1 - t0, int(spare.get("pss_bytes") or 0)
+    return t1 - t0, pss
+
+
+def tree_pss(pid: int) -> int:
+    """PSS of a process and its descendants, read now (the supervisor samples it less often)."""
+    root = psutil.Process(pid)
+    return sample_tree([root, *root.children(recursive=True)]).pss_bytes or 0
 
 
 def run(quick: bool) -> Section:
@@ -149,5 +161,6 @@ def measure(sizes: ReplaceSizes) -> Section:
                     note="a standby (registered, reporting full) takes the slot"),)
     info = (f"median of {sizes.repeats}: takeovers {', '.join(f'{s:.3f}' for s in takeovers)} s; "
             f"cold starts {', '.join(f'{s:.2f}' for s in colds)} s",
-            f"a standby costs {pss / 2**20:.0f} MiB (PSS of its tree, num_idle_processes = 1)")
+            f"a standby costs {pss / 2**20:.0f} MiB "
+            "(PSS of its tree at the kill, num_idle_processes = 1)")
     return Section("worker replacement (standby takeover vs cold start)", checks, info)

@@ -44,7 +44,8 @@ CONCURRENCY = 32
 CPU_BUDGET_PCT = 1.0
 MEMORY_BUDGET_MB = 80.0
 STATUS_BUDGET_MS = 50.0
-REFERENCE = "import asyncio\nasync def m():\n    while True:\n        await asyncio.sleep(1)\nasyncio.run(m())"
+REFERENCE = ("import asyncio\nasync def m():\n    while True:\n        await asyncio.sleep(1)\n"
+             "asyncio.run(m())")
 
 
 @dataclass(frozen=True)

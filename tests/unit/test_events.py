@@ -95,7 +95,7 @@ async def test_a_burst_beyond_the_socket_queue_arrives_in_order(tmp_path: Path) 
 
 def test_a_full_socket_is_not_retried_on_every_emit(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """After EAGAIN, emits only queue until the hold-off ends; then the backlog goes out in order."""
+    """After EAGAIN, emits only queue until the hold-off ends; then the backlog goes in order."""
     path, rx = _reader(tmp_path)
     now = [100.0]
     monkeypatch.setattr(events.time, "monotonic", lambda: now[0])

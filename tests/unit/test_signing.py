@@ -14,7 +14,8 @@ KEY, SECRET = "devkey", "a-long-enough-test-secret-for-hs256-0123456789"
 def verify(header: dict[str, str]) -> api.Claims:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return api.TokenVerifier(KEY, SECRET).verify(header["authorization"].removeprefix("Bearer "))
+        token = header["authorization"].removeprefix("Bearer ")
+        return api.TokenVerifier(KEY, SECRET).verify(token)
 
 
 def test_token_carries_the_grant_and_verifies() -> None:

@@ -102,7 +102,8 @@ class Dispatcher:
                 if found.live is not None:
                     return self._result(found.live, found.room_existed, reused=True,
                                         wanted=metadata)
-                stale, existed = tuple((d, stale_reason(d)) for d in found.stale), found.room_existed
+                stale = tuple((d, stale_reason(d)) for d in found.stale)
+                existed = found.room_existed
             await self._delete_stale(stale)
             created = await self._create(room, metadata)
             self.book.dispatched(room, created)
