@@ -224,22 +224,26 @@ class Monitor:
         self._emit(self.book.resolve(name))
 
     def _safe_status(self) -> dict[str, Any]:
-        # A burst of unanswered dispatches asks for the facts once each: one status per
-        # STATUS_REUSE_S serves them all (it was rebuilt thousands of times in one loop turn).
-        now = time.monotonic()
-        if self._status_cache is not None and now - self._status_cache[0] < STATUS_REUSE_S:
-            return self._status_cache[1]
         try:
-            status = self._status()
+            return self._status()
         except Exception:  # the supervisor mid-shutdown must not take the monitor with it
             logger.exception("status provider failed")
             return {}
+
+    def _facts_status(self) -> dict[str, Any]:
+        """The status behind a diagnosis. A burst of unanswered dispatches asks once each: one
+        snapshot per STATUS_REUSE_S serves them all (it was rebuilt thousands of times in one
+        loop turn). Decisions (pool checks, a stop in progress) read it fresh."""
+        now = self._clock()
+        if self._status_cache is not None and 0 <= now - self._status_cache[0] < STATUS_REUSE_S:
+            return self._status_cache[1]
+        status = self._safe_status()
         self._status_cache = (now, status)
         return status
 
     async def facts(self, *, joins_missing: bool = False,
                     listing: diagnose.Listing | None = None) -> diagnose.Facts:
-        status = self._safe_status()
+        status = self._facts_status()
         workers = []
         if self._http is not None and self.worker_ports:
             workers = await fetch_all(self._http, dict(self.worker_ports),
