@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import random
@@ -191,6 +192,9 @@ class Supervisor:
             for sig in HANDLED_SIGNALS:
                 loop.add_signal_handler(sig, self._signals.put_nowait, sig)
             self.pool.start()
+            # Everything imported and built so far lives as long as we do: keep it out of the
+            # collector's full passes, which otherwise stall the loop (a slow status answer).
+            gc.freeze()
             self._wake.set()  # the first tick (it spawns the workers) runs now, not a tick later
             loops = [self.create_task(c) for c in (self._reconcile_loop(), self._signal_loop(),
                                                    self._resource_loop(), self._watchdog_loop())]
