@@ -29,6 +29,10 @@ from .report import Check, Section
 from .timing import best_per_op_ns
 
 AGENT = "letta-voice-agent"
+# ~70x on a quiet machine; the ~200 ns dict baseline itself swings 150-400 ns under the
+# load of this shared box (70x-210x measured, also on main). 300x still catches an O(n) step
+# (1000s x), which is what this check is for.
+FLOOR_MAX_RATIO = 300.0
 STEP_S = 0.001  # 1,000 dispatches/s of simulated time
 TICK_EVERY = 250  # the monitor ticks every 0.25 s
 
@@ -202,7 +206,7 @@ def measure(sizes: CorrelateSizes) -> Section:
     base = traced(lambda: DictTracker(ids))
     checks = (
         Check("lifecycle per dispatch vs dict insert/get/pop", best["correlator"], best["dict"],
-              "ns", 100.0, note="the floor; a hidden O(n) step would show as 1000s x"),
+              "ns", FLOOR_MAX_RATIO, note="the floor; a hidden O(n) step would show as 1000s x"),
         Check(f"lifecycle per dispatch at {n:,} vs at {n // 10:,}", best["correlator"], small_ns,
               "ns", 1.5, note="linear: no per-dispatch cost grows with the number tracked"),
         Check("lifecycle per dispatch vs decoding its 3 events", best["correlator"],

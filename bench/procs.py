@@ -108,12 +108,17 @@ class ProxyProcess:
         if self.proc.poll() is None:
             with contextlib.suppress(psutil.NoSuchProcess):
                 self.tree += self.tree[0].children(recursive=True)
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(STOP_TIMEOUT_S)
+            terminate(self.proc)
+
+
+def terminate(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL of its process group."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(STOP_TIMEOUT_S)
 
 
 def assert_gone(procs: list[psutil.Process]) -> None:
@@ -121,3 +126,27 @@ def assert_gone(procs: list[psutil.Process]) -> None:
     _, alive = psutil.wait_procs(procs, timeout=STOP_TIMEOUT_S)
     if alive:
         raise BenchError(f"processes left behind: {[p.pid for p in alive]}")
+
+
+class FloorHopProcess:
+    """``python -m bench.floor_hop``: the bare HTTP hop the proxy is compared with."""
+
+    def __init__(self, livekit_http_url: str, api_key: str, api_secret: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.floor_hop", livekit_http_url, api_key, api_secret],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        self.tree = [psutil.Process(self.proc.pid)]
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], START_TIMEOUT_S)
+        line = self.proc.stdout.readline().strip() if ready else b""
+        if not line.isdigit():
+            self.stop()
+            raise BenchError("the floor hop server did not start")
+        self.url = f"http://127.0.0.1:{int(line)}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            terminate(self.proc)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()

@@ -130,7 +130,7 @@ def _process_name(p: Mapping[str, Any]) -> str:
 
 
 def _process_row(p: Mapping[str, Any]) -> list[str]:
-    rss = p.get("rss_bytes")
+    rss = p.get("pss_bytes")
     return [_process_name(p), _cell(p.get("state")), _cell(p.get("pid")),
             format_duration(p.get("uptime_s")), _cell(p.get("restarts")),
             "-" if rss is None else f"{rss / 2**20:.1f}", _cell(p.get("active_jobs"))]
@@ -144,7 +144,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def format_status(status: Mapping[str, Any], now_s: float) -> str:
     """The human view of the status JSON: processes table, pool line, alerts."""
-    header = ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "RSS_MIB", "JOBS")
+    header = ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "PSS_MIB", "JOBS")
     lines = _table(header, [_process_row(p) for p in status.get("processes", [])])
     pool = status.get("pool", {})
     health = "UNHEALTHY" if pool.get("unhealthy") else "healthy"

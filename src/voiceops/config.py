@@ -61,6 +61,7 @@ class WorkersConfig:
     crashloop_cooldown_s: float = 600.0
     rss_soft_limit_mb: int = 0
     rss_hard_limit_mb: int = 0
+    standby: int = 1  # warm workers, registered but full, that take over a dead worker's slot
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,7 @@ def validate(cfg: Config) -> None:
         (cfg.workers.count >= 0, "workers.count: must be >= 0"),
         (":" in cfg.workers.entrypoint, "workers.entrypoint: must be 'module:function'"),
         (cfg.workers.num_idle_processes >= 0, "workers.num_idle_processes: must be >= 0"),
+        (cfg.workers.standby >= 0, "workers.standby: must be >= 0"),
         (0 < cfg.workers.load_threshold <= 1, "workers.load_threshold: must be in (0, 1]"),
         (cfg.workers.max_jobs >= 0, "workers.max_jobs: must be >= 0 (0: load is the CPU)"),
         (cfg.workers.restart in ("always", "on-failure", "never"),

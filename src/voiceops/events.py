@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import os
 import socket
@@ -30,6 +31,10 @@ PROCESS_ENV: Final = "VOICEOPS_PROCESS"
 MAX_DATAGRAM_BYTES: Final = 32 * 1024
 MAX_PENDING_EVENTS: Final = 256
 RETRY_DELAYS_S: Final = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+# After EAGAIN, emits only queue for this long: a stalled reader costs no syscall per call.
+FULL_HOLD_OFF_S: Final = 0.001
+# One encoder for the process: json.dumps(separators=...) builds a new one on every call.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"))
 
 
 class EventError(ValueError):
@@ -51,8 +56,15 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         # A flat copy: dataclasses.asdict deep-copies and was half the cost of emit() (bench/).
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {"v": SCHEMA_VERSION, "type": self.TYPE, **fields}
+        out: dict[str, Any] = {"v": SCHEMA_VERSION, "type": self.TYPE}
+        for name in _field_names(type(self)):
+            out[name] = getattr(self, name)
+        return out
+
+
+@functools.cache
+def _field_names(cls: type[Event]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +76,7 @@ class Ready(Event):
     agent_name: str = ""
     http_port: int = 0
     listen: str = ""
+    standby: bool = False  # registered but reporting itself full until activated (SIGUSR2)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,7 +190,7 @@ EVENT_TYPES[LettaError.TYPE] = LettaError
 
 
 def encode(event: Event) -> bytes:
-    return json.dumps(event.to_dict(), separators=(",", ":")).encode()
+    return _ENCODER.encode(event.to_dict()).encode()
 
 
 def decode(data: bytes) -> Event:
@@ -233,6 +246,8 @@ class Emitter:
         self._pending: deque[bytes] = deque()
         self._lock = threading.Lock()
         self._retrying = False
+        self._closed = False
+        self._full_until = 0.0  # monotonic; while ahead, the socket was full a moment ago
         self.sent = 0
         self.lost = 0
 
@@ -254,7 +269,8 @@ class Emitter:
             if len(self._pending) > MAX_PENDING_EVENTS:
                 self._pending.popleft()
                 self.lost += 1
-            self._flush()
+            if time.monotonic() >= self._full_until:
+                self._flush()
             sent_now = not self._pending and self.sent > sent_before
         if self._pending:
             self._schedule_retry()
@@ -271,6 +287,7 @@ class Emitter:
                 self._pending.popleft()
                 self.sent += 1
         except BlockingIOError:
+            self._full_until = time.monotonic() + FULL_HOLD_OFF_S
             return  # the supervisor's queue is full: retry later
         except OSError:
             # No supervisor (ENOENT, ECONNREFUSED): nothing will read these.
@@ -278,24 +295,32 @@ class Emitter:
             self._pending.clear()
 
     def _schedule_retry(self, attempt: int = 0) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop in this thread: the next emit() flushes
-        if self._retrying and attempt == 0:
+        if (self._retrying and attempt == 0) or self._closed:
             return
         self._retrying = True
-        loop.call_later(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)],
-                        self._retry, attempt + 1)
+        delay_s = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+        # The non-raising form: a thread without a loop would pay for an exception per emit.
+        loop = asyncio._get_running_loop()
+        if loop is not None:
+            loop.call_later(delay_s, self._retry, attempt + 1)
+            return
+        # No loop in this thread (a plain program, a worker thread): a one-shot timer thread,
+        # so the last events of a burst are not stranded until an emit that may never come.
+        timer = threading.Timer(delay_s, self._retry, args=(attempt + 1,))
+        timer.daemon = True
+        timer.start()
 
     def _retry(self, attempt: int) -> None:
         with self._lock:
-            self._flush()
+            self._full_until = 0.0
+            if not self._closed:
+                self._flush()
         self._retrying = False
         if self._pending:  # a live but busy supervisor: keep trying at the slowest pace
             self._schedule_retry(attempt)
 
     def close(self) -> None:
+        self._closed = True
         if self._sock is not None:
             self._sock.close()
             self._sock = None

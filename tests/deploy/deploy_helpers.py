@@ -98,7 +98,7 @@ def populated_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         m.add_process(name)
         m.set_process_state(name, "ready")
         m.process_up.labels(name).set(1)
-        m.process_rss.labels(name).set(50e6)
+        m.process_pss.labels(name).set(50e6)
     m.process_crashloop.labels("worker-1").set(1)
     m.pool_ready.set(2)
     m.pool_desired.set(2)

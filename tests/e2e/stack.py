@@ -27,7 +27,7 @@ def stack_config(tmp: Path, lk: Any, *, workers: int = 1, **overrides: Any
         "workers": {"count": workers, "num_idle_processes": 1, "load_threshold": 1.0,
                     "max_jobs": 20,
                     "drain_timeout_s": 15, "start_timeout_s": 60, "backoff_base_s": 0.2,
-                    "backoff_max_s": 1.0},
+                    "backoff_max_s": 1.0, "standby": 0},
         "proxy": {"listen": f"127.0.0.1:{free_port()}"},
         "metrics": {"listen": f"127.0.0.1:{free_port()}"},
         "control": {"socket": str(tmp / "run" / "control.sock")},

@@ -91,3 +91,67 @@ async def test_a_burst_beyond_the_socket_queue_arrives_in_order(tmp_path: Path) 
     finally:
         sender.close()
         rx.close()
+
+
+def test_a_full_socket_is_not_retried_on_every_emit(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """After EAGAIN, emits only queue until the hold-off ends; then the backlog goes in order."""
+    path, rx = _reader(tmp_path)
+    now = [100.0]
+    monkeypatch.setattr(events.time, "monotonic", lambda: now[0])
+    sender = events.Emitter(path)
+    try:
+        i = 0
+        while sender.emit(events.Jobs(active_jobs=i)):  # fill the receiver's queue
+            i += 1
+        sent = sender.sent
+        got = _drain(rx)  # the receiver has room again, but the sender does not ask yet
+        for j in range(i + 1, i + 50):
+            assert sender.emit(events.Jobs(active_jobs=j)) is False
+        assert sender.sent == sent and _drain(rx) == []
+        for k in range(50, 70):  # once the hold-off ends, each emit flushes the backlog
+            now[0] += events.FULL_HOLD_OFF_S
+            sender.emit(events.Jobs(active_jobs=i + k))
+            got += _drain(rx)
+        assert got == list(range(i + 70)) and sender.lost == 0
+    finally:
+        sender.close()
+        rx.close()
+
+
+def _drain(rx: socket.socket) -> list[int]:
+    out = []
+    while True:
+        try:
+            out.append(events.decode(rx.recv(65536)).active_jobs)  # type: ignore[attr-defined]
+        except BlockingIOError:
+            return out
+
+
+def test_a_program_without_a_loop_still_delivers_its_last_events(tmp_path: Path) -> None:
+    """No event loop and no later emit: a timer thread retries, so a burst's tail arrives."""
+    import time
+
+    path, rx = _reader(tmp_path)
+    sender = events.Emitter(path)
+    try:
+        for i in range(40):  # beyond the receive queue, then silence
+            sender.emit(events.Jobs(active_jobs=i))
+        got: list[int] = []
+        deadline = time.monotonic() + 10
+        while len(got) < 40 and time.monotonic() < deadline:
+            got += _drain(rx)
+            time.sleep(0.005)  # poll interval while the timer thread retries
+        assert got == list(range(40)) and sender.lost == 0
+    finally:
+        sender.close()
+        rx.close()
+
+
+def _reader(tmp_path: Path) -> tuple[str, socket.socket]:
+    """A bound, non-blocking unix datagram socket standing in for the supervisor's."""
+    path = str(tmp_path / "ev.sock")
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(path)
+    rx.setblocking(False)
+    return path, rx

@@ -43,6 +43,7 @@ class Admin:
         self._faults = faults
         self._rooms = rooms
         self._workers = workers
+        self.twirp_calls: dict[str, int] = {}  # the Twirp server's counter, once wired
 
     def add_routes(self, app: web.Application) -> None:
         app.middlewares.append(loopback_only)
@@ -115,4 +116,5 @@ class Admin:
             "workers": workers,
             "dispatches": dispatches,
             "faults": self._faults.current.to_json(),
+            "twirp_calls": dict(self.twirp_calls),
         }

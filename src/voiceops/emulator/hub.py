@@ -1,7 +1,8 @@
-"""The RtcHub the /rtc module talks to: join tokens, joins, ACTIVE transitions, tracks, leaves."""
+"""The RtcHub the /rtc module talks to: tokens, joins, ACTIVE, tracks, data, metadata, leaves."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from livekit import api
 from livekit.protocol import models
 from livekit.protocol import rtc as proto
 
+from . import data_relay
 from .faults import FaultController
 from .rooms import RoomManager, RoomSpec
 from .rtc_contract import JoinInfo
@@ -66,6 +68,7 @@ class Hub:
         self._faults = faults
         self._clock = clock
         self.media = MediaFanout()
+        self._pending_sends: set[asyncio.Task[None]] = set()
         rooms.on_participant_removed = self._drop_media
 
     def verify_join_token(self, token: str) -> api.Claims:
@@ -118,7 +121,7 @@ class Hub:
         if auto_subscribe:  # Go subscribes a joiner to what is already published
             for other in list(room.participants.values()):
                 for track in list(other.tracks.values()):
-                    await self._forward(other, track, participant)
+                    self._forward(other, track, participant)
         return JoinInfo(room=room.to_proto(), participant=participant.to_proto(), others=others)
 
     async def set_active(self, room: str, identity: str) -> None:
@@ -157,7 +160,7 @@ class Hub:
         await self._broadcast(rm, info, exclude=identity)  # before the media: SDKs need it first
         for other in list(rm.participants.values()):
             if other.auto_subscribe:
-                await self._forward(participant, track, other)
+                self._forward(participant, track, other)
         logger.info("track %s published by %s in %s", track.sid, identity, room)
         if track.type != models.TrackType.AUDIO:
             logger.warning("track %s is not audio: listed, but the emulator forwards only audio",
@@ -192,9 +195,9 @@ class Hub:
                 continue
             publisher = next((p for p in rm.participants.values() if sid in p.tracks), None)
             if publisher is not None:
-                await self._forward(publisher, publisher.tracks[sid], subscriber)
+                self._forward(publisher, publisher.tracks[sid], subscriber)
 
-    async def _forward(
+    def _forward(
         self, publisher: Participant, track: models.TrackInfo, subscriber: Participant
     ) -> None:
         """Send a copy of `track` to `subscriber` (audio only: video is not forwarded)."""
@@ -211,10 +214,11 @@ class Hub:
             return
         subscriber.subscriptions[track.sid] = copy
         subscriber.sink.subscribe(publisher.sid, track, copy)
-        if publisher.sink is not None:
-            # Like the Go server's sendTrackHasBeenSubscribed: the SDK's wait_for_subscription
-            # (livekit-agents' room audio output waits on it before it plays) resolves on this.
-            await publisher.sink.send(proto.SignalResponse(
+        if track.sid not in publisher.ever_subscribed and publisher.sink is not None:
+            # Go's sendTrackHasBeenSubscribed (OnTrackEverSubscribed: once per track): the SDKs'
+            # wait_for_subscription resolves on it, and livekit-agents' audio output waits on that.
+            publisher.ever_subscribed.add(track.sid)
+            self._send_soon(publisher, proto.SignalResponse(
                 track_subscribed=proto.TrackSubscribed(track_sid=track.sid)))
 
     def _unforward(self, subscriber: Participant, track_sid: str) -> None:
@@ -246,6 +250,64 @@ class Hub:
             self.media.unsubscribe(sid, copy)
         participant.subscriptions.clear()
 
+    # -- data and metadata ---------------------------------------------------------------------
+
+    def relay_data(self, room: str, identity: str, kind: int, raw: bytes) -> None:
+        """Go's handleReceivedDataMessage + BroadcastDataPacketForRoom (see data_relay)."""
+        found = self._find(room, identity)
+        if found is None:
+            return
+        rm, sender = found
+        if not sender.permission.can_publish_data:
+            logger.debug("data from %s dropped: no canPublishData", identity)
+            return
+        dp = data_relay.decode(raw)
+        if dp is None:
+            logger.warning("undecodable data packet from %s in %s", identity, room)
+            return
+        if not data_relay.sequence_advances(kind, dp.sequence, sender.last_reliable_seq):
+            return
+        if kind == models.DataPacket.RELIABLE and dp.sequence:
+            sender.last_reliable_seq = dp.sequence
+        view = data_relay.Sender(sender.sid, identity, sender.is_agent, sender.permission.hidden)
+        dp = data_relay.prepare(dp, kind, view)
+        if dp is None:
+            return
+        others = {p.sid: p for p in rm.participants.values() if p.sink is not None}
+        chosen = data_relay.recipients(
+            dp, sender.sid, [data_relay.Recipient(p.sid, p.identity) for p in others.values()])
+        out = dp.SerializeToString()
+        for recipient in chosen:
+            other = others[recipient.sid]
+            if kind == models.DataPacket.LOSSY and other.state != ParticipantState.ACTIVE:
+                continue  # Go: lossy data only to ACTIVE participants
+            other.sink.send_data(kind, out)
+
+    async def update_metadata(
+        self, room: str, identity: str, update: proto.UpdateParticipantMetadata
+    ) -> proto.SignalResponse:
+        """Go's UpdateMetadata: needs canUpdateOwnMetadata; an empty attribute value deletes."""
+        response = proto.RequestResponse(request_id=update.request_id, update_metadata=update)
+        found = self._find(room, identity)
+        if found is None:
+            return proto.SignalResponse(request_response=response)
+        rm, participant = found
+        if not participant.permission.can_update_metadata:
+            response.reason = proto.RequestResponse.NOT_ALLOWED
+            response.message = "does not have permission to update own metadata"
+            return proto.SignalResponse(request_response=response)
+        if apply_metadata_update(participant, update):
+            participant.version += 1
+            await self._broadcast(rm, participant.to_proto(), exclude="")
+        return proto.SignalResponse(request_response=response)
+
+    def _send_soon(self, participant: Participant, msg: proto.SignalResponse) -> None:
+        """Queue a message without awaiting (the sinks' send only enqueues)."""
+        assert participant.sink is not None
+        task = asyncio.get_running_loop().create_task(participant.sink.send(msg))
+        self._pending_sends.add(task)
+        task.add_done_callback(self._pending_sends.discard)
+
     def _find(self, room: str, identity: str) -> tuple[Room, Participant] | None:
         rm = self._rooms.rooms.get(room)
         participant = rm.participants.get(identity) if rm is not None else None
@@ -260,3 +322,18 @@ class Hub:
                 await other.sink.send(update)
             except Exception:  # one broken socket must not starve the others
                 logger.exception("update to %s failed", other.identity)
+
+
+def apply_metadata_update(participant: Participant, update: proto.UpdateParticipantMetadata) -> bool:
+    """Apply name, metadata (each only when non-empty) and attributes; True when anything changed."""
+    before = (participant.name, participant.metadata, dict(participant.attributes))
+    if update.name:
+        participant.name = update.name
+    if update.metadata:
+        participant.metadata = update.metadata
+    for key, value in update.attributes.items():
+        if value:
+            participant.attributes[key] = value
+        else:
+            participant.attributes.pop(key, None)
+    return before != (participant.name, participant.metadata, participant.attributes)

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from livekit import api
 from livekit.protocol import models
+from livekit.protocol import rtc as proto
 
 from voiceops.emulator.state import ParticipantSink
 
@@ -63,6 +64,18 @@ class RtcHub(Protocol):
         self, room: str, identity: str, track_sids: list[str], subscribe: bool
     ) -> None:
         """A manual (un)subscription (clients that joined without auto-subscribe)."""
+        ...
+
+    def relay_data(self, room: str, identity: str, kind: int, raw: bytes) -> None:
+        """A DataPacket the participant sent on its `_reliable`/`_lossy` channel: relay it.
+
+        Synchronous, so that packets reach the others in the order they were sent."""
+        ...
+
+    async def update_metadata(
+        self, room: str, identity: str, update: proto.UpdateParticipantMetadata
+    ) -> proto.SignalResponse:
+        """The participant's own name/metadata/attributes update; returns the RequestResponse."""
         ...
 
     async def set_active(self, room: str, identity: str) -> None:

@@ -15,6 +15,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
@@ -27,6 +28,7 @@ from voiceops.emulator.rtc_passthrough import forward_encoded
 log = logging.getLogger(__name__)
 
 OnTrack = Callable[[MediaStreamTrack, str], None]  # (track, mid)
+OnDataChannel = Callable[[Any], None]  # an aiortc RTCDataChannel the client opened
 SETTLE_TIMEOUT_S = 10.0
 
 
@@ -73,8 +75,12 @@ def _set_stream_id(transceiver: RTCRtpTransceiver, stream_id: str) -> None:
 class PeerEndpoint:
     """A server-side peer connection for one client transport (answerer or offerer)."""
 
-    def __init__(self, name: str, max_buffered: int, on_track: OnTrack | None = None) -> None:
+    def __init__(
+        self, name: str, max_buffered: int, on_track: OnTrack | None = None,
+        on_datachannel: OnDataChannel | None = None,
+    ) -> None:
         self.name = name
+        self._on_datachannel_cb = on_datachannel
         self.connected = asyncio.Event()
         self.failed = asyncio.Event()
         self._max_buffered = max_buffered
@@ -235,6 +241,8 @@ class PeerEndpoint:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         pc.on("connectionstatechange", self._on_state)
         pc.on("track", self._on_track)
+        if self._on_datachannel_cb is not None:
+            pc.on("datachannel", self._on_datachannel_cb)
         self._pc = pc
         return pc
 

@@ -20,6 +20,7 @@ from livekit.protocol import rtc as proto
 
 from voiceops.emulator import rtc_messages as msgs
 from voiceops.emulator.rtc_contract import RtcHub
+from voiceops.emulator.rtc_data import SessionData
 from voiceops.emulator.rtc_join import JoinSettings
 from voiceops.emulator.rtc_messages import RtcOptions
 from voiceops.emulator.rtc_peer import CandidateError, PeerEndpoint
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 _END_TYPES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 _IGNORED_REQUESTS = frozenset(
     {"track_setting", "update_layers", "subscription_permission", "sync_state", "simulate",
-     "update_metadata", "update_audio_track", "update_video_track", "update_data_subscription"}
+     "update_audio_track", "update_video_track", "update_data_subscription"}
 )  # tolerated: no simulcast layers, permissions or data tracks in the emulator
 
 
@@ -62,6 +63,10 @@ class _Sink:
     def unsubscribe(self, track_sid: str) -> None:
         self._session.tracks.unsubscribe(track_sid)
 
+    def send_data(self, kind: int, raw: bytes) -> None:
+        if not self._session.closing:
+            self._session.data.send(kind, raw)
+
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
@@ -82,8 +87,10 @@ class SignalSession:
         self.room = claims.video.room if claims.video else ""
         self.identity = claims.identity
         name = f"{self.room}/{self.identity}"
+        self.data = SessionData(name, self._on_data)
         self.publisher = PeerEndpoint(
-            f"{name}/pub", options.max_buffered_candidates, on_track=self._on_media
+            f"{name}/pub", options.max_buffered_candidates, on_track=self._on_media,
+            on_datachannel=self.data.on_channel,
         )
         # v1 (single PC): subscribed tracks ride on the publisher PC too.
         self.subscriber = None if self._settings.single_pc else PeerEndpoint(
@@ -109,6 +116,10 @@ class SignalSession:
 
     def _on_media(self, track: Any, mid: str) -> None:
         self.tracks.on_media(track, mid)
+
+    def _on_data(self, kind: int, raw: bytes) -> None:
+        if self._joined and not self._closing:
+            self._hub.relay_data(self.room, self.identity, kind, raw)
 
     # -- called by the room core (through _Sink) and by app shutdown --------------------------
 
@@ -222,6 +233,8 @@ class SignalSession:
             await self._hub.update_subscription(
                 self.room, self.identity, list(req.subscription.track_sids),
                 req.subscription.subscribe)
+        elif kind == "update_metadata":
+            self.enqueue(await self._hub.update_metadata(self.room, self.identity, req.update_metadata))
         elif kind == "leave":
             log.info("rtc %s/%s: client left", self.room, self.identity)
             return False

@@ -114,9 +114,11 @@ def build_app(
         options, api.TokenVerifier(options.api_key, options.api_secret), core.workers
     )
     app.router.add_get("/agent", sockets.handle)
-    TwirpServer(
+    twirp = TwirpServer(
         core.rooms, api.TokenVerifier(options.api_key, options.api_secret), core.faults
-    ).add_routes(app)
+    )
+    twirp.add_routes(app)
+    core.admin.twirp_calls = twirp.calls
     core.admin.add_routes(app)
     app.router.add_get("/", _root)
     _setup_rtc(app, core.hub)

@@ -69,6 +69,10 @@ class ParticipantSink(Protocol):
 
     def unsubscribe(self, track_sid: str) -> None: ...
 
+    def send_data(self, kind: int, raw: bytes) -> None:
+        """Send a relayed DataPacket (serialised) on this participant's data channel of `kind`."""
+        ...
+
 
 @dataclass
 class Participant:
@@ -88,6 +92,10 @@ class Participant:
     tracks: dict[str, models.TrackInfo] = field(default_factory=dict)
     # Tracks this participant is sent: track sid -> its forwarded copy (rtc_media.ForwardedTrack).
     subscriptions: dict[str, Any] = field(default_factory=dict)
+    # Published tracks that have had a subscriber (Go's OnTrackEverSubscribed fires once).
+    ever_subscribed: set[str] = field(default_factory=set)
+    version: int = 0  # ParticipantInfo.version, bumped on each metadata change
+    last_reliable_seq: int = 0  # the sender's last reliable data sequence (Go drops repeats)
 
     def transition(self, new: ParticipantState) -> bool:
         """Move to `new`; False (and no change) when the table does not allow it."""
@@ -114,6 +122,7 @@ class Participant:
             permission=self.permission,
             tracks=list(self.tracks.values()),
             is_publisher=bool(self.tracks),
+            version=self.version,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -196,6 +197,9 @@ class TwirpServer:
         self._rooms = rooms
         self._verifier = verifier
         self._faults = faults
+        # Requests per "Service/Method", counted on arrival (before any fault): how many
+        # round trips a client made, for benchmarks and tests (GET /emulator/state).
+        self.calls: Counter[str] = Counter()
 
     def add_routes(self, app: web.Application) -> None:
         # Every method but OPTIONS, which stays with the CORS preflight handling.
@@ -213,6 +217,7 @@ class TwirpServer:
     async def handle(self, request: web.Request) -> web.Response:
         if request.match_info["service"] not in _SERVICES:
             return web.Response(status=404, text="404 page not found")
+        self.calls[f"{request.match_info['service']}/{request.match_info['method']}"] += 1
         faults = self._faults.current
         if faults.twirp_delay_s > 0:
             await asyncio.sleep(faults.twirp_delay_s)

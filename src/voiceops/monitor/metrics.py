@@ -95,8 +95,9 @@ class Metrics:
             "voiceops_process_restarts_total", "Restarts by reason.", (*p, "reason"))
         self.process_crashloop = self._gauge(
             "voiceops_process_crashloop", "1 while the process is parked after a crash loop.", p)
-        self.process_rss = self._gauge(
-            "voiceops_process_rss_bytes", "RSS of the process's whole tree.", p)
+        self.process_pss = self._gauge(
+            "voiceops_process_pss_bytes",
+            "Proportional memory (PSS) of the process's whole tree: shared pages split.", p)
         self.process_cpu = self._counter(
             "voiceops_process_cpu_seconds_total", "CPU time of the process's whole tree.", p)
         self.pool_ready = self._gauge("voiceops_pool_ready_workers", "Workers READY.")
@@ -162,7 +163,7 @@ class Metrics:
         """Create a process's series (at zero) when it first appears."""
         self.process_up.labels(name)
         self.process_crashloop.labels(name)
-        self.process_rss.labels(name)
+        self.process_pss.labels(name)
         self.process_cpu.labels(name)
         for state in PROCESS_STATES:
             self.process_state.labels(name, state)
@@ -175,7 +176,7 @@ class Metrics:
 
     def remove_process(self, name: str) -> None:
         """Drop a scaled-away process's gauges (counters stay: they must be monotonic)."""
-        for gauge in (self.process_up, self.process_crashloop, self.process_rss):
+        for gauge in (self.process_up, self.process_crashloop, self.process_pss):
             try:
                 gauge.remove(name)
             except KeyError:

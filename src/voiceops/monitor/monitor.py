@@ -49,8 +49,10 @@ from voiceops.monitor.metrics import Metrics
 from voiceops.monitor.recorder import HEARTBEAT_SOURCE, Recorder
 from voiceops.monitor.sinks import SinkOptions, WebhookSinks, log_change, metrics_change
 from voiceops.monitor.workerinfo import fetch_all
+from voiceops.signing import SignedTokens, install
 
 logger = logging.getLogger("voiceops.monitor")
+STATUS_REUSE_S = 0.5  # how long one status snapshot serves the diagnoses of a burst
 JOIN_FAILURES = frozenset({"connect_failed", "failed"})  # job_ended outcomes before a join
 
 
@@ -85,6 +87,7 @@ class Monitor:
         self._secrets = secrets
         self.metrics = metrics
         self._status = status_provider
+        self._status_cache: tuple[float, dict[str, Any]] | None = None
         self._clock = clock
         self._wall = wall
         host = self.opts.host or socket.gethostname()
@@ -230,9 +233,20 @@ class Monitor:
             logger.exception("status provider failed")
             return {}
 
+    def _facts_status(self) -> dict[str, Any]:
+        """The status behind a diagnosis. A burst of unanswered dispatches asks once each: one
+        snapshot per STATUS_REUSE_S serves them all (it was rebuilt thousands of times in one
+        loop turn). Decisions (pool checks, a stop in progress) read it fresh."""
+        now = self._clock()
+        if self._status_cache is not None and 0 <= now - self._status_cache[0] < STATUS_REUSE_S:
+            return self._status_cache[1]
+        status = self._safe_status()
+        self._status_cache = (now, status)
+        return status
+
     async def facts(self, *, joins_missing: bool = False,
                     listing: diagnose.Listing | None = None) -> diagnose.Facts:
-        status = self._safe_status()
+        status = self._facts_status()
         workers = []
         if self._http is not None and self.worker_ports:
             workers = await fetch_all(self._http, dict(self.worker_ports),
@@ -266,6 +280,9 @@ class Monitor:
             http_url(self.cfg.livekit.url), self.cfg.livekit.api_key,
             self._secrets.livekit_api_secret,
             timeout=aiohttp.ClientTimeout(total=self.opts.livekit_timeout_s), failover=False)
+        # A burst of unanswered dispatches is one ListDispatch each: no JWT minted per call.
+        install(self._lk, SignedTokens(self.cfg.livekit.api_key,
+                                       self._secrets.livekit_api_secret))
         self._http = aiohttp.ClientSession()
         self._task = asyncio.create_task(self._run(), name="voiceops monitor")
 

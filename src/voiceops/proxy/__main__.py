@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 import warnings
+from collections.abc import Callable
 
 from voiceops import lifeline
 from voiceops.config import (
@@ -20,6 +21,15 @@ from voiceops.config import (
 from . import logs
 from .options import ProxySecrets, options_from_config
 from .server import ListenError, serve
+
+
+def fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where installed: it halves the proxy's own cost per request (bench/)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"voiceops proxy: {exc}", file=sys.stderr)
         return EX_CONFIG
     try:
-        asyncio.run(serve(options, ProxySecrets.from_secrets(secrets)))
+        with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
+            runner.run(serve(options, ProxySecrets.from_secrets(secrets)))
     except ListenError as exc:
         print(f"voiceops proxy: {exc}", file=sys.stderr)
         return 1

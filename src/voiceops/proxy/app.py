@@ -24,7 +24,10 @@ from .route_agents import AgentsDirectory, list_agents
 from .route_dispatch import dispatch_agent
 from .route_health import Readiness, debug_page, healthz, readyz
 from .route_token import mint_token
+from .roombook import RoomBook
+from .roomsync import RoomSync
 from .route_webhook import livekit_webhook
+from voiceops.signing import SignedTokens, install
 
 
 def create_app(options: ProxyOptions, secrets: ProxySecrets, *,
@@ -50,20 +53,27 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                            ctx.secrets.livekit_api_secret,
                            timeout=aiohttp.ClientTimeout(total=2 * opts.livekit_call_timeout_s),
                            failover=False)
+    install(lkapi, SignedTokens(opts.livekit_api_key, ctx.secrets.livekit_api_secret))
     letta = letta_client.AsyncLetta(base_url=opts.letta_base_url,
                                     api_key=ctx.secrets.letta_api_key or None,
                                     max_retries=0, timeout=opts.letta_timeout_s)
+    gateway = LiveKitGateway(lkapi, opts.livekit_http_url, opts.livekit_call_timeout_s)
+    book = RoomBook(opts.agent_name, opts.dispatch_grace_s, clock=ctx.clock)
+    sync = RoomSync(gateway, book, interval_s=opts.room_sync_interval_s, clock=ctx.clock)
     try:
-        gateway = LiveKitGateway(lkapi, opts.livekit_http_url, opts.livekit_call_timeout_s)
+        sync.start()
         app[SERVICES] = Services(
             gateway=gateway,
-            dispatcher=Dispatcher(gateway, opts.agent_name, grace_s=opts.dispatch_grace_s),
+            dispatcher=Dispatcher(gateway, opts.agent_name, grace_s=opts.dispatch_grace_s,
+                                  book=book),
             agents=AgentsDirectory(letta, opts.letta_base_url, cache_s=opts.agents_cache_s,
                                    clock=ctx.clock),
             readiness=Readiness(gateway, timeout_s=opts.ready_probe_timeout_s,
                                 cache_s=opts.ready_cache_s, clock=ctx.clock),
+            room_sync=sync,
         )
         yield
     finally:
+        await sync.aclose()
         await lkapi.aclose()
         await letta.close()

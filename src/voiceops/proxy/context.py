@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .dispatcher import Dispatcher
     from .livekit_gateway import LiveKitGateway
     from .route_agents import AgentsDirectory
+    from .roomsync import RoomSync
     from .route_health import Readiness
 
 API_PREFIX = "/api/"
@@ -54,6 +55,7 @@ class Services:
     dispatcher: Dispatcher
     agents: AgentsDirectory
     readiness: Readiness
+    room_sync: RoomSync
 
 
 CTX = web.AppKey("voiceops_proxy_ctx", ProxyContext)

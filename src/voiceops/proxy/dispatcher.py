@@ -3,7 +3,8 @@
 Two browsers (or one double-click) asking for the same room must not create two agents, so
 the whole look-then-create sequence runs under a per-room lock. A dispatch whose agent is gone
 (see :mod:`.liveness`) is not reused: it is deleted and replaced, or the browser would wait
-for an agent that never comes.
+for an agent that never comes. The look is answered from the proxy's :class:`.RoomBook` where
+it knows for sure (a new room: one ``CreateDispatch``, nothing else), else from LiveKit.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from livekit.protocol import agent_dispatch
 from .errors import ApiError
 from .livekit_gateway import RETRY_BACKOFF_S, LiveKitGateway
 from .liveness import DISPATCH_GRACE_S, agent_identities, dispatch_is_live, stale_reason
+from .roombook import Action, RoomBook
 from .validation import LETTA_AGENT_KEY
 
 logger = logging.getLogger("voiceops.proxy.dispatch")
@@ -69,13 +71,16 @@ class Lookup:
     room_existed: bool
     live: agent_dispatch.AgentDispatch | None = None
     stale: tuple[agent_dispatch.AgentDispatch, ...] = ()
+    agents: frozenset[str] = frozenset()  # the live dispatch's agents now in the room
 
 
 class Dispatcher:
     def __init__(self, gateway: LiveKitGateway, agent_name: str, *,
                  grace_s: float = DISPATCH_GRACE_S,
-                 wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
+                 wall_clock_ns: Callable[[], int] = time.time_ns,
+                 book: RoomBook | None = None) -> None:
         self._gw = gateway
+        self.book = book if book is not None else RoomBook(agent_name, grace_s)
         self._agent_name = agent_name
         self._grace_s = grace_s
         # Wall clock, not monotonic: it is compared with LiveKit's own timestamps.
@@ -84,13 +89,25 @@ class Dispatcher:
 
     async def dispatch(self, room: str, metadata: dict[str, Any]) -> DispatchResult:
         async with self._locks.hold(room):
-            found = await self._look(room)
-            if found.live is not None:
-                return self._result(found.live, found.room_existed, reused=True, wanted=metadata)
-            await self._delete_stale(found.stale)
+            plan = self.book.plan(room, self._now_ns())
+            if plan.action is Action.REUSE and plan.dispatch is not None:
+                return self._result(plan.dispatch, True, reused=True, wanted=metadata)
+            stale: tuple[tuple[agent_dispatch.AgentDispatch, str], ...] = ()
+            existed = plan.room_existed
+            if plan.action is Action.REPLACE and plan.dispatch is not None:
+                stale = ((plan.dispatch, plan.reason),)
+            elif plan.action is Action.LOOKUP:
+                found = await self._look(room)
+                self.book.looked_up(room, found.live, found.agents)
+                if found.live is not None:
+                    return self._result(found.live, found.room_existed, reused=True,
+                                        wanted=metadata)
+                stale = tuple((d, stale_reason(d)) for d in found.stale)
+                existed = found.room_existed
+            await self._delete_stale(stale)
             created = await self._create(room, metadata)
-            return self._result(created, found.room_existed, reused=False, wanted=metadata,
-                                replaced=found.stale)
+            self.book.dispatched(room, created)
+            return self._result(created, existed, reused=False, wanted=metadata, replaced=stale)
 
     async def _create(self, room: str, metadata: dict[str, Any]) -> agent_dispatch.AgentDispatch:
         encoded = json.dumps(metadata, separators=(",", ":")) if metadata else ""
@@ -120,13 +137,17 @@ class Dispatcher:
         stale: list[agent_dispatch.AgentDispatch] = []
         for d in ours:
             (live if dispatch_is_live(d, agents, now_ns, self._grace_s) else stale).append(d)
-        return Lookup(room_existed=True, live=live[0] if live else None, stale=tuple(stale))
+        chosen = live[0] if live else None
+        present = frozenset(j.state.participant_identity for j in chosen.state.jobs
+                            if j.state.participant_identity in agents) if chosen else frozenset()
+        return Lookup(room_existed=True, live=chosen, stale=tuple(stale), agents=present)
 
-    async def _delete_stale(self, stale: tuple[agent_dispatch.AgentDispatch, ...]) -> None:
+    async def _delete_stale(self, stale: tuple[tuple[agent_dispatch.AgentDispatch, str], ...]
+                            ) -> None:
         """Best effort: a stale dispatch left behind only costs a list entry, never an agent."""
-        for d in stale:
+        for d, reason in stale:
             fields = {"dispatch_id": d.id, "room": d.room, "agent_name": d.agent_name,
-                      "stale_reason": stale_reason(d), "jobs": len(d.state.jobs)}
+                      "stale_reason": reason, "jobs": len(d.state.jobs)}
             try:
                 await self._gw.delete_dispatch(d.id, d.room)
             except ApiError as exc:
@@ -137,7 +158,8 @@ class Dispatcher:
 
     def _result(self, d: agent_dispatch.AgentDispatch, existed: bool, *, reused: bool,
                 wanted: dict[str, Any],
-                replaced: tuple[agent_dispatch.AgentDispatch, ...] = ()) -> DispatchResult:
+                replaced: tuple[tuple[agent_dispatch.AgentDispatch, str], ...] = ()
+                ) -> DispatchResult:
         if reused:
             message = (f"agent {self._agent_name!r} is already dispatched to room {d.room!r}; "
                        "reused that dispatch")
@@ -147,8 +169,8 @@ class Dispatcher:
                 message += f" (it runs Letta agent {running or 'default'!r}, not {asked!r})"
         else:
             message = f"agent {self._agent_name!r} dispatched to room {d.room!r}"
-            message += "".join(f"; replaced stale dispatch {old.id} ({stale_reason(old)})"
-                               for old in replaced)
+            message += "".join(f"; replaced stale dispatch {old.id} ({reason})"
+                               for old, reason in replaced)
         return DispatchResult(room=d.room, dispatch_id=d.id, agent_name=d.agent_name,
                               room_existed=existed, reused=reused, message=message)
 

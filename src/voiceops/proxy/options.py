@@ -15,6 +15,7 @@ READY_CACHE_S = 2.0
 LETTA_TIMEOUT_S = 5.0
 AGENTS_CACHE_S = 5.0
 MAX_METADATA_BYTES = 4096
+ROOM_SYNC_INTERVAL_S = 60.0  # the full room list behind the proxy's room book (roomsync.py)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class ProxyOptions:
     agents_cache_s: float = AGENTS_CACHE_S
     max_metadata_bytes: int = MAX_METADATA_BYTES
     dispatch_grace_s: float = DISPATCH_GRACE_S
+    room_sync_interval_s: float = ROOM_SYNC_INTERVAL_S
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from livekit.protocol import models, webhook
 
 from voiceops import events
 
-from .context import CTX
+from .context import CTX, SERVICES
 from .errors import ApiError, bad_request, too_large
+from .roombook import RoomBook
 
 logger = logging.getLogger("voiceops.proxy.webhook")
 AGENT_IDENTITY_PREFIX = "agent-"  # livekit-agents' default identity: agent-<job id>
@@ -43,8 +44,22 @@ async def livekit_webhook(request: web.Request) -> web.Response:
         raise bad_request("the webhook body is not a LiveKit WebhookEvent") from None
     except Exception:  # jwt errors, a missing or mismatching sha256: all mean "not signed by us"
         raise _unsigned("webhook signature is invalid") from None
+    _learn(request.app[SERVICES].dispatcher.book, event)
     _report(event)
     return web.json_response({"success": True})
+
+
+def _learn(book: RoomBook, event: webhook.WebhookEvent) -> None:
+    """Keep the room book current: what lets a dispatch skip asking LiveKit."""
+    kind = event.event
+    if kind == "room_started":
+        book.room_started(event.room)
+    elif kind == "room_finished":
+        book.room_finished(event.room)
+    elif kind == "participant_joined":
+        book.agent_joined(event.room, event.participant)
+    elif kind in ("participant_left", "participant_connection_aborted"):
+        book.agent_left(event.room, event.participant)
 
 
 def _unsigned(message: str) -> ApiError:

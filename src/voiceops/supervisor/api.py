@@ -8,7 +8,7 @@ The pool implements :class:`SupervisorView`; ``control.py`` (unix socket), ``htt
      "summary": "workers 3/4 ready, 1 parked; proxy up; 5 calls",
      "pool": {"desired": 4, "ready": 3, "parked": 1, "unhealthy": false},
      "processes": [{"name": "worker-0", "kind": "worker", "state": "ready", "pid": 123,
-                    "uptime_s": 12.5, "restarts": 0, "rss_bytes": 123456, "cpu_s": 1.2,
+                    "uptime_s": 12.5, "restarts": 0, "pss_bytes": 123456, "cpu_s": 1.2,
                     "active_jobs": 1, "last_exit": "crash(1)", "worker_id": "AW_x",
                     "agent_name": "letta-voice-agent"}],
      "alerts": [{"alert": "HeartbeatFailed", "since": 1732400000.0, "diagnosis": "…",

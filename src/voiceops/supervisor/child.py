@@ -20,6 +20,7 @@ from voiceops.events import EVENTS_ENV, PROCESS_ENV
 from voiceops.lifeline import SUPERVISOR_PID_ENV
 from voiceops.supervisor import reaper
 from voiceops.supervisor.logs import ChildOutput, Forwarder
+from voiceops.supervisor.proctable import ProcTable
 from voiceops.supervisor.spec import ChildSpec
 
 # Never let a child talk to systemd as if it were the main PID (NotifyAccess=main anyway).
@@ -74,6 +75,7 @@ class Child:
         self._pidfd = _pidfd_open(proc.pid)
         self.ps: psutil.Process | None = _ps(proc.pid)
         self.tree: dict[int, psutil.Process] = {}  # descendants seen on any tick
+        self._starts: dict[int, int] = {}  # their start times (the pid-reuse check)
         self.returncode: int | None = None
         self._pumps = [asyncio.ensure_future(output.pump(stream, name))
                        for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))
@@ -106,11 +108,19 @@ class Child:
             return False
         return True
 
-    def refresh_tree(self) -> None:
-        """Remember every descendant now, so none escapes if the child dies before the next look."""
-        for p in reaper.descendants(self.pid):
-            self.tree.setdefault(p.pid, p)
-        self.tree = {pid: p for pid, p in self.tree.items() if reaper.alive(p)}
+    def refresh_tree(self, table: ProcTable | None = None) -> None:
+        """Remember every descendant now, so none escapes if the child dies before the next
+        look; ``table`` is the tick's one look at /proc (taken here when not given)."""
+        table = table if table is not None else ProcTable.take()
+        for pid in table.descendants(self.pid):
+            start = table.entries[pid].start_ticks
+            if self._starts.get(pid) != start:
+                p = _ps(pid)
+                if p is not None:
+                    self.tree[pid], self._starts[pid] = p, start
+        self.tree = {pid: p for pid, p in self.tree.items()
+                     if table.alive(pid, self._starts[pid])}
+        self._starts = {pid: self._starts[pid] for pid in self.tree}
 
     def members(self) -> list[psutil.Process]:
         """Live descendants: the remembered ones plus anything in our tree still in its group."""

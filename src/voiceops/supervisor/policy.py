@@ -178,7 +178,7 @@ def pool_unhealthy(parked_workers: int, workers: int) -> bool:
 
 def rss_verdict(streak: int, rss_bytes: int, soft_mb: int, hard_mb: int,
                 samples: int) -> tuple[int, str | None]:
-    """Hysteresis on tree RSS: returns the new over-soft streak and ``kill``, ``drain`` or None."""
+    """Hysteresis on tree memory (PSS): the new over-soft streak and ``kill``, ``drain`` or None."""
     mib = 1024 * 1024
     if hard_mb and rss_bytes > hard_mb * mib:
         return streak + 1, "kill"

@@ -1,6 +1,9 @@
 """The pool of named children and its level-triggered reconcile ``tick``.
 
-Names: ``worker-<i>`` (lowest free index on scale-up), ``proxy``, ``emulator``. A restart of a
+Names: ``worker-<i>`` (lowest free index on scale-up), ``proxy``, ``emulator``, and
+``standby-<i>``: ``workers.standby`` warm workers, registered with LiveKit but reporting
+themselves full, one of which takes the slot of a worker that dies unexpectedly (it is sent
+SIGUSR2, becomes ``worker-<i>``, and the next standby is built). A restart of a
 READY worker is replacement-first: the replacement (a *surge*) runs beside the old one until
 it is READY, then the old one drains. One rollout at a time, so the READY count never drops
 below what it was. Scale-down drains the workers with the fewest active jobs.
@@ -10,19 +13,23 @@ from __future__ import annotations
 
 import collections
 import logging
+import signal
 from collections.abc import Iterator
 from typing import Any
 
 from voiceops.config import Config
 from voiceops.events import Event, Jobs, Ready
 from voiceops.supervisor import policy, reaper
+from voiceops.supervisor.proctable import ProcTable
 from voiceops.supervisor.process import ManagedProcess, Runtime
+from voiceops.supervisor.policy import ExitReason
 from voiceops.supervisor.spec import (ChildSpec, Tuning, build_specs, options_for,
-                                      worker_spec)
+                                      standby_spec, worker_spec)
 from voiceops.supervisor.state import State
 from voiceops.text import plural
 
 log = logging.getLogger("voiceops.supervisor.pool")
+ACTIVATE_SIGNAL = signal.SIGUSR2  # what a standby worker takes as "take over now"
 ORDER = {"emulator": 0, "letta": 0, "proxy": 1, "worker": 2}
 
 
@@ -36,8 +43,10 @@ class Pool:
         self._surge_reasons: dict[str, str] = {}
         self.retiring: list[ManagedProcess] = []
         self.rollout: collections.deque[tuple[str, str]] = collections.deque()
+        self.standbys: dict[str, ManagedProcess] = {}
         self.desired_workers = cfg.workers.count
         self.stopping = False
+        rt.takeover = self._takeover
 
     # --- specs -------------------------------------------------------------------------
     def _spec_for(self, name: str) -> ChildSpec | None:
@@ -68,6 +77,7 @@ class Pool:
     def everything(self) -> Iterator[ManagedProcess]:
         yield from self.procs.values()
         yield from self.surges.values()
+        yield from self.standbys.values()
         yield from self.retiring
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -79,14 +89,17 @@ class Pool:
     async def tick(self, now: float) -> None:
         """Compare desired with actual and act; idempotent, safe to call at any time."""
         may_spawn = not self.unhealthy() and not self.stopping and self._livekit_up()
+        table = ProcTable.take()  # one look at /proc for the whole tick
         for proc in list(self.everything()):
-            await proc.tick(now, may_spawn=may_spawn or proc.spec.kind != "worker")
+            await proc.tick(now, may_spawn=may_spawn or proc.spec.kind != "worker", table=table)
         if not self.stopping:
             self._reconcile_count(may_spawn)
+            self._reconcile_standby(may_spawn)
             self._advance_rollout()
         self._drop_retired()
         if not self.rt.registry.spawning:
-            killed = reaper.sweep_orphans(self.rt.registry.pids, self.rt.registry.groups)
+            killed = reaper.sweep_orphans(self.rt.registry.pids, self.rt.registry.groups,
+                                          table)
             if killed:
                 self.rt.metrics.orphans_killed.inc(killed)
                 log.warning("orphans_killed process=- count=%d", killed)
@@ -110,6 +123,46 @@ class Pool:
             cands = [(p.name, p.active_jobs, p.state is State.READY) for p in self.workers()]
             for name in policy.pick_scale_down(cands, -missing):
                 self._retire(self.procs.pop(name), "scale")
+
+    def _reconcile_standby(self, may_spawn: bool) -> None:
+        want = self.cfg.workers.standby if self.desired_workers > 0 else 0
+        missing = want - len(self.standbys)
+        if missing > 0 and may_spawn:
+            index = 0
+            for _ in range(missing):
+                while f"standby-{index}" in self.standbys:
+                    index += 1
+                proc = self._new(standby_spec(self.cfg, index, sandbox=self.sandbox),
+                                 owns_metrics=False)
+                self.standbys[proc.name] = proc
+                self.rt.create_task(proc.start())
+        elif missing < 0:
+            for name in sorted(self.standbys, reverse=True)[:-missing]:
+                self._retire(self.standbys.pop(name), "scale")
+
+    def _takeover(self, dead: ManagedProcess, reason: ExitReason) -> bool:
+        """A worker died and would restart: give its slot to a READY standby instead."""
+        if self.stopping or self.procs.get(dead.name) is not dead:
+            return False  # a standby, surge or retiring process: ordinary handling
+        sb = next((p for p in self.standbys.values()
+                   if p.state is State.READY and p.standby and p.child is not None), None)
+        if sb is None:
+            return False
+        del self.standbys[sb.name]
+        standby_name, pid = sb.name, sb.child.pid if sb.child else 0
+        sb.spec = self._spec_for(dead.name) or dead.spec  # its own restarts: this slot's
+        sb.record, sb.restarts, sb.standby = dead.record, dead.restarts + 1, False
+        sb.ready_since = self.rt.clock()  # stability counts from the takeover
+        dead.owns_metrics, sb.owns_metrics = False, True
+        self.procs[dead.name] = sb
+        self.rt.metrics.process_restarts.labels(dead.name, reason.label).inc()
+        sb.publish_metrics()
+        if sb.child is not None:
+            sb.child.send(ACTIVATE_SIGNAL)
+        log.warning("standby_takeover process=%s standby=%s pid=%d reason=%s", dead.name,
+                    standby_name, pid, reason.text)
+        self.rt.wake()  # build the next standby
+        return True
 
     def _retire(self, proc: ManagedProcess, reason: str) -> None:
         surge = self.surges.pop(proc.name, None)
@@ -203,6 +256,10 @@ class Pool:
                 changed.append(proc.name)
         for name in changed:
             self.restart(name, "reload")
+        for name, proc in list(self.standbys.items()):  # rebuilt from the new config
+            index = int(name.rsplit("-", 1)[1])
+            if standby_spec(cfg, index, sandbox=self.sandbox) != proc.spec:
+                self._retire(self.standbys.pop(name), "reload")
         self.scale(cfg.workers.count)
         return changed
 
@@ -244,6 +301,12 @@ class Pool:
         for proc in self.everything():
             proc.shorten(cap_s)
 
+    def next_deadline(self) -> float | None:
+        """The earliest moment a process needs the reconcile loop (a backoff or park ending,
+        a start or drain deadline), so the loop sleeps until then rather than a whole tick."""
+        found = [d for d in (p.next_deadline() for p in self.everything()) if d is not None]
+        return min(found, default=None)
+
     def drain_deadline_remaining(self, now: float) -> float:
         return max((p.drain_remaining(now) for p in self.everything()), default=0.0)
 
@@ -271,6 +334,9 @@ class Pool:
     def summary(self, alerts: list[str] | None = None) -> str:
         ws = self.workers()
         parts = [f"workers {self.ready_workers()}/{self.desired_workers} ready"]
+        if self.standbys:
+            ready = sum(p.state is State.READY for p in self.standbys.values())
+            parts.append(f"{ready}/{len(self.standbys)} standby")
         for state in (State.STARTING, State.DRAINING, State.BACKOFF, State.PARKED):
             n = sum(p.state is state for p in ws) + (
                 sum(p.state is state for p in self.retiring) if state is State.DRAINING else 0)
@@ -306,6 +372,8 @@ class Pool:
             item = p.status()
             if p in self.surges.values():
                 item["role"] = "replacement"
+            elif p in self.standbys.values():
+                item["role"] = "standby"
             elif p in self.retiring:
                 item["role"] = "retiring"
             out.append(item)

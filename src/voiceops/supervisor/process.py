@@ -24,6 +24,7 @@ from voiceops.supervisor import policy
 from voiceops.supervisor.child import Child, ChildRegistry, child_env
 from voiceops.supervisor.logs import Forwarder
 from voiceops.supervisor.policy import Action, ExitReason, FailureRecord
+from voiceops.supervisor.proctable import ProcTable
 from voiceops.supervisor.spec import ChildOptions, ChildSpec
 from voiceops.supervisor.state import RUNNING, State, check_transition
 
@@ -45,6 +46,9 @@ class Runtime:
     rng: random.Random = field(default_factory=random.Random)
     base_env: Mapping[str, str] | None = None
     on_exit: Callable[[str], None] | None = None  # the monitor forgets the process's jobs
+    # A worker died unexpectedly and would restart: a warm standby may take its slot instead
+    # (returns True when it did; this process object is then finished).
+    takeover: Callable[[ManagedProcess, ExitReason], bool] | None = None
 
 
 class ManagedProcess:
@@ -63,7 +67,8 @@ class ManagedProcess:
         self.next_start_at: float | None = None
         self.final = False  # once set, the next exit is the last
         self.info: dict[str, str] = {}
-        self.rss_bytes = 0
+        self.standby = False  # READY as a standby: registered, warm, taking no jobs yet
+        self.pss_bytes = 0
         self.cpu_s = 0.0
         self._cpu_seen = 0.0
         self._rss_streak = 0
@@ -98,7 +103,7 @@ class ManagedProcess:
         m.set_process_state(self.name, self.state.value)
         m.process_up.labels(self.name).set(1 if self.running else 0)
         m.process_crashloop.labels(self.name).set(1 if self.state is State.PARKED else 0)
-        m.process_rss.labels(self.name).set(self.rss_bytes if self.running else 0)
+        m.process_pss.labels(self.name).set(self.pss_bytes if self.running else 0)
 
     async def start(self) -> None:
         """Spawn now (from EXITED, BACKOFF or PARKED)."""
@@ -129,7 +134,7 @@ class ManagedProcess:
         self.started_at, self.ready_since, self.next_start_at = self.rt.clock(), None, None
         self._stop_reason, self._we_sent, self._deadline = None, None, None
         self._pending_stop = None
-        self.active_jobs, self._rss_streak, self.rss_bytes = 0, 0, 0
+        self.active_jobs, self._rss_streak, self.pss_bytes = 0, 0, 0
         self.cpu_s, self._cpu_seen = 0.0, 0.0
         self.info = {}
 
@@ -154,6 +159,10 @@ class ManagedProcess:
         now = self.rt.clock()
         decision = policy.decide_restart(reason, self.record, now, self.options.policy, self.rt.rng)
         self.record = decision.record
+        if decision.action is Action.RESTART and not reason.requested \
+                and self.rt.takeover is not None and self.rt.takeover(self, reason):
+            self.final = True
+            return
         if decision.action is Action.RESTART and decision.delay_s <= 0:
             await self.start()
         elif decision.action is Action.RESTART:
@@ -188,6 +197,7 @@ class ManagedProcess:
             return
         if self.state is not State.STARTING:
             return
+        self.standby = event.standby
         self.ready_since = self.rt.clock()
         self.info = info
         log.info("process_ready process=%s pid=%d", self.name, self.child.pid if self.child else 0)
@@ -226,6 +236,16 @@ class ManagedProcess:
         if self.state is State.DRAINING and self._deadline is not None:
             self._deadline = policy.shortened_deadline(self.rt.clock(), self._deadline, cap_s)
 
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` next has something to do for this process, if ever."""
+        if self.state in (State.BACKOFF, State.PARKED):
+            return self.next_start_at
+        if self.state is State.STARTING and self.started_at is not None:
+            return self.started_at + self.options.start_timeout_s
+        if self.state is State.DRAINING:
+            return self._deadline
+        return None
+
     def drain_remaining(self, now: float) -> float:
         if self.state is not State.DRAINING or self._deadline is None:
             return 0.0
@@ -242,8 +262,10 @@ class ManagedProcess:
         self._set(State.STOPPING)
         self.child.kill_tree()
 
-    async def tick(self, now: float, *, may_spawn: bool = True) -> None:
-        """Level-triggered: act on whatever deadline has passed."""
+    async def tick(self, now: float, *, may_spawn: bool = True,
+                   table: ProcTable | None = None) -> None:
+        """Level-triggered: act on whatever deadline has passed (``table``: this tick's
+        look at /proc, shared by every process)."""
         st = self.state
         if st is State.STARTING and self.started_at is not None \
                 and now - self.started_at >= self.options.start_timeout_s:
@@ -257,11 +279,12 @@ class ManagedProcess:
                 and now >= self.next_start_at and (may_spawn or st is State.PARKED):
             await self.start()
         if self.child is not None and self.running:
-            self.child.refresh_tree()
+            self.child.refresh_tree(table)
 
-    def apply_sample(self, rss_bytes: int, cpu_total_s: float, samples: int) -> None:
-        """Record one resource sample; drain-restart over the soft limit, kill over the hard."""
-        self.rss_bytes = rss_bytes
+    def apply_sample(self, pss_bytes: int, cpu_total_s: float, samples: int) -> None:
+        """Record one resource sample (tree PSS); drain-restart over the soft limit (the
+        ``rss_soft_limit_mb`` key compares PSS), kill over the hard one."""
+        self.pss_bytes = pss_bytes
         if cpu_total_s > self._cpu_seen:
             if self.owns_metrics:
                 self.rt.metrics.process_cpu.labels(self.name).inc(cpu_total_s - self._cpu_seen)
@@ -270,12 +293,12 @@ class ManagedProcess:
         self.publish_metrics()
         o = self.options
         self._rss_streak, verdict = policy.rss_verdict(
-            self._rss_streak, rss_bytes, o.rss_soft_limit_mb, o.rss_hard_limit_mb, samples)
+            self._rss_streak, pss_bytes, o.rss_soft_limit_mb, o.rss_hard_limit_mb, samples)
         if verdict == "kill":
-            log.error("rss_hard_limit process=%s rss_bytes=%d", self.name, rss_bytes)
+            log.error("rss_hard_limit process=%s pss_bytes=%d", self.name, pss_bytes)
             self.kill("rss")
         elif verdict == "drain" and self.state in (State.READY, State.STARTING):
-            log.warning("rss_soft_limit process=%s rss_bytes=%d", self.name, rss_bytes)
+            log.warning("rss_soft_limit process=%s pss_bytes=%d", self.name, pss_bytes)
             self.request_stop("rss", restart=True)
 
     def status(self) -> dict[str, Any]:
@@ -285,7 +308,7 @@ class ManagedProcess:
             "name": self.name, "kind": self.spec.kind, "state": self.state.value,
             "pid": self.child.pid if self.child else None,
             "uptime_s": round(now - self.started_at, 3) if up and self.started_at else 0.0,
-            "restarts": self.restarts, "rss_bytes": self.rss_bytes if self.running else 0,
+            "restarts": self.restarts, "pss_bytes": self.pss_bytes if self.running else 0,
             "cpu_s": round(self.cpu_s, 3), "active_jobs": self.active_jobs,
             "last_exit": self.last_exit.text if self.last_exit else None,
             "worker_id": self.info.get("worker_id"), "agent_name": self.info.get("agent_name"),

@@ -17,6 +17,8 @@ from typing import Collection, Final
 
 import psutil
 
+from voiceops.supervisor.proctable import ProcTable
+
 PR_SET_CHILD_SUBREAPER: Final = 36
 log = logging.getLogger("voiceops.supervisor.reaper")
 
@@ -74,15 +76,25 @@ def group_members(pgid: int, within: Collection[psutil.Process]) -> list[psutil.
     return out
 
 
-def adopted(managed_pids: Collection[int],
-            spared_groups: Collection[int] = ()) -> list[psutil.Process]:
+def adopted(managed_pids: Collection[int], spared_groups: Collection[int] = (),
+            table: ProcTable | None = None) -> list[psutil.Process]:
     """Our direct children that we did not spawn and that left our process group: orphans.
 
     Members of ``spared_groups`` (the groups of children still running or settling) are left
     to their own child's exit handling: they are usually a worker's job processes finishing
-    their own shutdown a moment after the worker.
+    their own shutdown a moment after the worker. ``table``: the tick's one look at /proc.
     """
     own_pgid = os.getpgrp()
+    if table is not None:
+        out = []
+        for pid in table.children(os.getpid()):
+            pgid = table.entries[pid].pgid
+            if pid not in managed_pids and pgid != own_pgid and pgid not in spared_groups:
+                try:
+                    out.append(psutil.Process(pid))
+                except psutil.Error:
+                    pass
+        return out
     out = []
     for p in descendants_direct():
         if p.pid in managed_pids:
@@ -115,9 +127,10 @@ def reap(procs: Collection[psutil.Process]) -> int:
     return reaped
 
 
-def sweep_orphans(managed_pids: Collection[int], spared_groups: Collection[int] = ()) -> int:
+def sweep_orphans(managed_pids: Collection[int], spared_groups: Collection[int] = (),
+                  table: ProcTable | None = None) -> int:
     """Kill every live adopted orphan and reap the dead ones; return how many were killed."""
-    orphans = adopted(managed_pids, spared_groups)
+    orphans = adopted(managed_pids, spared_groups, table)
     killed = kill(orphans)
     reap(orphans)
     return killed

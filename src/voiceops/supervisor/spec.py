@@ -25,7 +25,8 @@ LISTENER_STOP_BUDGET_S: Final = 10.0
 _SUPERVISOR_ONLY_WORKER_KEYS: Final = frozenset({
     "count", "command", "restart", "backoff_base_s", "backoff_max_s", "stable_after_s",
     "crashloop_failures", "crashloop_window_s", "crashloop_cooldown_s", "rss_soft_limit_mb",
-    "rss_hard_limit_mb", "start_timeout_s"})
+    "rss_hard_limit_mb", "start_timeout_s", "standby"})
+STANDBY_ENV: Final = "VOICEOPS_STANDBY"  # "1": start as a standby (registered, reporting full)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,13 @@ def worker_spec(cfg: Config, index: int, *, sandbox: bool = False) -> ChildSpec:
     env = (*_base_env(cfg, sandbox), ("VOICEOPS_WORKER_INDEX", str(index)))
     digest = _digest(cfg.livekit, cfg.agent, w, cfg.letta, cfg.voice, sandbox)
     return ChildSpec(f"worker-{index}", "worker", tuple(argv), env, digest, surge=True)
+
+
+def standby_spec(cfg: Config, index: int, *, sandbox: bool = False) -> ChildSpec:
+    """A warm worker that takes over a dead worker's slot; it becomes that slot's process."""
+    w = worker_spec(cfg, index, sandbox=sandbox)
+    env = tuple(kv for kv in w.env if kv[0] != "VOICEOPS_WORKER_INDEX")
+    return replace(w, name=f"standby-{index}", env=(*env, (STANDBY_ENV, "1")))
 
 
 def proxy_spec(cfg: Config, *, sandbox: bool = False) -> ChildSpec:

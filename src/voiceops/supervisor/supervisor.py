@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import random
@@ -30,7 +31,7 @@ from voiceops.supervisor.eventsock import EventSocket, runtime_dir
 from voiceops.supervisor.logs import Forwarder
 from voiceops.supervisor.pool import Pool
 from voiceops.supervisor.process import ManagedProcess, Runtime
-from voiceops.supervisor.resources import sample_tree
+from voiceops.supervisor.resources import memory_figure, sample_tree
 from voiceops.supervisor.spec import Tuning
 from voiceops.supervisor.systemd import Notifier, loop_healthy
 
@@ -38,6 +39,7 @@ EX_SOFTWARE: Final = 70
 KILL_GRACE_S: Final = 30.0  # what systemd should allow beyond our drain budget
 EXTEND_EVERY_S: Final = 5.0
 SAY_EVERY_S: Final = 30.0  # how often a long stop repeats what it waits for
+PSS_EVERY: Final = 5  # resource rounds between PSS readings when no limit is near
 HANDLED_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD,
                           signal.SIGUSR2)
 AlertsProvider = Callable[[], list[dict[str, Any]]]
@@ -190,6 +192,10 @@ class Supervisor:
             for sig in HANDLED_SIGNALS:
                 loop.add_signal_handler(sig, self._signals.put_nowait, sig)
             self.pool.start()
+            # Everything imported and built so far lives as long as we do: keep it out of the
+            # collector's full passes, which otherwise stall the loop (a slow status answer).
+            gc.freeze()
+            self._wake.set()  # the first tick (it spawns the workers) runs now, not a tick later
             loops = [self.create_task(c) for c in (self._reconcile_loop(), self._signal_loop(),
                                                    self._resource_loop(), self._watchdog_loop())]
             await self._done.wait()
@@ -233,8 +239,13 @@ class Supervisor:
         while True:
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
             # that races with the event being set, and the loop would never stop.
+            # Wake at the next deadline (a sub-second backoff ending), at the latest after a tick.
+            wait_s = self.tuning.tick_interval_s
+            deadline = pool.next_deadline()
+            if deadline is not None:
+                wait_s = min(wait_s, max(0.0, deadline - self.clock()))
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.tuning.tick_interval_s):
+                async with asyncio.timeout(wait_s):
                     await self._wake.wait()
             self._wake.clear()
             if self._stall_next_tick:  # test hook (VOICEOPS_DEBUG_STALL_TICK_S): a wedged tick
@@ -256,12 +267,25 @@ class Supervisor:
 
     async def _resource_loop(self) -> None:
         pool = self._pool()
+        rounds = 0
         while True:
             await asyncio.sleep(self.tuning.resource_interval_s)
+            rounds += 1
             for proc in list(pool.everything()):
                 if proc.child is not None and proc.running:
-                    rss, cpu = sample_tree(proc.child.live_processes())
-                    proc.apply_sample(rss, cpu, self.tuning.rss_samples)
+                    self._sample(proc, pss_due=rounds % PSS_EVERY == 1)
+
+    def _sample(self, proc: ManagedProcess, *, pss_due: bool) -> None:
+        """PSS every PSS_EVERY rounds, at a first sample, and whenever the cheap summed RSS
+        says a limit may be crossed; CPU every round."""
+        procs = proc.child.live_processes() if proc.child is not None else []
+        limits = [mb for mb in (proc.options.rss_soft_limit_mb, proc.options.rss_hard_limit_mb)
+                  if mb]
+        sample = sample_tree(procs, pss=pss_due or not proc.pss_bytes)
+        if sample.pss_bytes is None and limits and sample.rss_bytes > min(limits) * 2**20:
+            sample = sample_tree(procs, pss=True)
+        proc.apply_sample(memory_figure(sample, proc.pss_bytes), sample.cpu_s,
+                          self.tuning.rss_samples)
 
     async def _watchdog_loop(self) -> None:
         period = self.notifier.watchdog_period_s

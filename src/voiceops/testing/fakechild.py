@@ -59,11 +59,16 @@ class Child:
         self.terms = 0
         self.drain_until: float | None = None
         self.ballast = b""
+        self.standby = os.environ.get("VOICEOPS_STANDBY") == "1"
+        self.activated = False
 
     def on_signal(self, signum: int, _frame: object) -> None:
         if self.args.signal_log:
             with open(self.args.signal_log, "a", encoding="utf-8") as f:
                 f.write(f"{os.getpid()} {signal.Signals(signum).name}\n")
+        if signum == signal.SIGUSR2 and self.standby:  # the supervisor activates a standby
+            self.standby = False
+            self.activated = True
         if signum in (signal.SIGTERM, signal.SIGINT):
             self.terms += 1
             if self.terms > 1:
@@ -107,12 +112,16 @@ class Child:
             if a.exit_after >= 0 and now >= a.exit_after:
                 return a.exit_code
             if not ready_sent and 0 <= a.ready_after <= now and self.drain_until is None:
-                events.emit(events.Ready(worker_id=f"FAKE_{os.getpid()}", agent_name="fake"))
+                events.emit(events.Ready(worker_id=f"FAKE_{os.getpid()}", agent_name="fake",
+                                         standby=self.standby))
                 ready_sent = True
             if ready_sent and 0 <= a.reregister_after <= now and not reregistered:
                 events.emit(events.Ready(worker_id=f"FAKE_{os.getpid()}_2", agent_name="fake"))
                 reregistered = True
-            jobs = self._jobs(ready_sent)
+            if self.activated:
+                self.activated = False
+                events.emit(events.Ready(worker_id=f"FAKE_{os.getpid()}", agent_name="fake"))
+            jobs = self._jobs(ready_sent and not self.standby)
             if jobs != jobs_reported:
                 events.emit(events.Jobs(active_jobs=jobs))
                 jobs_reported = jobs
@@ -136,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         index = int(os.environ.get("VOICEOPS_WORKER_INDEX", "0"))
         args.jobs = per_index[index] if index < len(per_index) else 0
     child = Child(args)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, child.on_signal)
     child.side_effects()
     return child.run()

@@ -46,6 +46,9 @@ def toml_value(v: Any) -> str:
 
 def write_config(path: Path, *, workers: dict[str, Any], proxy: dict[str, Any] | None = None,
                  metrics_port: int) -> Path:
+    # No standby unless a test asks: its takeover would change what most tests watch
+    # (backoffs, crash loops, orphans of worker-0); tests/process/supervisor/test_standby.py.
+    workers = {"standby": 0, **workers}
     lines = ["[workers]", *(f"{k} = {toml_value(v)}" for k, v in workers.items()), "[proxy]"]
     lines += [f"{k} = {toml_value(v)}" for k, v in (proxy or {"enabled": False}).items()]
     lines += ["[metrics]", f'listen = "127.0.0.1:{metrics_port}"']

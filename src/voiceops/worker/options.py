@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 
 from voiceops.config import Config, Secrets
@@ -36,6 +37,8 @@ class WorkerOptions:
     health_port: int = 0
     # How often the worker process compares its active job count (jobs event on change).
     jobs_poll_interval_s: float = 0.25
+    # Start as a standby ($VOICEOPS_STANDBY=1 from the supervisor): registered, warm, full.
+    standby: bool = False
     # A job process's prewarm (VAD, piper voice) may take seconds on a busy machine.
     initialize_process_timeout_s: float = 60.0
 
@@ -51,6 +54,7 @@ class WorkerOptions:
             load_threshold=effective_load_threshold(cfg.workers.load_threshold),
             drain_timeout_s=cfg.workers.drain_timeout_s,
             max_jobs=cfg.workers.max_jobs,
+            standby=os.environ.get("VOICEOPS_STANDBY") == "1",
         )
 
 

@@ -37,6 +37,7 @@ logger = logging.getLogger("voiceops.worker")
 
 EX_OK: Final = 0
 EX_FAILED: Final = 1
+ACTIVATE_SIGNAL: Final = signal.SIGUSR2  # the supervisor's "standby, take over now"
 # Env vars that would silently override agent.name inside livekit-agents.
 _NAME_OVERRIDES: Final = ("LIVEKIT_AGENT_NAME_OVERRIDE", "LIVEKIT_AGENT_NAME")
 
@@ -82,7 +83,7 @@ class WorkerRuntime:
             host=o.health_host, port=o.health_port,
             num_idle_processes=o.num_idle_processes, load_threshold=o.load_threshold,
             drain_timeout=math.ceil(o.drain_timeout_s), load_fnc=self._measure_load,
-            preload_modules=[o.entrypoint.partition(":")[0]],
+            preload_modules=[o.entrypoint.partition(":")[0]], standby=o.standby,
             setup_fnc=wrap_setup(o.entrypoint),
             initialize_process_timeout=o.initialize_process_timeout_s,
         )
@@ -105,10 +106,19 @@ class WorkerRuntime:
 
     def _on_registered(self, worker_id: str, server_info: models.ServerInfo) -> None:
         port = self._server.worker_info.http_port
+        standby = self._server.standby
         self._emit(events.Ready(worker_id=worker_id, agent_name=self._opts.agent_name,
-                                http_port=port))
+                                http_port=port, standby=standby))
         logger.info("worker registered", extra={"worker_id": worker_id, "http_port": port,
-                                                "agent_name": self._opts.agent_name})
+                                                "agent_name": self._opts.agent_name,
+                                                "standby": standby})
+
+    def _activate(self) -> None:
+        """SIGUSR2 from the supervisor: this standby takes over a dead worker's slot."""
+        if self._phase is Phase.RUNNING and self._server.activate():
+            self._emit(events.Ready(worker_id=self._server.id, agent_name=self._opts.agent_name,
+                                    http_port=self._server.worker_info.http_port))
+            logger.info("standby activated", extra={"worker_id": self._server.id})
 
     async def run(self) -> int:
         """Run until stopped; return the process exit code."""
@@ -116,6 +126,7 @@ class WorkerRuntime:
         signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, signals.put_nowait, sig)  # handlers only enqueue
+        loop.add_signal_handler(ACTIVATE_SIGNAL, self._activate)
         helpers = [asyncio.create_task(self._on_signals(signals), name="signals"),
                    asyncio.create_task(self._watch_jobs(), name="jobs")]
         try:
@@ -127,7 +138,7 @@ class WorkerRuntime:
             await _cancel(*helpers)
             await self._server.aclose()
             drainflag.clear(self._drain_flag)
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, ACTIVATE_SIGNAL):
                 loop.remove_signal_handler(sig)
         return EX_OK
 

@@ -32,7 +32,7 @@ class FakeView:
     def _proc(name: str, kind: str, state: str, pid: int | None, uptime_s: float | None,
               restarts: int, rss_bytes: int | None, jobs: int) -> dict[str, Any]:
         return {"name": name, "kind": kind, "state": state, "pid": pid, "uptime_s": uptime_s,
-                "restarts": restarts, "rss_bytes": rss_bytes, "cpu_s": 1.5, "active_jobs": jobs,
+                "restarts": restarts, "pss_bytes": rss_bytes, "cpu_s": 1.5, "active_jobs": jobs,
                 "last_exit": "crash(1)" if restarts else None, "worker_id": "AW_x",
                 "agent_name": "letta-voice-agent"}
 

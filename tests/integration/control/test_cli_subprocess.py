@@ -60,7 +60,7 @@ async def test_status_prints_a_table(server: ControlServer, sock_dir: Path) -> N
     r = await voiceops("status", "--socket", str(server.socket_path), cwd=sock_dir)
     assert r.code == 0, r.err
     lines = r.out.splitlines()
-    assert lines[0].split() == ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "RSS_MIB", "JOBS"]
+    assert lines[0].split() == ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "PSS_MIB", "JOBS"]
     assert lines[1].split() == ["worker-0", "ready", "4101", "1h02m", "0", "150.0", "1"]
     assert lines[2].split() == ["worker-1", "backoff", "-", "-", "3", "-", "0"]
     assert "pool: 1/2 workers ready, 0 parked, healthy" in r.out

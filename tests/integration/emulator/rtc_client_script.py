@@ -9,7 +9,9 @@ Commands, one per line: `connect URL TOKEN [v0] [manual]` (v0: the SDK's two-PC 
 manual: no auto-subscribe), `publish` (a short silent track), `tone HZ SECONDS` (publish a
 sine tone for that long), `unpublish`, `mute`, `unmute`, `subscribe TRACK_SID`,
 `listen TRACK_SID SECONDS` (record that remote track, then report its energy and dominant
-frequency), `disconnect`; EOF ends the process. Every answer and room event is one JSON object
+frequency), `data TEXT [lossy] [to=IDENTITY,…]` (publish_data, topic "test"), `text TEXT`
+(send_text, topic "chat"), `rpc IDENTITY PAYLOAD` (perform_rpc "echo"; every client answers
+"echo:PAYLOAD"), `attrs KEY=VALUE …` (set_attributes; an empty VALUE deletes), `disconnect`; EOF ends the process. Every answer and room event is one JSON object
 per line on stdout, with an "event" key; SDK log records at WARNING and above are events too.
 """
 
@@ -55,8 +57,34 @@ def watch(room: rtc.Room) -> None:
     room.on("track_subscribed", lambda track, pub, p: emit(
         "track_subscribed", identity=p.identity, sid=pub.sid, track_sid=track.sid, kind=int(track.kind)))
     room.on("track_unsubscribed", lambda track, pub, p: emit("track_unsubscribed", identity=p.identity, sid=pub.sid))
+    room.on("local_track_subscribed", lambda track: emit("local_track_subscribed", sid=track.sid))
     room.on("track_muted", lambda p, pub: emit("track_muted", identity=p.identity, sid=pub.sid))
     room.on("track_unmuted", lambda p, pub: emit("track_unmuted", identity=p.identity, sid=pub.sid))
+    room.on("data_received", lambda packet: emit(
+        "data_received", identity=packet.participant.identity if packet.participant else None,
+        data=packet.data.decode(), topic=packet.topic, kind=int(packet.kind)))
+    room.on("participant_attributes_changed", lambda changed, p: emit(
+        "attributes_changed", identity=p.identity, changed=dict(changed), attributes=dict(p.attributes)))
+    room.on("transcription_received", lambda segments, p, _pub: emit(
+        "transcription_received", identity=p.identity if p else None,
+        texts=[s.text for s in segments]))
+
+
+def watch_streams(room: rtc.Room, tasks: set[asyncio.Task[None]]) -> None:
+    """Text streams on "chat" and "lk.transcription" are read whole and reported."""
+
+    async def read(reader: rtc.TextStreamReader, identity: str) -> None:
+        text = await reader.read_all()
+        emit("text_received", identity=identity, topic=reader.info.topic, text=text,
+             attributes=dict(reader.info.attributes or {}))
+
+    def handler(reader: rtc.TextStreamReader, identity: str) -> None:
+        task = asyncio.get_running_loop().create_task(read(reader, identity))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    for topic in ("chat", "lk.transcription"):
+        room.register_text_stream_handler(topic, handler)
 
 
 class Client:
@@ -65,6 +93,38 @@ class Client:
         watch(self.room)
         self.publication: rtc.LocalTrackPublication | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        watch_streams(self.room, self.tasks)
+
+    async def _echo(self, data: rtc.RpcInvocationData) -> str:
+        emit("rpc_invoked", caller=data.caller_identity, payload=data.payload)
+        return f"echo:{data.payload}"
+
+    async def data(self, text: str, *flags: str) -> None:
+        to = next((f[3:].split(",") for f in flags if f.startswith("to=")), [])
+        await self.room.local_participant.publish_data(
+            text, reliable="lossy" not in flags, destination_identities=to, topic="test")
+        emit("data_sent", data=text)
+
+    async def text(self, text: str) -> None:
+        info = await self.room.local_participant.send_text(text, topic="chat")
+        emit("text_sent", id=info.stream_id)
+
+    async def rpc(self, identity: str, payload: str) -> None:
+        try:
+            answer = await self.room.local_participant.perform_rpc(
+                destination_identity=identity, method="echo", payload=payload, response_timeout=10)
+        except rtc.RpcError as exc:
+            emit("rpc_failed", code=exc.code, message=exc.message)
+            return
+        emit("rpc_result", payload=answer)
+
+    async def attrs(self, *pairs: str) -> None:
+        try:
+            await self.room.local_participant.set_attributes(dict(p.split("=", 1) for p in pairs))
+        except Exception as exc:  # the SDK raises on a refused request; the test reads why
+            emit("attrs_failed", error=str(exc))
+            return
+        emit("attrs_set", attributes=dict(self.room.local_participant.attributes))
 
     async def connect(self, url: str, token: str, *flags: str) -> None:
         options = rtc.RoomOptions(auto_subscribe="manual" not in flags)
@@ -76,6 +136,7 @@ class Client:
         except rtc.ConnectError as exc:
             emit("failed", error=str(exc))
             return
+        self.room.local_participant.register_rpc_method("echo", self._echo)
         emit("connected", sid=self.room.local_participant.sid, room=self.room.name,
              remote=sorted(self.room.remote_participants), elapsed_s=time.monotonic() - started)
 
@@ -172,6 +233,14 @@ async def main() -> None:
             client.subscribe(args[0])
         elif cmd == "listen":
             await client.listen(args[0], float(args[1]))
+        elif cmd == "data":
+            await client.data(*args)
+        elif cmd == "text":
+            await client.text(" ".join(args))
+        elif cmd == "rpc":
+            await client.rpc(args[0], args[1])
+        elif cmd == "attrs":
+            await client.attrs(*args)
         elif cmd == "disconnect":
             await client.room.disconnect()
             emit("disconnected")

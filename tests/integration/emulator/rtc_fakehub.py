@@ -23,14 +23,17 @@ API_SECRET = "rtc-test-secret-that-is-long-enough-for-hs256"
 
 
 def mint_token(
-    room: str, identity: str, *, kind: str = "standard", key: str = API_KEY, secret: str = API_SECRET
+    room: str, identity: str, *, kind: str = "standard", key: str = API_KEY, secret: str = API_SECRET,
+    can_publish_data: bool = True, can_update_own_metadata: bool = False,
 ) -> str:
     """A join token for `room` as `identity`, signed with the test key unless told otherwise."""
     return (
         api.AccessToken(key, secret)
         .with_identity(identity)
         .with_kind(kind)
-        .with_grants(api.VideoGrants(room_join=True, room=room))
+        .with_grants(api.VideoGrants(
+            room_join=True, room=room, can_publish_data=can_publish_data,
+            can_update_own_metadata=can_update_own_metadata))
         .with_ttl(timedelta(minutes=10))
         .to_jwt()
     )
@@ -64,6 +67,16 @@ class FakeHub:
 
     def refuse_media(self) -> bool:
         return self.refuse
+
+    def relay_data(self, room: str, identity: str, kind: int, raw: bytes) -> None:
+        self.events.append(("data", room, identity))  # the wire tests relay nothing
+
+    async def update_metadata(
+        self, room: str, identity: str, update: proto.UpdateParticipantMetadata
+    ) -> proto.SignalResponse:
+        self.events.append(("update_metadata", room, identity))
+        return proto.SignalResponse(request_response=proto.RequestResponse(
+            request_id=update.request_id, reason=proto.RequestResponse.NOT_ALLOWED))
 
     async def join(self, claims: api.Claims, sink: ParticipantSink, *, auto_subscribe: bool = True) -> JoinInfo:
         room = claims.video.room

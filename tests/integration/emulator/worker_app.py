@@ -97,6 +97,29 @@ async def entrypoint(ctx: JobContext) -> None:
         )
     if os.environ.get(ECHO_ENV) == "1":
         await _speak_and_listen(ctx)
+    if steer.get("say"):
+        await _session_say(ctx, str(steer["say"]))
+
+
+async def _session_say(ctx: JobContext, text: str) -> None:
+    """A real AgentSession says `text` over a tone: livekit-agents publishes the audio, its
+    `lk.transcription` text stream and its `lk.agent.state` attribute (no STT/LLM/TTS needed)."""
+    from livekit.agents import Agent, AgentSession
+    from rtc_client_script import FRAME_SAMPLES, RATE_HZ  # the tests' own audio helpers
+
+    async def voice():
+        for index in range(150):  # 1.5 s of 880 Hz
+            t = (np.arange(FRAME_SAMPLES) + index * FRAME_SAMPLES) / RATE_HZ
+            frame = rtc.AudioFrame.create(RATE_HZ, 1, FRAME_SAMPLES)
+            np.copyto(np.frombuffer(frame.data, dtype=np.int16),
+                      (0.3 * 32767 * np.sin(2 * np.pi * AGENT_TONE_HZ * t)).astype(np.int16))
+            yield frame
+
+    session = AgentSession()
+    await session.start(Agent(instructions="say what you are told"), room=ctx.room)
+    handle = session.say(text, audio=voice(), allow_interruptions=False)
+    await handle
+    report("agent_said", text=text)
 
 
 async def _speak_and_listen(ctx: JobContext) -> None:

@@ -3,6 +3,7 @@ an event sink on a unix datagram socket, and a fake Letta upstream on port 0."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import shutil
@@ -18,7 +19,7 @@ from proxy_helpers import LETTA_KEY, PROXY_KEY, EventSink, FakeLetta, assert_no_
 
 from voiceops.config import from_dict
 from voiceops.proxy.app import create_app
-from voiceops.proxy.context import CTX
+from voiceops.proxy.context import CTX, SERVICES
 from voiceops.proxy.options import ProxySecrets, options_from_config
 
 
@@ -44,6 +45,15 @@ class ProxyClient:
     def __init__(self, client: TestClient, secrets: tuple[str, ...]) -> None:
         self.client = client
         self.secrets = secrets
+
+    async def room_list_taken(self) -> None:
+        """Until the proxy's room book holds its first full room list (its cold start ends)."""
+        book = self.client.server.app[SERVICES].dispatcher.book
+        for _ in range(1000):
+            if book.synced:
+                return
+            await asyncio.sleep(0.01)  # deadline poll: 10 s at most
+        raise AssertionError("the proxy never took its room list")
 
     async def call(self, method: str, path: str, *, body: Any = None, data: bytes | None = None,
                    headers: dict[str, str] | None = None) -> Answer:

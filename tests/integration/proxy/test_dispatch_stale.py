@@ -34,11 +34,13 @@ def older_than_grace(since_ns: int) -> bool:
 
 async def test_stale_dispatch_without_job_is_replaced(livekit_server_module, make_proxy,
                                                       event_sink):
-    """A dispatch that never got a job and is older than the grace is deleted and replaced."""
+    """A dispatch from before the proxy started (cold cache) that never got a job and is older
+    than the grace is deleted and replaced."""
     lk = livekit_server_module
-    proxy = await make_proxy(lk, option_overrides=GRACE)
     room = room_name()
     old = await create_directly(lk, room)  # no worker is registered: it never gets a job
+    proxy = await make_proxy(lk, option_overrides=GRACE)
+    await proxy.room_list_taken()
     await poll_until(lambda: older_than_grace(old.state.created_at), "old dispatch aged")
     ans = await proxy.dispatch({"room": room})
     assert ans.status == 200, ans.text
@@ -52,11 +54,13 @@ async def test_stale_dispatch_without_job_is_replaced(livekit_server_module, mak
 
 
 async def test_fresh_dispatch_without_job_is_reused(livekit_server_module, make_proxy):
-    """A dispatch younger than the grace (its JobRequest may still come) is reused as before."""
+    """A dispatch younger than the grace (its JobRequest may still come) is reused, also when
+    it was made before the proxy started (cold cache)."""
     lk = livekit_server_module
-    proxy = await make_proxy(lk)  # the default grace (30 s): the dispatch stays fresh
     room = room_name()
-    fresh = await create_directly(lk, room)
+    fresh = await create_directly(lk, room)  # before the proxy started: its cache is cold
+    proxy = await make_proxy(lk)  # the default grace (30 s): the dispatch stays fresh
+    await proxy.room_list_taken()
     ans = await proxy.dispatch({"room": room})
     assert ans.status == 200, ans.text
     assert ans.body["reused"] is True and ans.body["dispatch_id"] == fresh.id

@@ -36,7 +36,7 @@ async def test_worker_with_its_key_in_a_credential_starts(spawn: Any, sink: Even
     creds.mkdir()
     (creds / "cartesia-api-key").write_text("ca-test\n", encoding="utf-8")
     worker = await spawn(**NOWHERE, api_secret="unused", entrypoint=VOICE_AGENT, tts="cartesia",
-                         env={"CREDENTIALS_DIRECTORY": str(creds)})
+                         extra_env={"CREDENTIALS_DIRECTORY": str(creds)})
     await poll_until(lambda: "failed to connect to livekit" in worker.log_tail(), 60.0)
     assert worker.proc.returncode is None and "CARTESIA_API_KEY" not in worker.log_tail()
 

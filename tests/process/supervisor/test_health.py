@@ -25,7 +25,7 @@ def test_rss_over_soft_limit_drains_and_restarts(start_supervisor: StartSupervis
     new = wait_for(lambda: [w for w in sup.procs() if w["pid"] not in (None, first["pid"])],
                    30, "replacement")[0]
     assert new["last_exit"] == "rss"
-    assert (sup.metric("voiceops_process_rss_bytes", process="worker-0") or 0) >= 0
+    assert (sup.metric("voiceops_process_pss_bytes", process="worker-0") or 0) >= 0
 
 
 def test_rss_under_soft_limit_is_left_alone(start_supervisor: StartSupervisor) -> None:
@@ -34,7 +34,7 @@ def test_rss_under_soft_limit_is_left_alone(start_supervisor: StartSupervisor) -
         {"count": 1, "command": [*FAKE], "rss_soft_limit_mb": 500},
         env={"VOICEOPS_RESOURCE_INTERVAL_S": "0.3", "VOICEOPS_RSS_SAMPLES": "2"})
     w = sup.wait_ready_workers(1)[0]
-    wait_for(lambda: (sup.metric("voiceops_process_rss_bytes", process="worker-0") or 0)
+    wait_for(lambda: (sup.metric("voiceops_process_pss_bytes", process="worker-0") or 0)
              > 5_000_000, 20, "rss sampled")
     wait_for(lambda: (sup.metric("voiceops_process_cpu_seconds_total", process="worker-0")
                       or 0) > 0, 20, "cpu sampled")

@@ -94,3 +94,17 @@ def test_children_stop_when_the_supervisor_is_killed(start_supervisor: StartSupe
     sup.wait(10)
     assert_gone(pids, timeout_s=15)
     assert signal_log.read_text().count("SIGTERM") >= 2, signal_log.read_text()
+
+
+def test_sub_second_backoff_ends_without_waiting_for_a_tick(start_supervisor: StartSupervisor,
+                                                             tmp_path: Path) -> None:
+    """With a 30 s tick, a 0.1 s backoff still restarts at once: the loop wakes when it ends."""
+    pid_file = tmp_path / "starts"
+    sup = start_supervisor({
+        "count": 1, "standby": 0,
+        "command": [*FAKE, "--exit-after", "0.2", "--pid-file", str(pid_file)],
+        "backoff_base_s": 0.1, "backoff_max_s": 0.1, "crashloop_failures": 100},
+        env={"VOICEOPS_TICK_INTERVAL_S": "30"})
+    wait_for(lambda: pid_file.exists() and len(starts(pid_file)) >= 4, 20,
+             "four starts (three backoffs) long before one 30 s tick")
+    assert [n for _, n in backoffs(sup.stderr())][:3] == [1, 2, 3]

@@ -73,7 +73,7 @@ def test_format_status_aligns_and_tolerates_missing_fields() -> None:
     """Columns align across rows, and absent values print as '-'."""
     status = {"state": "stopping", "ready": False,
               "pool": {"desired": 1, "ready": 0, "parked": 1, "unhealthy": True},
-              "processes": [{"name": "worker-10", "state": "parked", "rss_bytes": 3 * 2**20},
+              "processes": [{"name": "worker-10", "state": "parked", "pss_bytes": 3 * 2**20},
                             {"name": "proxy", "state": "ready", "pid": 7, "uptime_s": 5}],
               "alerts": []}
     lines = cli.format_status(status, now_s=0.0).splitlines()
