@@ -10,6 +10,7 @@ asserts that none of its processes is left.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -141,8 +142,10 @@ class Chromium:
         self.events: list[dict[str, Any]] = []
         self.seen: dict[int, psutil.Process] = {}
         self.ws: ClientConnection | None = None
+        self._exits = contextlib.ExitStack()
         try:
-            self.ws = connect(self._endpoint(), max_size=None, open_timeout=START_TIMEOUT_S)
+            self.ws = self._exits.enter_context(
+                connect(self._endpoint(), max_size=None, open_timeout=START_TIMEOUT_S))
         except BaseException:
             self.close()
             raise
@@ -190,6 +193,22 @@ class Chromium:
                 return dict(reply.get("result", {}))
             self._event(reply)
 
+    def wait_event(self, method: str, timeout_s: float = CALL_TIMEOUT_S) -> dict[str, Any]:
+        """The first event named ``method`` not taken yet (from the buffer, else the socket)."""
+        assert self.ws is not None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for i, ev in enumerate(self.events):
+                if ev.get("method") == method:
+                    return self.events.pop(i)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BrowserError(f"no {method} event within {timeout_s} s")
+            try:
+                self._event(json.loads(self.ws.recv(timeout=left)))
+            except TimeoutError:
+                continue
+
     def _event(self, event: dict[str, Any]) -> None:
         self.events.append(event)
         del self.events[:-MAX_EVENTS]
@@ -227,7 +246,7 @@ class Chromium:
                 self.call("Browser.close", timeout_s=5)
             except Exception:  # already gone, or wedged: the group kill below ends it
                 pass
-            self.ws.close()
+            self._exits.close()
             self.ws = None
         try:
             self.proc.wait(timeout=10)

@@ -43,7 +43,7 @@ function newCall() {
     agent: null, dispatchId: "", deadlineS: FALLBACK_DEADLINE_S, diagnosis: "",
     steps: {}, turns: [], transcripts: new Map(), timer: new TurnTimer(),
     peak: { mic: SILENT_DB, agent: SILENT_DB }, level: { mic: SILENT_DB, agent: SILENT_DB },
-    agentState: "", hangingUp: false, polling: false, timers: [],
+    agentState: "", hangingUp: false, connected: false, timers: [],
   };
 }
 
@@ -115,6 +115,7 @@ async function join(call, token) {
     return false;
   }
   if (!live(call)) return false;
+  call.connected = true;
   step(call, "connected", sinceT0(call));
   const present = agentAlreadyThere(room);
   if (present) agentJoined(call, present);
@@ -166,6 +167,7 @@ function timelineSays(call, tl) {
 function missing(call, diagnosis) {
   call.diagnosis = diagnosis;
   if (!input("diagnosed")) return;
+  step(call, "diagnosed", sinceT0(call));
   if (call.steps.job_request === undefined) ui.setStep("job_request", 0, true);
   ui.setStep("agent_joined", 0, true);
   ui.log("err", "no agent: " + diagnosis);
@@ -227,10 +229,18 @@ function roomHandlers(call) {
       call.transcripts.set(id, { who, text, final });
       ui.upsertUtterance(id, who, text, final);
     },
-    disconnected: (reason) => fail(call, "Disconnected from LiveKit", ` reason ${reason}`),
+    disconnected: (reason) => {
+      // Before the join completed, room.connect() rejects with the better message.
+      if (call.connected) fail(call, "Disconnected from LiveKit", " " + reasonName(reason));
+    },
     playbackBlocked: (blocked) => { $("start-audio").hidden = !blocked; },
     log: ui.log,
   };
+}
+
+function reasonName(reason) {
+  const name = LK.DisconnectReason[reason];
+  return name ? `${name} (${reason})` : `reason ${reason}`;
 }
 
 function sample(call) {
