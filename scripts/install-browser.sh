@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the browser tests (tests/browser) need from Debian's packages, idempotently:
 #   chromium   headless, driven over the DevTools protocol (no browser download ever)
-#   espeak-ng  speaks the question the fake microphone plays to the agent
 # Needs root for apt-get. Without them the browser tests skip locally; under CI=true a
 # missing browser is a failure (here and in the tests).
 set -euo pipefail
@@ -13,14 +12,14 @@ fail() {
 }
 runs() { "$@" >/dev/null 2>&1; }
 
-have_all() { runs chromium --version && runs espeak-ng --version; }
+have_all() { runs chromium --version; }
 have_all && exit 0
-[[ $(id -u) -eq 0 ]] || fail "chromium or espeak-ng missing and not root: apt-get install chromium espeak-ng"
-command -v apt-get >/dev/null || fail "chromium or espeak-ng missing and no apt-get"
-say "apt-get install chromium espeak-ng"
+[[ $(id -u) -eq 0 ]] || fail "chromium missing and not root: apt-get install chromium"
+command -v apt-get >/dev/null || fail "chromium missing and no apt-get"
+say "apt-get install chromium"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq || fail "apt-get update failed"
-apt-get install -y -qq chromium espeak-ng >/dev/null \
-    || fail "apt-get install chromium espeak-ng failed"
-have_all || fail "chromium or espeak-ng does not run after the install"
+apt-get install -y -qq chromium >/dev/null \
+    || fail "apt-get install chromium failed"
+have_all || fail "chromium does not run after the install"
 say "chromium: $(chromium --version 2>/dev/null)"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import urllib.request
 import wave
@@ -22,7 +20,7 @@ from stack import Stack, stack_config  # noqa: E402
 
 from voiceops.testing.chromium import Page  # noqa: E402
 from voiceops.testing.harness import free_port, wait_for  # noqa: E402
-from voiceops.testing.tools import REPO_ROOT, in_ci  # noqa: E402
+from voiceops.testing.tools import REPO_ROOT  # noqa: E402
 
 QUESTION: Final = "What is the capital of France?"
 # Seconds of silence before and after the question: the fake microphone loops the file, so
@@ -58,25 +56,19 @@ def start_sandbox(tmp: Path, **overrides: Any) -> tuple[Stack, SandboxLiveKit]:
 
 
 def speak(text: str, out: Path) -> Path:
-    """``text`` spoken by espeak-ng into a 16-bit mono WAV, padded with silence."""
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        message = "espeak-ng not found (run scripts/install-browser.sh)"
-        if in_ci():
-            raise AssertionError(message + "; CI=true requires it")
-        import pytest
-        pytest.skip(message)
-    raw = out.with_suffix(".raw.wav")
-    subprocess.run([espeak, "-v", "en-us", "-s", "150", "-w", str(raw), text], check=True,
-                   timeout=60, capture_output=True)
-    with wave.open(str(raw), "rb") as src:
-        params, frames = src.getparams(), src.readframes(src.getnframes())
-    pad = b"\0" * params.sampwidth * params.nchannels
+    """``text`` spoken by piper (the sandbox agent's own offline voice) into a 16-bit mono WAV,
+    padded with silence."""
+    from voiceops.agent.offline import load_piper, piper_pcm
+
+    engine = load_piper()
+    rate_hz = engine.sample_rate_hz
+    silence = b"\0\0"
     with wave.open(str(out), "wb") as dst:
-        dst.setparams(params)
-        dst.writeframes(pad * int(LEAD_S * params.framerate) + frames +
-                        pad * int(TAIL_S * params.framerate))
-    raw.unlink()
+        dst.setnchannels(1)
+        dst.setsampwidth(2)
+        dst.setframerate(rate_hz)
+        dst.writeframes(silence * int(LEAD_S * rate_hz) + piper_pcm(engine, text) +
+                        silence * int(TAIL_S * rate_hz))
     return out
 
 
