@@ -139,3 +139,33 @@ def test_turn_timer_measures_stop_to_agent_audio(sandbox: tuple[Stack, SandboxLi
     assert [e["type"] for e in events] == ["user_stopped", "agent_started", "first_agent_audio",
                                            "turn"]
     assert events[-1]["responseMs"] == 2000 - 1200
+
+
+def test_transcript_streams_become_one_bubble_per_segment(
+        sandbox: tuple[Stack, SandboxLiveKit], browser: Callable[[], Chromium]) -> None:
+    """The page's reader of lk.transcription streams, run in the browser on streams shaped like
+    livekit-agents' (agent: deltas, JSON lines or plain text; user: whole-text interim streams,
+    the last marked final): each segment ends as one text, final."""
+    stack, _ = sandbox
+    page = browser().new_page()
+    page.goto(stack.proxy_url + "/debug")
+    seen = page.evaluate("""import('/debug/static/debug-room.js').then(async (m) => {
+        const stream = (id, final, chunks) => ({
+          info: {id: 'TS_' + Math.random(), attributes: {'lk.segment_id': id,
+                 'lk.transcription_final': final}},
+          async *[Symbol.asyncIterator]() { yield* chunks; },
+        });
+        const last = {};
+        const h = {transcript: (id, who, text, final) => { last[id] = {who, text, final}; }};
+        await m.readTranscript(stream('SG_a', 'false', ['{"text": "The capital"}\\n',
+                                                        '{"text": " is Paris."}\\n']), 'agent', h);
+        await m.readTranscript(stream('SG_b', 'false', ['Hello', ' there']), 'agent', h);
+        await m.readTranscript(stream('SG_u', 'false', ['what is the']), 'user', h);
+        const interim = {...last.SG_u};
+        await m.readTranscript(stream('SG_u', 'true', ['what is the capital']), 'user', h);
+        return {last, interim};
+    })""")
+    assert seen["last"]["SG_a"] == {"who": "agent", "text": "The capital is Paris.", "final": True}
+    assert seen["last"]["SG_b"]["text"] == "Hello there"
+    assert seen["interim"] == {"who": "user", "text": "what is the", "final": False}
+    assert seen["last"]["SG_u"] == {"who": "user", "text": "what is the capital", "final": True}

@@ -258,7 +258,12 @@ class Chromium:
             pass
         self.proc.wait(timeout=10)
         self._log.close()
-        wait_for(lambda: not self.alive(), 10, "every Chromium process to end")
+        try:
+            wait_for(lambda: not self.alive(), 10, "every Chromium process to end")
+        except AssertionError:
+            for proc in self.alive():  # do not leak into the next test, but fail this one
+                proc.kill()
+            raise
 
     def alive(self) -> list[psutil.Process]:
         return [p for p in self.seen.values() if _running(p)]

@@ -67,7 +67,7 @@ export function wireRoom(LK, room, h) {
   });
 }
 
-async function readTranscript(reader, speaker, h) {
+export async function readTranscript(reader, speaker, h) {
   const attrs = reader.info.attributes || {};
   const id = attrs[SEGMENT_ATTR] || reader.info.id;
   let text = "";
