@@ -133,8 +133,8 @@ class Chromium:
         args = [executable, *BASE_FLAGS, f"--user-data-dir={self.profile}",
                 f"--window-size={window[0]},{window[1]}"]
         if fake_audio is not None:
-            # %noloop: the question is asked once, then the fake microphone is silent.
-            args.append(f"--use-file-for-fake-audio-capture={fake_audio}%noloop")
+            # Chromium plays the file in a loop (a "%noloop" suffix would play it once).
+            args.append(f"--use-file-for-fake-audio-capture={fake_audio}")
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([*args, "about:blank"], stdout=self._log,
                                      stderr=subprocess.STDOUT, process_group=0)
