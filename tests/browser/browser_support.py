@@ -51,7 +51,8 @@ def start_sandbox(tmp: Path, **overrides: Any) -> tuple[Stack, SandboxLiveKit]:
     lk = SandboxLiveKit()
     sections = stack_config(tmp, lk, workers=1, monitor__job_request_deadline_s=DEADLINE_S,
                             heartbeat__interval_s=30, heartbeat__timeout_s=5,
-                            letta__base_url=f"http://127.0.0.1:{free_port()}", **overrides)
+                            letta__base_url=f"http://127.0.0.1:{free_port()}",
+                            voice__stt="pocketsphinx", voice__tts="piper", **overrides)
     return Stack.start(tmp, sections, None, sandbox=True), lk
 
 

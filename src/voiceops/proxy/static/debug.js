@@ -13,6 +13,7 @@ const POLL_MS = 1000;
 const SAMPLE_MS = 50;
 const FALLBACK_DEADLINE_S = 10;  // monitor.job_request_deadline_s's default
 const NO_TIMELINE_GRACE_S = 5;
+const RTP_CHECK_MS = 5000;
 
 // The one transition table of the page; any other (state, input) pair changes nothing.
 const TRANSITIONS = {
@@ -212,6 +213,7 @@ function roomHandlers(call) {
       if (call.agentMeter) call.agentMeter.close();
       call.agentMeter = new LevelMeter(call.audio, track.mediaStreamTrack);
       call.agentMeter.track = track;
+      call.timers.push(setTimeout(() => checkAgentRtp(call, track), RTP_CHECK_MS));
     },
     agentAudioGone: (track) => {
       if (call.agentMeter && call.agentMeter.track === track) {
@@ -236,6 +238,25 @@ function roomHandlers(call) {
     playbackBlocked: (blocked) => { $("start-audio").hidden = !blocked; },
     log: ui.log,
   };
+}
+
+// A few seconds after the agent's audio track arrived: did any of its packets? (No packets
+// means the media path from LiveKit to this browser is broken, not the agent.)
+async function checkAgentRtp(call, track) {
+  if (!live(call)) return;
+  const report = await track.getRTCStatsReport().catch(() => null);
+  let rtp = null;
+  if (report) report.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "audio") rtp = s; });
+  call.agentRtp = rtp ? { packets: rtp.packetsReceived || 0, lost: rtp.packetsLost || 0,
+                          energy: rtp.totalAudioEnergy || 0 } : { packets: 0, lost: 0, energy: 0 };
+  const r = call.agentRtp;
+  if (r.packets === 0) {
+    ui.log("err", `agent audio: no RTP packets reached this browser in ${RTP_CHECK_MS / 1000} s ` +
+           "(the media path from LiveKit to the browser fails)");
+  } else {
+    ui.log("info", `agent audio: ${r.packets} RTP packets, ${r.lost} lost, in the first ` +
+           `${RTP_CHECK_MS / 1000} s`);
+  }
 }
 
 function reasonName(reason) {
@@ -335,7 +356,7 @@ function snapshot() {
     transcripts: call ? Array.from(call.transcripts.values()) : [],
     level: call ? { ...call.level } : {}, peak: call ? { ...call.peak } : {},
     agentState: call ? call.agentState : "", diagnosis: call ? call.diagnosis : "",
-    dispatchId: call ? call.dispatchId : "",
+    dispatchId: call ? call.dispatchId : "", agentRtp: call ? call.agentRtp || null : null,
     audioElements: document.querySelectorAll("#audio-out audio").length,
   };
 }
