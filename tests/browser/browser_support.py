@@ -88,8 +88,14 @@ def snapshot(page: Page) -> dict[str, Any]:
 
 
 def wait_state(page: Page, state: str, timeout_s: float) -> dict[str, Any]:
-    return wait_for(lambda: (s := snapshot(page))["state"] == state and s, timeout_s,
-                    f"the page to reach state {state!r}")
+    """The snapshot once the page is in ``state``; on a timeout, what the page showed instead."""
+    try:
+        return wait_for(lambda: (s := snapshot(page))["state"] == state and s, timeout_s,
+                        f"the page to reach state {state!r}")
+    except AssertionError as exc:
+        log = text_of(page, "log").splitlines()[-12:]
+        raise AssertionError(f"{exc}; the page: {json.dumps(snapshot(page))}; its log:\n" +
+                             "\n".join(log)) from None
 
 
 def text_of(page: Page, element_id: str) -> str:
