@@ -85,7 +85,8 @@ def speak(text: str, out: Path) -> Path:
 
 
 def artifacts_dir() -> Path:
-    """Where screenshots go: ``$VOICEOPS_SCREENSHOTS_DIR`` (make screenshots: docs/), else build/."""
+    """Where screenshots go: ``$VOICEOPS_SCREENSHOTS_DIR`` (``make screenshots``: docs/), else
+    build/test-artifacts/browser."""
     configured = os.environ.get("VOICEOPS_SCREENSHOTS_DIR", "")
     return Path(configured) if configured else REPO_ROOT / "build" / "test-artifacts" / "browser"
 

@@ -3,9 +3,7 @@ why it did not come. The fake microphone asks the sandbox's Letta stand-in a que
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest

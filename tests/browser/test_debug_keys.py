@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from browser_support import SandboxLiveKit, shoot, snapshot, start_sandbox, text_of, wait_state

@@ -21,8 +21,8 @@ from .livekit_gateway import LiveKitGateway
 from .middleware import MIDDLEWARES
 from .options import ProxyOptions, ProxySecrets
 from .route_agents import AgentsDirectory, list_agents
-from .route_dispatch import dispatch_agent
 from .route_debug import add_routes as add_debug_routes
+from .route_dispatch import dispatch_agent
 from .route_dispatches import dispatch_timeline
 from .route_health import Readiness, healthz, readyz
 from .route_token import mint_token

@@ -1,4 +1,4 @@
-"""GET /api/dispatches/{id}: the supervisor's timeline of one dispatch, read-only, without the room."""
+"""GET /api/dispatches/{id}: the supervisor's timeline of one dispatch, read-only, no room."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ class TimelineView:
 async def supervisor_socket() -> AsyncIterator[tuple[str, TimelineView]]:
     tmp = Path(tempfile.mkdtemp(prefix="vo-tl-", dir="/tmp"))  # sun_path is 108 bytes
     view = TimelineView()
-    server = await control.start_control_server(view, str(tmp / "control.sock"))  # type: ignore[arg-type]
+    server = await control.start_control_server(
+        view, str(tmp / "control.sock"))  # type: ignore[arg-type]
     yield str(tmp / "control.sock"), view
     await server.aclose()
     shutil.rmtree(tmp, ignore_errors=True)
