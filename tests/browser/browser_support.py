@@ -47,7 +47,7 @@ class SandboxLiveKit:
             pass
 
 
-    def wait_worker_takes_jobs(self, timeout_s: float = 60.0) -> None:
+    def wait_worker_takes_jobs(self, timeout_s: float = 90.0) -> None:
         """Until a worker reports itself available below full load: LiveKit weighs workers by
         1 - load and gives none a job at 1.0, which a worker loading its speech models on a
         busy 2-core machine reports for a few seconds."""
