@@ -47,17 +47,6 @@ class SandboxLiveKit:
             pass
 
 
-    def wait_worker_takes_jobs(self, timeout_s: float = 90.0) -> None:
-        """Until a worker reports itself available below full load: LiveKit weighs workers by
-        1 - load and gives none a job at 1.0, which a worker loading its speech models on a
-        busy 2-core machine reports for a few seconds."""
-        def ready() -> bool:
-            with urllib.request.urlopen(self.http_url + "/emulator/state", timeout=10) as resp:
-                workers = json.loads(resp.read())["workers"]
-            return any(w["status"] == "WS_AVAILABLE" and w["load"] < 0.9 for w in workers)
-        wait_for(ready, timeout_s, "a worker below full load")
-
-
 def start_sandbox(tmp: Path, **overrides: Any) -> tuple[Stack, SandboxLiveKit]:
     lk = SandboxLiveKit()
     sections = stack_config(tmp, lk, workers=1, monitor__job_request_deadline_s=DEADLINE_S,

@@ -71,10 +71,9 @@ def test_call_reaches_the_agent(sandbox: tuple[Stack, SandboxLiveKit],
                                 browser: Callable[[], Chromium]) -> None:
     """Connect by keyboard: token, LiveKit, dispatch, JobRequest and the agent's join fill the
     timeline in order; the agent's audio track is played and its packets arrive; Escape hangs up."""
-    stack, lk = sandbox
+    stack, _ = sandbox
     chromium = browser()
     page = open_page(chromium, stack)
-    lk.wait_worker_takes_jobs()
     connect_by_keyboard(chromium, page, shot="connecting")
     state = wait_state(page, "talking", 60)
     assert page.evaluate("document.activeElement.id") == "hangup"
@@ -100,10 +99,9 @@ def test_talk_to_the_agent(sandbox: tuple[Stack, SandboxLiveKit],
                            browser: Callable[[], Chromium]) -> None:
     """The agent hears the question from the fake microphone and answers aloud: the page shows
     both transcripts, measures the agent's audio on the remote track, and times the turn."""
-    stack, lk = sandbox
+    stack, _ = sandbox
     chromium = browser()
     page = open_page(chromium, stack)
-    lk.wait_worker_takes_jobs()
     connect_by_keyboard(chromium, page)
     wait_state(page, "talking", 60)
     wait_for(lambda: said(page, "user", "capital", "france"), 90,

@@ -33,7 +33,7 @@ def test_page_asks_for_the_key_then_calls(keyed_sandbox: tuple[Stack, SandboxLiv
                                           browser: Callable[[], Chromium]) -> None:
     """No key: the page says one is needed and puts the cursor there; a wrong key is refused;
     the right one (typed, then Enter) lists the agents, and the call goes through."""
-    stack, lk = keyed_sandbox
+    stack, _ = keyed_sandbox
     page = browser().new_page()
     page.goto(stack.proxy_url + "/debug")
     wait_for(lambda: "requires an API key" in text_of(page, "key-hint"), 20, "the key prompt")
@@ -50,7 +50,6 @@ def test_page_asks_for_the_key_then_calls(keyed_sandbox: tuple[Stack, SandboxLiv
     wait_for(lambda: "Key accepted" in text_of(page, "key-hint"), 20, "the key accepted")
     assert page.evaluate("document.getElementById('agent').options.length") > 1
 
-    lk.wait_worker_takes_jobs()
     page.focus("#connect")
     page.press("Enter")
     state = wait_state(page, "talking", 60)
