@@ -33,7 +33,7 @@ bench: $(STAMP)
 $(JS_STAMP): package.json package-lock.json
 	bash scripts/install-js.sh
 
-## browser: Debian's Chromium and espeak-ng for the browser tests
+## browser: Debian's Chromium for the browser tests (scripts/install-browser.sh)
 browser:
 	bash scripts/install-browser.sh
 
