@@ -43,5 +43,4 @@ screenshots: $(STAMP) $(JS_STAMP) browser
 
 clean:
 	-test ! -x .letta/venv/bin/python || bash scripts/letta-server.sh clean
-	rm -rf $(VENV) .tools .pytest_cache run .letta
-	rm -rf $(VENV) .tools .pytest_cache run node_modules
+	rm -rf $(VENV) .tools .pytest_cache run .letta node_modules
