@@ -90,11 +90,14 @@ class Tracked:
     expires: float = 0.0
     job_request_after_s: float | None = None  # for `voiceops dispatch`'s timeline
     joined_after_s: float | None = None
+    diagnosis: str | None = None  # why no agent came, once the monitor decided it will not
 
     def timeline(self) -> dict[str, object]:
         return {"dispatch_id": self.dispatch_id, "room": self.room, "phase": str(self.phase),
+                "deadline_s": self.deadline - self.created,
                 "job_request_after_s": self.job_request_after_s,
-                "joined_after_s": self.joined_after_s, "redispatched": self.redispatched}
+                "joined_after_s": self.joined_after_s, "redispatched": self.redispatched,
+                "diagnosis": self.diagnosis}
 
     def step(self, inp: Input) -> bool:
         """Apply one input; False (and no change) when the table has no such transition."""
@@ -195,6 +198,12 @@ class Correlator:
             return None
         self._set_expiry(entry, self._clock() + self.options.linger_s)
         return entry
+
+    def diagnosed(self, dispatch_id: str, diagnosis: str) -> None:
+        """Record why a tracked dispatch got no agent (kept until the entry leaves)."""
+        entry = self._entries.get(dispatch_id)
+        if entry is not None:
+            entry.diagnosis = diagnosis
 
     def take_due(self) -> list[Tracked]:
         """Entries past their deadline with no JobRequest; each moves to CONFIRMING."""

@@ -43,8 +43,9 @@ class DispatchWatch:
         m = self._m
         m.note_join_missing()
         facts = await m.facts(joins_missing=True)
-        diagnosis = (f"dispatch {dispatch_id} to room '{room}': a worker took the JobRequest but "
-                     f"{why}: {diagnose.dispatch_path(facts)}")
+        cause = f"a worker took the JobRequest but {why}: {diagnose.dispatch_path(facts)}"
+        m.correlator.diagnosed(dispatch_id, cause)
+        diagnosis = f"dispatch {dispatch_id} to room '{room}': {cause}"
         logger.warning("dispatch without join: %s", diagnosis)
         m.fire(A.DISPATCH_UNANSWERED, diagnosis,
                {"room": room, "dispatch_id": dispatch_id, "reason": "no_join"})
@@ -80,14 +81,15 @@ class DispatchWatch:
         m = self._m
         self.unanswered += 1
         m.metrics.dispatch_unanswered.labels(m.metrics.agent_name, "proxy").inc()
-        text = (f"dispatch {entry.dispatch_id} to room '{entry.room}' got no JobRequest within "
-                f"{m.correlator.options.deadline_s:g} s")
+        text = f"no JobRequest within {m.correlator.options.deadline_s:g} s"
         if verdict is Verdict.REDISPATCH:
             new_id = await self._redispatch(entry, dispatch)
             text += (f"; re-dispatched once as {new_id}" if new_id
                      else "; re-dispatch failed")
         facts = await m.facts(listing=listing)
         diagnosis = f"{text}: {diagnose.dispatch_path(facts)}"
+        # The timeline (GET /api/dispatches/ID, the debug page) gets the same cause.
+        m.correlator.diagnosed(entry.dispatch_id, diagnosis)
         logger.warning("dispatch unanswered: %s", diagnosis)
         m.fire(A.DISPATCH_UNANSWERED, diagnosis,
                {"room": entry.room, "dispatch_id": entry.dispatch_id})

@@ -21,8 +21,10 @@ from .livekit_gateway import LiveKitGateway
 from .middleware import MIDDLEWARES
 from .options import ProxyOptions, ProxySecrets
 from .route_agents import AgentsDirectory, list_agents
+from .route_debug import add_routes as add_debug_routes
 from .route_dispatch import dispatch_agent
-from .route_health import Readiness, debug_page, healthz, readyz
+from .route_dispatches import dispatch_timeline
+from .route_health import Readiness, healthz, readyz
 from .route_token import mint_token
 from .roombook import RoomBook
 from .roomsync import RoomSync
@@ -38,10 +40,11 @@ def create_app(options: ProxyOptions, secrets: ProxySecrets, *,
     app.router.add_post("/api/dispatch-agent", dispatch_agent)
     app.router.add_post("/api/token", mint_token)
     app.router.add_get("/api/agents", list_agents, allow_head=False)
+    app.router.add_get("/api/dispatches/{dispatch_id}", dispatch_timeline, allow_head=False)
     app.router.add_post("/livekit/webhook", livekit_webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/debug", debug_page)
+    add_debug_routes(app, options.livekit_url)
     return app
 
 

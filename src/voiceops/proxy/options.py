@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from voiceops.config import Config, Secrets, http_url, parse_listen
+from voiceops.supervisor.control import default_socket_path
 
 from .liveness import DISPATCH_GRACE_S
 
@@ -40,6 +41,7 @@ class ProxyOptions:
     max_metadata_bytes: int = MAX_METADATA_BYTES
     dispatch_grace_s: float = DISPATCH_GRACE_S
     room_sync_interval_s: float = ROOM_SYNC_INTERVAL_S
+    control_socket: str = ""  # the supervisor's control socket (GET /api/dispatches/{id})
 
 
 @dataclass(frozen=True)
@@ -74,4 +76,6 @@ def options_from_config(cfg: Config) -> ProxyOptions:
         token_ttl_s=cfg.proxy.token_ttl_s,
         max_body_bytes=cfg.proxy.max_body_bytes,
         rate_limit_per_minute=cfg.proxy.rate_limit_per_minute,
+        # The supervisor hands down its own environment, so this resolves to its socket.
+        control_socket=str(default_socket_path(cfg)),
     )

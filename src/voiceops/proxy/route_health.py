@@ -1,9 +1,8 @@
-"""GET /healthz (the process answers), GET /readyz (LiveKit answers a cheap call), GET /debug."""
+"""GET /healthz (the process answers), GET /readyz (LiveKit answers a cheap call)."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.resources
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,20 +57,3 @@ async def readyz(request: web.Request) -> web.Response:
     if not state.ready:
         return error_response(503, "not_ready", state.reason)
     return web.json_response({"status": "ready"})
-
-
-_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
-        "frame-ancestors 'none'")
-
-
-def _debug_html() -> str:
-    page = importlib.resources.files("voiceops.proxy") / "static" / "debug.html"
-    return page.read_text("utf-8")
-
-
-async def debug_page(request: web.Request) -> web.Response:
-    # The CSP forbids loading anything from elsewhere: the page works offline and leaks nothing.
-    return web.Response(text=_debug_html(), content_type="text/html", charset="utf-8",
-                        headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store",
-                                 "X-Content-Type-Options": "nosniff"})

@@ -71,6 +71,8 @@ async def test_swallowed_job_requests_alert_and_resolve(
                              "DispatchUnanswered")
     assert fired["labels"] == {"room": "call-1", "dispatch_id": ev.dispatch_id}
     assert ev.dispatch_id in fired["diagnosis"] and "sent no JobRequest" in fired["diagnosis"]
+    timeline = h.monitor.dispatch_timeline(ev.dispatch_id)  # what the debug page shows
+    assert timeline is not None and "sent no JobRequest" in timeline["diagnosis"]
     assert h.value("voiceops_dispatch_unanswered_total", agent_name=name, source="proxy") == 1
 
     two_intervals = 2 * INTERVAL_S + TIMEOUT_S - (time.monotonic() - fault_at) + 1.0

@@ -184,3 +184,19 @@ def test_max_age_bounds_a_dispatch_waiting_for_its_join(clock: FakeClock) -> Non
     clock.now += 50.0
     assert [e.dispatch_id for e in c.sweep()] == ["AD_1"]
     assert len(c) == 0
+
+
+def test_timeline_carries_deadline_and_diagnosis(clock: FakeClock) -> None:
+    """The timeline gives the deadline, then the diagnosis once the monitor recorded one."""
+    c = make(clock)
+    c.dispatched("AD_1", "r1", "agent")
+    assert c.get("AD_1").timeline()["deadline_s"] == pytest.approx(10.0)  # type: ignore[union-attr]
+    assert c.get("AD_1").timeline()["diagnosis"] is None  # type: ignore[union-attr]
+    clock.now += 10.0
+    c.take_due()
+    c.confirmed("AD_1", job_found=False)
+    c.diagnosed("AD_1", "no JobRequest within 10 s: workers are full")
+    c.diagnosed("AD_gone", "ignored: not tracked")
+    timeline = c.get("AD_1").timeline()  # type: ignore[union-attr]
+    assert timeline["phase"] == "unanswered"
+    assert timeline["diagnosis"] == "no JobRequest within 10 s: workers are full"
