@@ -92,9 +92,6 @@ def test_call_reaches_the_agent(sandbox: tuple[Stack, SandboxLiveKit],
     assert page.evaluate("document.activeElement.id") == "connect"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "waits for the emulator to forward data packets (the lk.transcription text streams the page "
-    "shows) and for the agent's audio to play (the emulator's track_subscribed signal)"))
 def test_talk_to_the_agent(sandbox: tuple[Stack, SandboxLiveKit],
                            browser: Callable[[], Chromium]) -> None:
     """The agent hears the question from the fake microphone and answers aloud: the page shows
