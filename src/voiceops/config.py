@@ -8,6 +8,7 @@ environment or from files (``$CREDENTIALS_DIRECTORY`` under systemd), see :func:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import typing
@@ -24,6 +25,11 @@ CONFIG_ENV: Final = "VOICEOPS_CONFIG"
 # the config names none (voiceops.letta_standin.state.SAMPLE_AGENTS holds the same id).
 SANDBOX_LETTA_AGENT_ID: Final = "agent-5e1f0c2a-8b3d-4c6e-9f10-1a2b3c4d5e01"
 SANDBOX_ENV: Final = "VOICEOPS_SANDBOX"  # set to "1" in every --sandbox child's environment
+# Any duration or TTL above ten years is a typo, and overflows timedelta/asyncio further up.
+MAX_SECONDS: Final = 10 * 365 * 86400.0
+# A worker is one AgentServer plus its idle job processes: budget per worker for workers.count.
+WORKER_BUDGET_MB: Final = 256
+WORKERS_PER_CPU: Final = 16
 
 
 class ConfigError(ValueError):
@@ -71,6 +77,7 @@ class ProxyConfig:
     command: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ("http://127.0.0.1:9000", "http://localhost:9000")
     api_keys_file: str = ""
+    token_api_keys_file: str = ""  # set: POST /api/token needs a key from this file instead
     token_ttl_s: float = 3600.0
     max_body_bytes: int = 65536
     rate_limit_per_minute: int = 120
@@ -149,6 +156,7 @@ class Secrets:
     livekit_api_secret: str = field(default="", repr=False)
     letta_api_key: str = field(default="", repr=False)
     proxy_api_keys: frozenset[str] = field(default=frozenset(), repr=False)
+    token_api_keys: frozenset[str] = field(default=frozenset(), repr=False)
 
 
 _SECTIONS: Final = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "source"}
@@ -236,7 +244,14 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: must be a number, not {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number) or abs(number) > MAX_SECONDS:
+            raise ConfigError(f"{key}: must be a finite number of at most {MAX_SECONDS:.0f}, "
+                              f"not {value!r}")
+        return number
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: must be an integer, not {value!r}")
@@ -266,6 +281,9 @@ def validate(cfg: Config) -> None:
         (bool(cfg.livekit.api_key), "livekit.api_key: must not be empty"),
         (bool(cfg.agent.name.strip()), "agent.name: must not be empty (named workers need a name)"),
         (cfg.workers.count >= 0, "workers.count: must be >= 0"),
+        (cfg.workers.count <= max_workers(),
+         f"workers.count: {cfg.workers.count} is more than this machine can run "
+         f"(at most {max_workers()}: {WORKERS_PER_CPU} per CPU, {WORKER_BUDGET_MB} MB each)"),
         (":" in cfg.workers.entrypoint, "workers.entrypoint: must be 'module:function'"),
         (cfg.workers.num_idle_processes >= 0, "workers.num_idle_processes: must be >= 0"),
         (cfg.workers.standby >= 0, "workers.standby: must be >= 0"),
@@ -288,6 +306,9 @@ def validate(cfg: Config) -> None:
          and "*" not in cfg.proxy.allowed_origins,
          "proxy.allowed_origins: must list http(s) origins (no '*')"),
         (cfg.heartbeat.mode in ("request", "join"), "heartbeat.mode: must be request or join"),
+        (cfg.heartbeat.timeout_s < cfg.heartbeat.interval_s,
+         "heartbeat.timeout_s: must be below heartbeat.interval_s (each probe must end before "
+         "the next, so two failed probes fire HeartbeatFailed within two intervals)"),
         (all(u.startswith(("http://", "https://")) for u in cfg.alerts.webhooks),
          "alerts.webhooks: must be http(s) URLs"),
         (urlsplit(cfg.letta.base_url).scheme in ("http", "https"),
@@ -316,11 +337,31 @@ def _positive(cfg: Config) -> list[tuple[bool, str]]:
     return out
 
 
+def max_workers() -> int:
+    """The most workers this machine can hold: bounded by its CPUs and its memory."""
+    import psutil  # only here: config is imported by every child, most never need it
+
+    by_cpu = WORKERS_PER_CPU * (os.cpu_count() or 1)
+    by_memory = psutil.virtual_memory().total // (WORKER_BUDGET_MB * 1024 * 1024)
+    return max(1, min(by_cpu, int(by_memory)))
+
+
 def _read_secret_file(key: str, path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{key}: {path} is not UTF-8 text") from None
+
+
+def _read_keys_file(key: str, path: str) -> frozenset[str]:
+    text = _read_secret_file(key, path)
+    keys = frozenset(line.strip() for line in text.splitlines()
+                     if line.strip() and not line.lstrip().startswith("#"))
+    if not keys:
+        raise ConfigError(f"{key}: the file lists no keys")
+    return keys
 
 
 def load_secrets(cfg: Config, env: Mapping[str, str] = os.environ, *, sandbox: bool = False) -> Secrets:
@@ -329,7 +370,9 @@ def load_secrets(cfg: Config, env: Mapping[str, str] = os.environ, *, sandbox: b
 
     def from_creds(name: str) -> str:
         path = Path(creds, name) if creds else None
-        return path.read_text(encoding="utf-8").strip() if path and path.is_file() else ""
+        if path is None or not path.is_file():
+            return ""
+        return _read_secret_file(f"$CREDENTIALS_DIRECTORY/{name}", str(path))
 
     lk = env.get("LIVEKIT_API_SECRET", "")
     if not lk and cfg.livekit.api_secret_file:
@@ -338,12 +381,12 @@ def load_secrets(cfg: Config, env: Mapping[str, str] = os.environ, *, sandbox: b
     letta = env.get("LETTA_API_KEY", "") or from_creds("letta-api-key")
     keys: frozenset[str] = frozenset()
     if cfg.proxy.api_keys_file:
-        text = _read_secret_file("proxy.api_keys_file", cfg.proxy.api_keys_file)
-        keys = frozenset(line.strip() for line in text.splitlines()
-                         if line.strip() and not line.lstrip().startswith("#"))
-        if not keys:
-            raise ConfigError("proxy.api_keys_file: the file lists no keys")
-    return Secrets(livekit_api_secret=lk, letta_api_key=letta, proxy_api_keys=keys)
+        keys = _read_keys_file("proxy.api_keys_file", cfg.proxy.api_keys_file)
+    token_keys: frozenset[str] = frozenset()
+    if cfg.proxy.token_api_keys_file:
+        token_keys = _read_keys_file("proxy.token_api_keys_file", cfg.proxy.token_api_keys_file)
+    return Secrets(livekit_api_secret=lk, letta_api_key=letta, proxy_api_keys=keys,
+                   token_api_keys=token_keys)
 
 
 def read_secret(env_var: str, credential: str, env: Mapping[str, str] = os.environ) -> str:

@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
             runner.run(serve(options, ProxySecrets.from_secrets(secrets)))
-    except ListenError as exc:
+    except ListenError as exc:  # names proxy.listen: a config error like any other
         print(f"voiceops proxy: {exc}", file=sys.stderr)
-        return 1
+        return EX_CONFIG
     return 0
 
 

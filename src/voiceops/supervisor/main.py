@@ -13,7 +13,7 @@ from voiceops import config, jwtkeys
 from voiceops import sandbox as sandbox_profile
 from voiceops.config import EX_CONFIG, ConfigError, parse_listen
 from voiceops.monitor.monitor import Monitor, MonitorOptions
-from voiceops.supervisor import control, http
+from voiceops.supervisor import control, http, preflight
 from voiceops.supervisor.supervisor import Supervisor
 
 EX_UNAVAILABLE = 69  # a socket we must serve on cannot be bound
@@ -79,8 +79,7 @@ def run(config_path: str | None, *, sandbox: bool = False) -> int:
     """Run the supervisor in the foreground (blocking); returns the process exit code."""
     try:
         cfg = config.load(config.resolve_path(config_path), sandbox=sandbox)
-        secrets = config.load_secrets(cfg, sandbox=sandbox)
-        config.require_livekit_secret(secrets)
+        secrets = preflight.check_start(cfg, sandbox=sandbox)
     except ConfigError as exc:
         print(f"voiceops: {exc}", file=sys.stderr)
         return EX_CONFIG
