@@ -17,6 +17,10 @@ LETTA_TIMEOUT_S = 5.0
 AGENTS_CACHE_S = 5.0
 MAX_METADATA_BYTES = 4096
 ROOM_SYNC_INTERVAL_S = 60.0  # the full room list behind the proxy's room book (roomsync.py)
+# Slow clients cannot hold connections: headers must arrive within HEADER_TIMEOUT_S of the
+# connection (or of the previous response), a body within BODY_TIMEOUT_S of its headers.
+HEADER_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class ProxyOptions:
     dispatch_grace_s: float = DISPATCH_GRACE_S
     room_sync_interval_s: float = ROOM_SYNC_INTERVAL_S
     control_socket: str = ""  # the supervisor's control socket (GET /api/dispatches/{id})
+    header_timeout_s: float = HEADER_TIMEOUT_S
+    body_timeout_s: float = BODY_TIMEOUT_S
 
 
 @dataclass(frozen=True)

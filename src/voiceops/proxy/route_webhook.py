@@ -12,8 +12,9 @@ from livekit.protocol import models, webhook
 
 from voiceops import events
 
+from .bodies import read_body
 from .context import CTX, SERVICES
-from .errors import ApiError, bad_request, too_large
+from .errors import ApiError, bad_request
 from .roombook import RoomBook
 
 logger = logging.getLogger("voiceops.proxy.webhook")
@@ -33,10 +34,11 @@ async def livekit_webhook(request: web.Request) -> web.Response:
         auth = auth[len("bearer "):].strip()
     if not auth:
         raise _unsigned("missing Authorization header (the webhook signature)")
-    try:
-        body = await request.text()
-    except web.HTTPRequestEntityTooLarge:
-        raise too_large(None, ctx.options.max_body_bytes) from None
+    raw = await read_body(request)
+    try:  # LiveKit sends UTF-8 JSON whatever charset the header claims
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request("the webhook body is not UTF-8 text") from None
     receiver = make_receiver(ctx.options.livekit_api_key, ctx.secrets.livekit_api_secret)
     try:
         event = receiver.receive(body, auth)

@@ -16,6 +16,8 @@ from .context import CTX
 from .options import ProxyOptions, ProxySecrets
 
 logger = logging.getLogger("voiceops.proxy")
+# After an answer to an unread body (413, 408), how long the rest may still trickle in.
+LINGER_S = 2.0
 SHUTDOWN_TIMEOUT_S = 15.0  # longer than one dispatch can take (2 LiveKit calls x 5 s + retry)
 
 
@@ -30,7 +32,10 @@ async def serve(options: ProxyOptions, secrets: ProxySecrets,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)  # only enqueue; shutdown happens below
     app = create_app(options, secrets)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    # keepalive_timeout also runs from the connection's start: it bounds the wait for headers.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+                           keepalive_timeout=options.header_timeout_s,
+                           lingering_time=LINGER_S)
     await runner.setup()
     try:
         site = web.TCPSite(runner, options.listen_host, options.listen_port)

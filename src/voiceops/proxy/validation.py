@@ -27,6 +27,11 @@ def parse_json_object(body: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise bad_request(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} "
                           f"column {exc.colno}", code="invalid_json") from None
+    except RecursionError:
+        raise bad_request("the body nests JSON too deeply", code="invalid_json") from None
+    except ValueError:  # an integer over sys.get_int_max_str_digits() digits
+        raise bad_request("the body holds a number too large to read",
+                          code="invalid_json") from None
     if not isinstance(data, dict):
         raise bad_request(f"the body must be a JSON object, not {_json_type(data)}")
     unknown = sorted(set(data) - set(allowed))
