@@ -148,8 +148,10 @@ class JobEnded(Event):
     job_id: str
     dispatch_id: str = ""
     room: str = ""
-    outcome: str = "success"  # success | failed | cancelled | connect_failed
-    reason: str = ""  # why a job failed, e.g. "no_letta_agent_id"; never a room or a caller
+    outcome: str = "success"  # success | failed | cancelled | connect_failed | cut
+    # why a job failed, e.g. "no_letta_agent_id", or why a call was cut (outcome cut:
+    # impersonated | removed | disconnected); never a room or a caller
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

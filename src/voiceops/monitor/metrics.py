@@ -21,7 +21,13 @@ DISPATCH_OUTCOMES: Final = ("ok", "reused", "bad_request", "unauthorized", "rate
                             "livekit_error", "timeout")
 UNANSWERED_SOURCES: Final = ("proxy", "heartbeat")
 JOB_REQUEST_DECISIONS: Final = ("accepted", "rejected", "probe")
-JOB_OUTCOMES: Final = ("success", "failed", "cancelled", "connect_failed")
+# cut: the agent left its call for a reason other than the call ending (see CALL_CUT_REASONS)
+JOB_OUTCOMES: Final = ("success", "failed", "cancelled", "connect_failed", "cut")
+# impersonated: a participant took the agent's identity; removed: RemoveParticipant;
+# disconnected: the agent lost the room otherwise; worker_died: its worker exited under it;
+# drain_timeout: a drain ran out of time.
+CALL_CUT_REASONS: Final = ("impersonated", "removed", "disconnected", "worker_died",
+                           "drain_timeout")
 # no_join: heartbeat.mode = "join" probes whose JobRequest came but whose agent never joined
 PROBE_RESULTS: Final = ("ok", "no_job_request", "no_join", "dispatch_error")
 ALERTS: Final = ("DispatchUnanswered", "HeartbeatFailed", "NoReadyWorkers", "WorkerCrashLoop",
@@ -108,6 +114,9 @@ class Metrics:
             "voiceops_orphans_killed_total", "Descendants left by an exited child, killed.")
         self.events_dropped = self._counter(
             "voiceops_events_dropped_total", "Child events that could not be decoded or applied.")
+        self.calls_cut = self._counter(
+            "voiceops_calls_cut_total", "Calls ended by anything but the call itself.",
+            ("reason",))
         self.build_info = self._gauge(
             "voiceops_build_info", "voiceops build; always 1.", ("version", "python"))
 
@@ -144,6 +153,8 @@ class Metrics:
         self.jobs_active.labels(a)
         self.voice_turns.labels(a)
         self.voice_interruptions.labels(a)
+        for reason in CALL_CUT_REASONS:
+            self.calls_cut.labels(reason)
         for result in PROBE_RESULTS:
             self.heartbeat_probes.labels(result)
         for alert in ALERTS:

@@ -23,6 +23,7 @@ from voiceops.events import (
     VoiceMetric,
 )
 from voiceops.monitor.metrics import (
+    CALL_CUT_REASONS,
     DISPATCH_OUTCOMES,
     JOB_OUTCOMES,
     JOB_REQUEST_DECISIONS,
@@ -94,6 +95,11 @@ class Recorder:
             self._drop(f"job_ended outcome {ev.outcome!r}")
             return
         self.metrics.jobs.labels(self._agent, ev.outcome).inc()
+        if ev.outcome == "cut":
+            reason = ev.reason if ev.reason in CALL_CUT_REASONS else "disconnected"
+            self.metrics.calls_cut.labels(reason).inc()
+            logger.warning("call_cut job_id=%s reason=%s process=%s", ev.job_id, reason,
+                           ev.process)
 
     def _jobs(self, ev: Jobs) -> None:
         if ev.active_jobs < 0 or not ev.process:

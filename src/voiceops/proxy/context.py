@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 API_PREFIX = "/api/"
 DISPATCH_PATH = "/api/dispatch-agent"
+TOKEN_PATH = "/api/token"
 
 
 @dataclass

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from voiceops import events
 
-from .context import API_PREFIX, CTX, DISPATCH_PATH
+from .context import API_PREFIX, CTX, DISPATCH_PATH, TOKEN_PATH
 from .errors import (
     LIVEKIT_ERROR,
     RATE_LIMITED,
@@ -117,7 +117,10 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
 
 @web.middleware
 async def api_key_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    keys = request.app[CTX].secrets.api_keys
+    secrets = request.app[CTX].secrets
+    keys = secrets.api_keys
+    if request.path == TOKEN_PATH and secrets.token_api_keys:
+        keys = secrets.token_api_keys  # proxy.token_api_keys_file: tokens have their own keys
     if keys and request.path.startswith(API_PREFIX):
         check_api_key(request.headers.get("Authorization", ""), keys)
     return await handler(request)

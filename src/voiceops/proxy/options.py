@@ -57,14 +57,17 @@ class ProxySecrets:
     livekit_api_secret: str = field(repr=False)
     letta_api_key: str = field(default="", repr=False)
     api_keys: frozenset[str] = field(default=frozenset(), repr=False)
+    token_api_keys: frozenset[str] = field(default=frozenset(), repr=False)
 
     @classmethod
     def from_secrets(cls, secrets: Secrets) -> ProxySecrets:
-        return cls(secrets.livekit_api_secret, secrets.letta_api_key, secrets.proxy_api_keys)
+        return cls(secrets.livekit_api_secret, secrets.letta_api_key, secrets.proxy_api_keys,
+                   secrets.token_api_keys)
 
     def all_values(self) -> tuple[str, ...]:
         """Every secret string, for redaction checks."""
-        return tuple(v for v in (self.livekit_api_secret, self.letta_api_key, *self.api_keys) if v)
+        return tuple(v for v in (self.livekit_api_secret, self.letta_api_key, *self.api_keys,
+                                 *self.token_api_keys) if v)
 
 
 def options_from_config(cfg: Config) -> ProxyOptions:

@@ -11,7 +11,13 @@ from voiceops import events
 from .bodies import read_json
 from .context import CTX, SERVICES
 from .middleware import ROOM_KEY, T0_KEY
-from .validation import LETTA_AGENT_KEY, check_metadata, check_name
+from .validation import (
+    LETTA_AGENT_KEY,
+    RESERVED_ROOM_PREFIXES,
+    check_metadata,
+    check_name,
+    check_not_reserved,
+)
 
 logger = logging.getLogger("voiceops.proxy.dispatch")
 FIELDS = ("room", "agent_id", "metadata")
@@ -23,6 +29,7 @@ async def dispatch_agent(request: web.Request) -> web.Response:
     data = await read_json(request, FIELDS)
     room = check_name("room", data.get("room"))
     request[ROOM_KEY] = room
+    check_not_reserved("room", room, RESERVED_ROOM_PREFIXES)  # probe rooms are the heartbeat's
     agent_id = check_name("agent_id", data.get("agent_id"), required=False)
     metadata = check_metadata(data.get("metadata"), opts.max_metadata_bytes)
     letta_agent_id = agent_id or opts.default_letta_agent_id

@@ -14,6 +14,11 @@ _NAME_CHARS = re.compile(r"[A-Za-z0-9_.:-]+")
 _NAME_HINT = "letters, digits, '_', '.', ':' and '-'"
 RESERVED_METADATA_PREFIX = "voiceops"  # probe markers and our own keys; a browser may not set them
 LETTA_AGENT_KEY = "letta_agent_id"
+# Names voiceops (and LiveKit's agents) own. A browser token for an agent's identity would
+# replace the agent in its call (LiveKit drops the older participant of a duplicate
+# identity); one for a heartbeat probe room would let a caller into our probes.
+RESERVED_IDENTITY_PREFIXES = ("agent-", "voiceops")
+RESERVED_ROOM_PREFIXES = ("voiceops",)
 
 
 def parse_json_object(body: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -57,6 +62,15 @@ def check_name(field: str, value: Any, *, required: bool = True) -> str:
         shown = ", ".join(repr(c) for c in bad[:5])
         raise bad_request(f"{field}: contains characters that are not allowed ({shown}); "
                           f"use only {_NAME_HINT}")
+    return value
+
+
+def check_not_reserved(field: str, value: str, prefixes: tuple[str, ...]) -> str:
+    """Refuse a name under a prefix voiceops owns (case-insensitive: LiveKit is not)."""
+    for prefix in prefixes:
+        if value.lower().startswith(prefix):
+            raise bad_request(f"{field}: names starting with {prefix!r} are reserved for "
+                              f"voiceops and its agents", code=f"reserved_{field}")
     return value
 
 

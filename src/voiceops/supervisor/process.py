@@ -256,6 +256,7 @@ class ManagedProcess:
             return
         if self.state is State.DRAINING and self.active_jobs:
             self.rt.metrics.drain_killed_jobs.inc(self.active_jobs)
+            self.rt.metrics.calls_cut.labels("drain_timeout").inc(self.active_jobs)
             log.error("drain_timeout process=%s jobs_cut=%d", self.name, self.active_jobs)
         self._stop_reason, self._we_sent = reason, signal.SIGKILL
         log.warning("process_killed process=%s reason=%s", self.name, reason)

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from livekit.agents import AutoSubscribe, JobContext, JobProcess
+from livekit.protocol import models
 
 from voiceops import events
 from voiceops.config import ConfigError
@@ -34,6 +35,11 @@ ENTRYPOINT_KEY: Final = "workers.entrypoint"
 PARENT_SHUTDOWN_REASON: Final = "parent process shutdown"
 CRASH_REASON: Final = "job crashed"
 PROBE_SHUTDOWN_REASON: Final = "voiceops probe done"
+_R = models.DisconnectReason
+# How a call ends by itself: we left, or the room went away. Anything else cut the call.
+CALL_ENDED: Final = frozenset({_R.UNKNOWN_REASON, _R.CLIENT_INITIATED, _R.ROOM_DELETED,
+                               _R.ROOM_CLOSED})
+CUT_REASONS: Final = {_R.DUPLICATE_IDENTITY: "impersonated", _R.PARTICIPANT_REMOVED: "removed"}
 
 Entrypoint = Callable[[JobContext], Awaitable[None]]
 
@@ -107,11 +113,20 @@ def run_setup(spec: str, proc: JobProcess) -> None:
         hook(proc)
 
 
+def cut_reason(disconnect_reason: int) -> str:
+    """The ``voiceops_calls_cut_total`` reason of a room disconnect, "" when the call ended."""
+    if disconnect_reason in CALL_ENDED:
+        return ""
+    return CUT_REASONS.get(disconnect_reason, "disconnected")
+
+
 def classify_outcome(*, connect_failed: bool, errored: bool, cancelled: bool,
-                     reason: str) -> str:
-    """The ``job_ended`` outcome: connect_failed | failed | cancelled | success."""
+                     reason: str, cut: str = "") -> str:
+    """The ``job_ended`` outcome: connect_failed | cut | failed | cancelled | success."""
     if connect_failed:
         return "connect_failed"
+    if cut:
+        return "cut"
     if errored or reason == CRASH_REASON:
         return "failed"
     if cancelled or reason == PARENT_SHUTDOWN_REASON:
@@ -159,6 +174,7 @@ class JobTracker:
         self._joined = False
         self._ended = False
         self.failure = ""
+        self.cut = ""  # why the agent lost its call, when not because the call ended
         original = ctx.connect
 
         @functools.wraps(original)
@@ -179,6 +195,14 @@ class JobTracker:
         # An instance attribute shadows the method, so every caller goes through the hook.
         ctx.connect = connect  # type: ignore[method-assign]
         ctx.add_shutdown_callback(self._on_shutdown)
+        ctx.room.on("disconnected", self._on_disconnected)
+
+    def _on_disconnected(self, reason: int) -> None:
+        """The agent left the room; a duplicate identity or a removal cut the call."""
+        self.cut = cut_reason(reason)
+        if self.cut:
+            logger.warning("call cut", extra={"job_id": self._ctx.job.id, "cut_reason": self.cut,
+                                              "disconnect_reason": _R.Name(reason)})
 
     def fail(self, reason: str) -> None:
         """The job ends as failed, for this named reason."""
@@ -199,9 +223,10 @@ class JobTracker:
             return
         self._ended = True
         outcome = classify_outcome(connect_failed=self.connect_failed, errored=self.errored,
-                                   cancelled=self.cancelled, reason=reason)
+                                   cancelled=self.cancelled, reason=reason, cut=self.cut)
         job = self._ctx.job
         self._emit(events.JobEnded(job_id=job.id, dispatch_id=job.dispatch_id,
-                                   room=job.room.name, outcome=outcome, reason=self.failure))
+                                   room=job.room.name, outcome=outcome,
+                                   reason=self.cut if outcome == "cut" else self.failure))
         logger.info("job ended", extra={"job_id": job.id, "dispatch_id": job.dispatch_id,
                                         "outcome": outcome, "reason": reason})
