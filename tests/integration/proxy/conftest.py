@@ -101,13 +101,13 @@ async def make_proxy(event_sink: EventSink) -> AsyncIterator[ProxyFactory]:
     clients: list[TestClient] = []
 
     async def make(lk: Any, *, api_keys: frozenset[str] = frozenset(),
-                   letta_url: str = "http://127.0.0.1:9", option_overrides: dict[str, Any]
+                   token_api_keys: frozenset[str] = frozenset(), letta_url: str = "http://127.0.0.1:9", option_overrides: dict[str, Any]
                    | None = None, **proxy: Any) -> ProxyClient:
         cfg = from_dict({"livekit": {"url": lk.url, "api_key": lk.api_key},
                          "agent": {"name": "letta-voice-agent"},
                          "letta": {"base_url": letta_url}, "proxy": proxy})
         options = dataclasses.replace(options_from_config(cfg), **(option_overrides or {}))
-        secrets = ProxySecrets(lk.api_secret, LETTA_KEY, api_keys)
+        secrets = ProxySecrets(lk.api_secret, LETTA_KEY, api_keys, token_api_keys)
         app = create_app(options, secrets)
         client = TestClient(TestServer(app, host="127.0.0.1", port=0))
         await client.start_server()

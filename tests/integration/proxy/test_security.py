@@ -100,3 +100,25 @@ async def test_rate_limit_answers_429_with_retry_after(livekit_server_module, ma
     assert await dispatches_in(livekit_server_module, rooms[2]) == []
     assert (await event_sink.wait_for("dispatch_failed"))["reason"] == "rate_limited"
     assert (await proxy.call("GET", "/healthz")).status == 200  # health is never rate limited
+
+
+async def test_token_keys_are_separate_from_dispatch_keys(livekit_server_module, make_proxy):
+    """proxy.token_api_keys_file: /api/token takes only its own keys, dispatches only theirs."""
+    proxy = await make_proxy(livekit_server_module, api_keys=frozenset({PROXY_KEY}),
+                             token_api_keys=frozenset({OTHER_KEY}))
+    body = {"room": room_name(), "identity": "caller-1"}
+    with_token_key = {"Authorization": f"Bearer {OTHER_KEY}"}
+    with_dispatch_key = {"Authorization": f"Bearer {PROXY_KEY}"}
+    assert (await proxy.call("POST", "/api/token", body=body)).status == 401
+    assert (await proxy.call("POST", "/api/token", body=body, headers=with_dispatch_key)).status == 403
+    assert (await proxy.call("POST", "/api/token", body=body, headers=with_token_key)).status == 200
+    assert (await proxy.dispatch({"room": room_name()}, headers=with_token_key)).status == 403
+    assert (await proxy.dispatch({"room": room_name()}, headers=with_dispatch_key)).status == 200
+
+
+async def test_dispatch_to_a_reserved_room_is_refused(livekit_server_module, make_proxy):
+    """The heartbeat's probe rooms (voiceops-…) cannot be dispatched to from a browser."""
+    proxy = await make_proxy(livekit_server_module)
+    ans = await proxy.dispatch({"room": "voiceops-probe-host-1"})
+    assert ans.status == 400 and ans.error_code == "reserved_room"
+    assert await dispatches_in(livekit_server_module, "voiceops-probe-host-1") == []
