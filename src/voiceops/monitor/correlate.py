@@ -6,7 +6,8 @@ feeds events in and acts on what comes back:
 * :meth:`Correlator.job_request` / :meth:`Correlator.agent_joined` return the seconds to
   observe (dispatch created → JobRequest / → agent in the room), or None when there is
   nothing to observe (unknown dispatch, or a join already counted: the worker event and the
-  webhook both report a join, whichever comes first counts).
+  webhook both report a join, whichever comes first counts). A join counts only for the
+  dispatch its job belongs to (known from a JobRequest or from ListDispatch).
 * :meth:`Correlator.take_due` hands over dispatches whose deadline passed with no JobRequest;
   the caller confirms with ListDispatch and reports back through :meth:`Correlator.confirmed`,
   which decides ANSWERED, UNANSWERED or REDISPATCH.
@@ -181,15 +182,17 @@ class Correlator:
         return entry, entry.joined_after_s
 
     def _find_for_join(self, job_id: str, dispatch_id: str, room: str) -> Tracked | None:
-        for key in (dispatch_id, self._by_job.get(job_id, "")):
-            if key and key in self._entries:
-                return self._entries[key]
-        # A webhook from another host's job: the oldest not-yet-joined dispatch of that room.
-        for did in self._by_room.get(room, ()):
-            entry = self._entries[did]
-            if entry.phase is not Phase.JOINED:
-                return entry
-        return None
+        """Only the dispatch whose job this is: a join (a replayed webhook, another dispatch's
+        agent in the same room) never answers a dispatch that has no such job."""
+        did = self._by_job.get(job_id, "") if job_id else ""
+        entry = self._entries.get(did)
+        if entry is None or (dispatch_id and dispatch_id != entry.dispatch_id):
+            return None
+        return entry
+
+    def knows_job(self, job_id: str) -> bool:
+        """A JobRequest (or ListDispatch) tied ``job_id`` to a tracked dispatch."""
+        return bool(job_id) and self._by_job.get(job_id, "") in self._entries
 
     def join_failed(self, dispatch_id: str) -> Tracked | None:
         """The job of a REQUESTED dispatch ended without joining: the entry, now handled."""
@@ -216,11 +219,15 @@ class Correlator:
                 due.append(entry)
         return due
 
-    def confirmed(self, dispatch_id: str, *, job_found: bool) -> Verdict:
-        """The ListDispatch answer for a CONFIRMING entry."""
+    def confirmed(self, dispatch_id: str, *, job_found: bool,
+                  job_ids: tuple[str, ...] = ()) -> Verdict:
+        """The ListDispatch answer for a CONFIRMING entry (with the jobs it lists)."""
         entry = self._entries.get(dispatch_id)
         if entry is None or entry.phase is not Phase.CONFIRMING:
             return Verdict.IGNORED
+        for job_id in job_ids:  # another host's worker took it: its join may now count
+            entry.job_ids.add(job_id)
+            self._by_job[job_id] = dispatch_id
         if job_found:
             entry.step(Input.CONFIRMED_ANSWERED)
             self._set_expiry(entry, self._clock() + self.options.join_timeout_s)

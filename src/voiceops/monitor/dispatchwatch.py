@@ -54,7 +54,10 @@ class DispatchWatch:
         async with self._sem:
             answered, dispatch = await self._listed(entry)
         found = dispatch is not None and bool(dispatch.state.jobs)
-        verdict = self._m.correlator.confirmed(entry.dispatch_id, job_found=found)
+        job_ids = tuple(j.id for j in dispatch.state.jobs) if dispatch is not None else ()
+        verdict = self._m.correlator.confirmed(entry.dispatch_id, job_found=found,
+                                               job_ids=job_ids)
+        self._m.jobs_known(job_ids)
         if verdict is Verdict.ANSWERED:
             logger.info("dispatch %s in room %s answered by a worker elsewhere",
                         entry.dispatch_id, entry.room)

@@ -53,6 +53,7 @@ from voiceops.signing import SignedTokens, install
 
 logger = logging.getLogger("voiceops.monitor")
 STATUS_REUSE_S = 0.5  # how long one status snapshot serves the diagnoses of a burst
+JOB_KEY = "job:"  # joins held until their job is tied to a dispatch
 JOIN_FAILURES = frozenset({"connect_failed", "failed"})  # job_ended outcomes before a join
 
 
@@ -147,6 +148,13 @@ class Monitor:
         if seconds is not None:
             self.metrics.dispatch_job_request.labels(self.metrics.agent_name).observe(seconds)
             self._emit(self.book.resolve(A.DISPATCH_UNANSWERED))
+        self.jobs_known((ev.job_id,))
+
+    def jobs_known(self, job_ids: tuple[str, ...]) -> None:
+        """These jobs are now tied to their dispatch: count the joins that waited for them."""
+        for job_id in job_ids:
+            for held in self.early.take(JOB_KEY + job_id):
+                self.on_event(held)
 
     def _agent_joined(self, ev: AgentJoined) -> None:
         if self.heartbeat.agent_joined_seen(ev.room, ev.dispatch_id) or is_probe_room(ev.room):
@@ -154,7 +162,12 @@ class Monitor:
         if ev.dispatch_id and self.correlator.get(ev.dispatch_id) is None:
             self.early.hold(ev.dispatch_id, ev)
             return
-        found = self.correlator.agent_joined(job_id=ev.job_id, dispatch_id=ev.dispatch_id,
+        job_id = ev.job_id or ev.identity.removeprefix("agent-")
+        if not self.correlator.knows_job(job_id):
+            if job_id:  # no JobRequest for it yet: counted once its job is tied to a dispatch
+                self.early.hold(JOB_KEY + job_id, ev)
+            return
+        found = self.correlator.agent_joined(job_id=job_id, dispatch_id=ev.dispatch_id,
                                              room=ev.room, identity=ev.identity)
         if found is not None:
             self.metrics.time_to_join.labels(self.metrics.agent_name).observe(found[1])

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .options import ProxyOptions, ProxySecrets
 from .ratelimit import RateLimiter
+from .replay import ReplayGuard
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
@@ -30,6 +31,7 @@ class ProxyContext:
     secrets: ProxySecrets
     clock: Callable[[], float] = time.monotonic
     limiter: RateLimiter = field(init=False)
+    replays: ReplayGuard = field(default_factory=ReplayGuard)
     # The proxy's own origin(s), known once bound (port 0): its debug page may call /api/*.
     self_origins: set[str] = field(default_factory=set)
 

@@ -46,6 +46,9 @@ async def livekit_webhook(request: web.Request) -> web.Response:
         raise bad_request("the webhook body is not a LiveKit WebhookEvent") from None
     except Exception:  # jwt errors, a missing or mismatching sha256: all mean "not signed by us"
         raise _unsigned("webhook signature is invalid") from None
+    refused = ctx.replays.refusal(event.id, float(event.created_at))
+    if refused is not None:  # a signed event seen before, or too old: its effect was had
+        raise ApiError(409 if refused[0] == "replayed_webhook" else 400, *refused)
     _learn(request.app[SERVICES].dispatcher.book, event)
     _report(event)
     return web.json_response({"success": True})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
+import uuid
 
 import pytest
 from google.protobuf.json_format import MessageToJson
@@ -20,8 +22,11 @@ def signed(body: str, key: str, secret: str) -> str:
 
 
 def joined(room: str, identity: str, kind: models.ParticipantInfo.Kind.ValueType,
-           attributes: dict[str, str] | None = None) -> str:
-    ev = webhook.WebhookEvent(event="participant_joined", id="EV_1", created_at=1,
+           attributes: dict[str, str] | None = None, *, event_id: str | None = None,
+           created_at: float | None = None) -> str:
+    event_id = f"EV_{uuid.uuid4().hex}" if event_id is None else event_id
+    ev = webhook.WebhookEvent(event="participant_joined", id=event_id,
+                              created_at=int(time.time() if created_at is None else created_at),
                               room=models.Room(name=room, sid="RM_1"),
                               participant=models.ParticipantInfo(identity=identity, kind=kind,
                                                                  attributes=attributes or {}))
@@ -76,3 +81,31 @@ async def test_standard_participant_join_emits_nothing(livekit_server_module, ma
         assert ans.status == 200
     await event_sink.wait_for("agent_joined", lambda e: e["identity"] == "agent-AJ_after")
     assert [e["identity"] for e in event_sink.of_type("agent_joined")] == ["agent-AJ_after"]
+
+
+async def test_replayed_and_stale_webhooks_are_refused(livekit_server_module, make_proxy,
+                                                       event_sink):
+    """A signed agent join sent twice counts once (409 the second time); one created outside
+    the window (or with no id) is refused (400); neither becomes an agent_joined event."""
+    lk = livekit_server_module
+    proxy = await make_proxy(lk)
+
+    async def post(body: str):
+        return await proxy.call("POST", "/livekit/webhook", data=body.encode(),
+                                headers={"Authorization": signed(body, lk.api_key, lk.api_secret)})
+    agent = models.ParticipantInfo.Kind.AGENT
+    first = joined("wh-replay", "agent-AJ_replayed", agent, event_id="EV_replayed")
+    assert (await post(first)).status == 200
+    again = await post(first)
+    assert again.status == 409 and again.error_code == "replayed_webhook"
+    stale = await post(joined("wh-replay", "agent-AJ_stale", agent, created_at=time.time() - 600))
+    assert stale.status == 400 and stale.error_code == "stale_webhook"
+    future = await post(joined("wh-replay", "agent-AJ_future", agent, created_at=time.time() + 600))
+    assert future.status == 400 and future.error_code == "stale_webhook"
+    no_id = await post(joined("wh-replay", "agent-AJ_noid", agent, event_id=""))
+    assert no_id.status == 400 and no_id.error_code == "stale_webhook"
+    marker = joined("wh-replay", "agent-AJ_marker", agent)
+    assert (await post(marker)).status == 200
+    await event_sink.wait_for("agent_joined", lambda e: e["identity"] == "agent-AJ_marker")
+    assert [e["identity"] for e in event_sink.of_type("agent_joined")] == [
+        "agent-AJ_replayed", "agent-AJ_marker"]

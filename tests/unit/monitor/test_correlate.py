@@ -58,15 +58,21 @@ def test_webhook_join_first_then_worker(clock: FakeClock) -> None:
     assert c.agent_joined(job_id="AJ_1", dispatch_id="AD_1", room="r1") is None
 
 
-def test_webhook_join_from_another_host_matches_by_room(clock: FakeClock) -> None:
-    """A join for a job we never saw is attributed to the oldest unjoined dispatch of the room."""
+def test_join_counts_only_for_the_dispatch_of_its_job(clock: FakeClock) -> None:
+    """A join whose job no JobRequest tied to the dispatch (a replayed webhook, another agent in
+    the room) answers nothing; once ListDispatch lists the job, that join counts."""
     c = make(clock)
     c.dispatched("AD_1", "r1", "agent")
-    c.dispatched("AD_2", "r2", "agent")
     clock.now += 3.0
-    found = c.agent_joined(room="r2", identity="agent-AJ_elsewhere")
-    assert found is not None and found[0].dispatch_id == "AD_2"
-    assert c.agent_joined(room="r3", identity="agent-AJ_x") is None
+    assert c.agent_joined(room="r1", identity="agent-AJ_old") is None
+    assert c.agent_joined(job_id="AJ_old", dispatch_id="AD_1", room="r1") is None
+    assert c.get("AD_1").phase is Phase.WAITING
+    clock.now += 7.5
+    (due,) = c.take_due()
+    assert c.confirmed("AD_1", job_found=True, job_ids=("AJ_elsewhere",)) is Verdict.ANSWERED
+    assert c.knows_job("AJ_elsewhere") and not c.knows_job("AJ_old")
+    found = c.agent_joined(room="r1", identity="agent-AJ_elsewhere")
+    assert found is not None and found[0].dispatch_id == "AD_1"
 
 
 def test_deadline_then_confirmation_missing_is_unanswered(clock: FakeClock) -> None:

@@ -218,3 +218,21 @@ def test_letta_error_round_trips_on_the_wire() -> None:
     ev = LettaError(kind="dropped", letta_agent_id="agent-1", latency_s=1.5, detail="ReadError")
     back = events.decode(events.encode(ev))
     assert isinstance(back, LettaError) and back.kind == "dropped" and back.latency_s == 1.5
+
+
+def test_replayed_agent_join_does_not_answer_a_dispatch_without_job_request(
+        mon: Monitor, clock: Clock) -> None:
+    """A (replayed) webhook join of an old job in the room leaves the new dispatch unanswered;
+    the real join of its own job, after its JobRequest, is the one that counts."""
+    mon.on_event(DispatchCreated(dispatch_id="AD_9", room="r9", agent_name=AGENT, latency_s=0.01))
+    clock.now += 0.5
+    mon.on_event(AgentJoined(room="r9", identity="agent-AJ_old", source="webhook",
+                             dispatch_id="AD_9"))
+    timeline = mon.dispatch_timeline("AD_9")
+    assert timeline is not None and timeline["phase"] == "waiting"
+    assert timeline["joined_after_s"] is None
+    assert value(mon, "voiceops_time_to_join_seconds_count", agent_name=AGENT) == 0
+    mon.on_event(AgentJoined(room="r9", identity="agent-AJ_new", source="webhook"))
+    clock.now += 0.5
+    mon.on_event(JobRequest(job_id="AJ_new", dispatch_id="AD_9", room="r9", agent_name=AGENT))
+    assert mon.dispatch_timeline("AD_9")["joined_after_s"] == pytest.approx(1.0)
