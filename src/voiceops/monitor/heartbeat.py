@@ -9,6 +9,10 @@ worker elsewhere answered → ``ok``), else ``no_job_request``. A CreateDispatch
 
 Policy (:func:`next_state`) is pure: two failed probes in a row fire HeartbeatFailed, the
 next success resolves it.
+
+Every step of a probe, cleanup included, ends within :func:`probe_budget_s` (less than
+``interval_s``; config requires ``timeout_s < interval_s``), so a hung LiveKit that answers
+nothing costs each probe at most one interval and two failed probes fit in two intervals.
 """
 
 from __future__ import annotations
@@ -64,6 +68,17 @@ def next_state(state: HeartbeatState, result: ProbeResult,
     return HeartbeatState(failures, state.firing or fire), (Action.FIRE if fire else Action.NONE)
 
 
+def failures_to_fire(livekit_down: bool) -> int:
+    """Two failed probes in a row; one when the reachability check also finds LiveKit down,
+    so a hung LiveKit fires within two intervals (a probe and a check, each bounded)."""
+    return 1 if livekit_down else FAILURES_TO_FIRE
+
+
+def probe_budget_s(cfg: HeartbeatConfig) -> float:
+    """The longest one probe may take, cleanup included: half-way between timeout and interval."""
+    return cfg.timeout_s + (cfg.interval_s - cfg.timeout_s) / 2
+
+
 def probe_room_name(host: str, n: int) -> str:
     """``voiceops-probe-<host>-<n>`` with the host reduced to room-name-safe characters."""
     safe = re.sub(r"[^A-Za-z0-9_-]+", "-", host).strip("-")[:48] or "host"
@@ -92,6 +107,7 @@ class _Pending:
     job_request: asyncio.Future[float]
     joined: asyncio.Future[float]
     dispatch_id: str = ""
+    budget_end: float = 0.0  # no step of this probe (cleanup included) runs past it
 
 
 class Heartbeat:
@@ -137,13 +153,18 @@ class Heartbeat:
         self._n += 1
         room = probe_room_name(self._host, self._n)
         loop = asyncio.get_running_loop()
-        pending = _Pending(self._clock(), loop.create_future(), loop.create_future())
+        now = self._clock()
+        pending = _Pending(now, loop.create_future(), loop.create_future(),
+                           budget_end=now + probe_budget_s(self.cfg))
         self._pending[room] = pending  # before CreateDispatch: the JobRequest may beat its answer
         try:
             return await self._run(room, pending)
         finally:
             del self._pending[room]
-            await self._cleanup(room)
+            await self._cleanup(room, min(CLEANUP_TIMEOUT_S, self._left(pending)))
+
+    def _left(self, pending: _Pending) -> float:
+        return max(0.0, pending.budget_end - self._clock())
 
     async def _run(self, room: str, pending: _Pending) -> ProbeOutcome:
         meta = json.dumps({"voiceops_probe": True, "mode": self.cfg.mode})
@@ -157,14 +178,15 @@ class Heartbeat:
         pending.dispatch_id = dispatch.id
         jr_s = await self._wait(pending.job_request, pending.started + self.cfg.timeout_s)
         if jr_s is None:
-            listing = await self._listing(room, dispatch.id)
+            listing = await self._listing(room, dispatch.id, self._left(pending))
             if listing.jobs:
                 return ProbeOutcome(ProbeResult.OK, room, dispatch.id, answered_elsewhere=True,
                                     listing=listing)
             return ProbeOutcome(ProbeResult.NO_JOB_REQUEST, room, dispatch.id, listing=listing)
         if self.cfg.mode != "join":
             return ProbeOutcome(ProbeResult.OK, room, dispatch.id, job_request_s=jr_s)
-        join_s = await self._wait(pending.joined, self._clock() + self.cfg.timeout_s)
+        join_s = await self._wait(pending.joined, min(self._clock() + self.cfg.timeout_s,
+                                                      pending.budget_end))
         result = ProbeResult.OK if join_s is not None else ProbeResult.NO_JOIN
         return ProbeOutcome(result, room, dispatch.id, job_request_s=jr_s, join_s=join_s)
 
@@ -177,11 +199,11 @@ class Heartbeat:
         except TimeoutError:
             return None
 
-    async def _listing(self, room: str, dispatch_id: str) -> Listing:
+    async def _listing(self, room: str, dispatch_id: str, timeout_s: float) -> Listing:
         """ListDispatch: does any dispatch of ours in the probe room have a job (answered
         elsewhere)? Kept as the evidence for the diagnosis when none has."""
         try:
-            async with asyncio.timeout(self.cfg.timeout_s):
+            async with asyncio.timeout(timeout_s):
                 dispatches = await self._lkapi().agent_dispatch.list_dispatch(room)
         except Exception as exc:  # cannot confirm: treat as not answered
             logger.info("heartbeat probe %s: ListDispatch failed: %r", room, exc)
@@ -190,10 +212,10 @@ class Heartbeat:
         return Listing(room, dispatch_id, found=any(d.id == dispatch_id for d in ours),
                        jobs=sum(len(d.state.jobs) for d in ours))
 
-    async def _cleanup(self, room: str) -> None:
+    async def _cleanup(self, room: str, timeout_s: float) -> None:
         """Delete the probe room (best effort: an unreachable LiveKit already alerts)."""
         try:
-            async with asyncio.timeout(CLEANUP_TIMEOUT_S):
+            async with asyncio.timeout(timeout_s):
                 await self._lkapi().room.delete_room(api.DeleteRoomRequest(room=room))
         except Exception as exc:
             logger.debug("heartbeat probe %s: DeleteRoom failed: %r", room, exc)

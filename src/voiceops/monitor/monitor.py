@@ -42,6 +42,7 @@ from voiceops.monitor.heartbeat import (
     HeartbeatState,
     ProbeOutcome,
     ProbeResult,
+    failures_to_fire,
     is_probe_room,
     next_state,
 )
@@ -321,7 +322,7 @@ class Monitor:
             tg.create_task(self._every(self.opts.tick_s, self.watch.tick), name="correlate")
             tg.create_task(self._every(self.opts.pool_check_interval_s, self._check_pool),
                            name="pool check")
-            tg.create_task(self._every(self.opts.livekit_check_interval_s, self._check_livekit),
+            tg.create_task(self._every(self._livekit_interval_s(), self._check_livekit),
                            name="livekit check")
             if self.opts.letta_enabled:
                 tg.create_task(self._every(self.opts.letta_check_interval_s, self._check_letta),
@@ -332,23 +333,41 @@ class Monitor:
                 tg.create_task(self._heartbeat_loop(), name="heartbeat")
             tg.create_task(self.webhooks.run(), name="webhooks")
 
+    def _livekit_interval_s(self) -> float:
+        """At least as often as the heartbeat: a hung LiveKit fires within two intervals."""
+        if not self.cfg.heartbeat.enabled:
+            return self.opts.livekit_check_interval_s
+        return min(self.opts.livekit_check_interval_s, self.cfg.heartbeat.interval_s)
+
+    def _livekit_timeout_s(self) -> float:
+        if not self.cfg.heartbeat.enabled:
+            return self.opts.livekit_timeout_s
+        return min(self.opts.livekit_timeout_s, self.cfg.heartbeat.timeout_s)
+
     async def _every(self, interval_s: float, step: Callable[[], Awaitable[None]]) -> None:
-        """Run ``step`` every ``interval_s``; a failing step is logged, never fatal."""
+        """Run ``step`` every ``interval_s``, start to start (a slow step does not stretch the
+        period); a failing step is logged, never fatal."""
         while True:
+            started = self._clock()
             try:
                 await step()
             except Exception:
                 logger.exception("monitor step %s failed", getattr(step, "__name__", step))
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(max(0.0, started + interval_s - self._clock()))
 
     # ---- checks --------------------------------------------------------------------------
 
     def observe_livekit(self, error: BaseException | None) -> None:
         self.livekit = reach.observe(self.livekit, error)
         if self.livekit.firing:
-            self.fire(A.LIVEKIT_UNREACHABLE,
-                      reach.livekit_diagnosis(self.livekit, self.cfg.livekit.url),
-                      {"reason": str(self.livekit.last_failure)})
+            diagnosis = reach.livekit_diagnosis(self.livekit, self.cfg.livekit.url)
+            self.fire(A.LIVEKIT_UNREACHABLE, diagnosis, {"reason": str(self.livekit.last_failure)})
+            hb = self.hb_state
+            if hb.consecutive_failures >= failures_to_fire(True) and not hb.firing:
+                # The last probe failed and LiveKit is down: the heartbeat is failing now.
+                self.hb_state = HeartbeatState(hb.consecutive_failures, firing=True)
+                self.fire(A.HEARTBEAT_FAILED, f"the last probe failed: {diagnosis}",
+                          {"result": str(ProbeResult.DISPATCH_ERROR)})
         else:
             self.resolve(A.LIVEKIT_UNREACHABLE)
 
@@ -356,7 +375,7 @@ class Monitor:
         if self._safe_status().get("state") == "stopping":
             return  # the sandbox's emulator stops with us
         try:
-            async with asyncio.timeout(self.opts.livekit_timeout_s):
+            async with asyncio.timeout(self._livekit_timeout_s()):
                 await self._api().room.list_rooms(api.ListRoomsRequest(names=["voiceops-ping"]))
         except Exception as exc:
             self.observe_livekit(exc)
@@ -459,7 +478,9 @@ class Monitor:
             self.resolve(A.DISPATCH_UNANSWERED)  # the path works again
         elif outcome.result is ProbeResult.NO_JOB_REQUEST:
             m.dispatch_unanswered.labels(agent, "heartbeat").inc()
-        self.hb_state, action = next_state(self.hb_state, outcome.result)
+        livekit_down = self.livekit.firing and outcome.result is ProbeResult.DISPATCH_ERROR
+        self.hb_state, action = next_state(self.hb_state, outcome.result,
+                                           failures_to_fire(livekit_down))
         if action is Action.RESOLVE:
             self.resolve(A.HEARTBEAT_FAILED)
         elif self.hb_state.firing:
