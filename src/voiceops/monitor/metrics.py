@@ -114,6 +114,9 @@ class Metrics:
             "voiceops_orphans_killed_total", "Descendants left by an exited child, killed.")
         self.events_dropped = self._counter(
             "voiceops_events_dropped_total", "Child events that could not be decoded or applied.")
+        self.events_refused = self._counter(
+            "voiceops_events_refused_total",
+            "Events refused because their sender is not in the claimed child's process tree.")
         self.calls_cut = self._counter(
             "voiceops_calls_cut_total", "Calls ended by anything but the call itself.",
             ("reason",))

@@ -1,4 +1,9 @@
-"""The event socket: a unix datagram socket children send :mod:`voiceops.events` to."""
+"""The event socket: a unix datagram socket children send :mod:`voiceops.events` to.
+
+``SO_PASSCRED`` makes the kernel attach each sender's pid (SCM_CREDENTIALS, not forgeable by
+an unprivileged sender), so the supervisor can accept events only from its own children's
+process trees, whatever user runs the sender.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import logging
 import os
 import socket
 import stat
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -15,6 +21,10 @@ from typing import Final
 from voiceops.events import MAX_DATAGRAM_BYTES
 
 RCVBUF_BYTES: Final = 4 * 1024 * 1024
+_UCRED: Final = struct.Struct("iII")  # struct ucred: pid, uid, gid
+_ANCILLARY_BYTES: Final = socket.CMSG_SPACE(_UCRED.size)
+_BATCH: Final = 256  # datagrams read per wake-up before yielding to the loop
+OnDatagram = Callable[[bytes, int], None]  # (data, sender pid; 0 when the kernel gave none)
 log = logging.getLogger("voiceops.supervisor.events")
 
 
@@ -25,15 +35,13 @@ def runtime_dir(env: dict[str, str] | None = None) -> Path:
     return Path(first) if first else Path("run")
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, on_datagram: Callable[[bytes], None]) -> None:
-        self._on_datagram = on_datagram
-
-    def datagram_received(self, data: bytes, addr: object) -> None:
-        self._on_datagram(data)
-
-    def error_received(self, exc: Exception) -> None:
-        log.warning("event_socket_error error=%s", exc)
+def sender_pid(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """The pid in an SCM_CREDENTIALS message, else 0."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS \
+                and len(data) >= _UCRED.size:
+            return int(_UCRED.unpack_from(data)[0])
+    return 0
 
 
 def _bind(path: Path) -> socket.socket:
@@ -45,6 +53,7 @@ def _bind(path: Path) -> socket.socket:
     try:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         sock.bind(str(path))
         os.chmod(path, 0o600)
         sock.setblocking(False)
@@ -55,24 +64,39 @@ def _bind(path: Path) -> socket.socket:
 
 
 class EventSocket:
-    """Receives datagrams with asyncio; :meth:`aclose` closes it and removes the file."""
+    """Receives datagrams on the loop with their sender's pid; :meth:`aclose` closes the socket
+    and removes the file."""
 
-    def __init__(self, path: Path, transport: asyncio.DatagramTransport) -> None:
+    def __init__(self, path: Path, sock: socket.socket, on_datagram: OnDatagram) -> None:
         self.path = path
-        self._transport = transport
+        self._sock = sock
+        self._on_datagram = on_datagram
 
     @classmethod
-    async def open(cls, path: Path, on_datagram: Callable[[bytes], None]) -> EventSocket:
+    async def open(cls, path: Path, on_datagram: OnDatagram) -> EventSocket:
         sock = _bind(path)
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(on_datagram),
-                                                           sock=sock)
-        return cls(path, transport)
+        self = cls(path, sock, on_datagram)
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+        return self
+
+    def _readable(self) -> None:
+        for _ in range(_BATCH):
+            try:
+                data, ancillary, _flags, _addr = self._sock.recvmsg(MAX_DATAGRAM_BYTES + 1,
+                                                                    _ANCILLARY_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("event_socket_error error=%s", exc)
+                return
+            self._on_datagram(data, sender_pid(ancillary))
 
     async def aclose(self) -> None:
-        self._transport.close()
+        with contextlib.suppress(ValueError, RuntimeError):  # already closed / loop gone
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+        self._sock.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
 
-__all__ = ["EventSocket", "MAX_DATAGRAM_BYTES", "runtime_dir"]
+__all__ = ["EventSocket", "MAX_DATAGRAM_BYTES", "OnDatagram", "runtime_dir", "sender_pid"]

@@ -32,6 +32,7 @@ from voiceops.supervisor.logs import Forwarder
 from voiceops.supervisor.pool import Pool
 from voiceops.supervisor.process import ManagedProcess, Runtime
 from voiceops.supervisor.resources import memory_figure, sample_tree
+from voiceops.supervisor.senders import owner_name
 from voiceops.supervisor.spec import Tuning
 from voiceops.supervisor.systemd import Notifier, loop_healthy
 
@@ -74,6 +75,7 @@ class Supervisor:
         self._ready_sent = False
         self._stall_next_tick = False
         self._budget_cap: float | None = None  # set by a second stop signal
+        self._last_refusal_log = float("-inf")
 
     # --- extension points --------------------------------------------------------------
     def add_event_sink(self, sink: EventSink) -> None:
@@ -219,12 +221,14 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*leftovers, return_exceptions=True)
 
-    def _on_datagram(self, data: bytes) -> None:
+    def _on_datagram(self, data: bytes, sender: int = 0) -> None:
         try:
             event = events.decode(data)
         except events.EventError as exc:
             self.metrics.events_dropped.inc()
             log.debug("event_dropped error=%s", exc)
+            return
+        if not self._sent_by_claimed_child(event, sender):
             return
         for sink in self._sinks:
             try:
@@ -232,6 +236,23 @@ class Supervisor:
             except Exception:
                 self.metrics.events_dropped.inc()
                 log.exception("event_sink_failed type=%s", event.TYPE)
+
+    def _sent_by_claimed_child(self, event: events.Event, sender: int) -> bool:
+        """Only the claimed child's own process tree may speak for it (forged events lie to
+        metrics and alerts); refusals are counted and logged, at most once a minute."""
+        procs = self.pool.everything() if self.pool is not None else ()
+        roots = {p.child.pid: p.name for p in procs if p.child is not None}
+        owner = owner_name(sender, roots)
+        if owner is not None and owner == event.process:
+            return True
+        self.metrics.events_refused.inc()
+        now = self.clock()
+        if now - self._last_refusal_log >= 60.0:
+            self._last_refusal_log = now
+            log.warning("event_refused type=%s claimed=%s sender_pid=%d sender_owner=%s "
+                        "(events are taken only from the claimed child's process tree)",
+                        event.TYPE, event.process or "-", sender, owner or "none")
+        return False
 
     # --- loops -------------------------------------------------------------------------
     async def _reconcile_loop(self) -> None:
