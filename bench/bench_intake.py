@@ -103,7 +103,7 @@ async def receive_ns_per_datagram(handler: Callable[[bytes], None], datagrams: l
     count = 0
     errors: list[BaseException] = []
 
-    def on_datagram(data: bytes) -> None:
+    def on_datagram(data: bytes, _sender: int = 0) -> None:
         nonlocal count
         try:
             handler(data)

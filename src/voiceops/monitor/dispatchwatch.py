@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from voiceops.monitor.monitor import Monitor
 
 logger = logging.getLogger("voiceops.monitor")
+REDISPATCH_WAIT_S = 60.0  # for a ready worker before re-dispatching a dead worker's dispatch
 
 
 class DispatchWatch:
@@ -49,6 +50,29 @@ class DispatchWatch:
         logger.warning("dispatch without join: %s", diagnosis)
         m.fire(A.DISPATCH_UNANSWERED, diagnosis,
                {"room": room, "dispatch_id": dispatch_id, "reason": "no_join"})
+
+    async def worker_died(self, entries: list[Tracked], death: str) -> None:
+        """Dispatches whose JobRequest a now-dead worker took: unanswered at once, not after
+        the join timeout, and re-dispatched once when monitor.redispatch_unanswered is set."""
+        m = self._m
+        for entry in entries:
+            self.unanswered += 1
+            m.metrics.dispatch_unanswered.labels(m.metrics.agent_name, "proxy").inc()
+            text = (f"dispatch {entry.dispatch_id} to room '{entry.room}' will not be answered: "
+                    f"{death}")
+            labels = {"room": entry.room, "dispatch_id": entry.dispatch_id,
+                      "reason": "worker_died"}
+            redispatch = m.correlator.options.redispatch and not entry.redispatched
+            logger.warning("dispatch lost with its worker: %s", text)
+            m.fire(A.DISPATCH_UNANSWERED, text + ("; re-dispatching once a worker is ready"
+                                                  if redispatch else ""), labels)
+            if redispatch:
+                # LiveKit never offers a dispatch to a worker that registers after it.
+                await m.wait_pool_ready(REDISPATCH_WAIT_S)
+                new_id = await self._redispatch(entry, await self._listed(entry))
+                m.fire(A.DISPATCH_UNANSWERED, text + (f"; re-dispatched once as {new_id}"
+                                                      if new_id else "; re-dispatch failed"),
+                       labels)
 
     async def _confirm(self, entry: Tracked) -> None:
         async with self._sem:

@@ -33,6 +33,7 @@ from voiceops.events import (
 from voiceops.monitor import alerts as A
 from voiceops.monitor import diagnose, lettacalls, poolcheck, reach
 from voiceops.monitor.alerts import AlertBook, Change
+from voiceops.monitor.calls import CallBook, death_text
 from voiceops.monitor.correlate import CorrelateOptions, Correlator
 from voiceops.monitor.dispatchwatch import DispatchWatch
 from voiceops.monitor.early import EarlyEvents
@@ -51,6 +52,7 @@ from voiceops.monitor.recorder import HEARTBEAT_SOURCE, Recorder
 from voiceops.monitor.sinks import SinkOptions, WebhookSinks, log_change, metrics_change
 from voiceops.monitor.workerinfo import fetch_all
 from voiceops.signing import SignedTokens, install
+from voiceops.supervisor.policy import ExitReason
 
 logger = logging.getLogger("voiceops.monitor")
 STATUS_REUSE_S = 0.5  # how long one status snapshot serves the diagnoses of a burst
@@ -103,6 +105,7 @@ class Monitor:
         self.webhooks = WebhookSinks(cfg.alerts.webhooks, cfg.alerts.alertmanager_url, host=host,
                                      wall=wall, firing=self.book.firing, opts=self.opts.sinks)
         self.watch = DispatchWatch(self)
+        self.calls = CallBook(clock, join_timeout_s=self.opts.join_timeout_s)
         self.early = EarlyEvents(clock)
         self.hb_state = HeartbeatState()
         self.livekit = reach.Reachability()
@@ -142,6 +145,8 @@ class Monitor:
         self._last_job_request = self._clock()  # probe or not: LiveKit reaches our workers
         if self.heartbeat.job_request_seen(ev.room, ev.dispatch_id) or is_probe_room(ev.room):
             return  # our probe (handled by the heartbeat), or another host's probe
+        if ev.decision == "accepted" and not ev.probe:
+            self.calls.accepted(ev.process, ev.job_id, ev.dispatch_id, ev.room)
         if ev.dispatch_id and self.correlator.get(ev.dispatch_id) is None:
             self.early.hold(ev.dispatch_id, ev)
             return
@@ -160,6 +165,8 @@ class Monitor:
     def _agent_joined(self, ev: AgentJoined) -> None:
         if self.heartbeat.agent_joined_seen(ev.room, ev.dispatch_id) or is_probe_room(ev.room):
             return
+        if ev.source == "worker":
+            self.calls.joined(ev.job_id)
         if ev.dispatch_id and self.correlator.get(ev.dispatch_id) is None:
             self.early.hold(ev.dispatch_id, ev)
             return
@@ -177,7 +184,8 @@ class Monitor:
 
     def _job_ended(self, ev: JobEnded) -> None:
         """A job that ended before its agent joined (connect failed, entrypoint crashed)."""
-        if ev.reason:  # a named failure, e.g. no Letta agent for the call
+        self.calls.ended(ev.job_id)
+        if ev.reason and ev.outcome != "cut":  # a named failure, e.g. no Letta agent for the call
             logger.warning("job failed: %s", ev.reason, extra={"job_id": ev.job_id,
                                                                 "dispatch_id": ev.dispatch_id})
         if ev.outcome not in JOIN_FAILURES or self.tg is None:
@@ -216,6 +224,22 @@ class Monitor:
         """The supervisor saw ``name`` exit: forget its job count and health port."""
         self.recorder.process_exited(name)
         self.worker_ports.pop(name, None)
+
+    def process_died(self, name: str, reason: ExitReason) -> None:
+        """A process exited: the jobs it still held end now, with the cause. Live calls were cut,
+        joining dispatches will not be answered (alerted, counted, re-dispatched if enabled)."""
+        held = self.calls.take(name)
+        if not held or (reason.requested and reason.kind != "drain_timeout"):
+            return  # a graceful stop: its jobs ended (or were handed over) on their own
+        text = death_text(name, reason.kind, reason.returncode, held)
+        logger.error("worker_died_with_jobs: %s", text)
+        m, agent = self.metrics, self.metrics.agent_name
+        m.jobs.labels(agent, "cut").inc(len(held.live) + len(held.joining))
+        if reason.kind != "drain_timeout":  # the drain kill counted its own cuts
+            m.calls_cut.labels("worker_died").inc(len(held.live))
+        entries = [e for c in held.joining if (e := self.correlator.join_failed(c.dispatch_id))]
+        if entries and self.tg is not None:
+            self.tg.create_task(self.watch.worker_died(entries, text))
 
     def alerts(self) -> list[dict[str, Any]]:
         return self.book.alerts()
@@ -431,8 +455,8 @@ class Monitor:
     async def _heartbeat_loop(self) -> None:
         # Workers need a while to register (the sandbox's emulator first): a probe before
         # then would only report the start-up as an outage.
-        await self._wait_pool_ready(max(self.cfg.heartbeat.interval_s,
-                                        self.cfg.workers.start_timeout_s))
+        await self.wait_pool_ready(max(self.cfg.heartbeat.interval_s,
+                                       self.cfg.workers.start_timeout_s))
         interval = self.cfg.heartbeat.interval_s
         while True:
             started = self._clock()
@@ -449,8 +473,8 @@ class Monitor:
             # Start to start, so a slow failing probe does not stretch the period.
             await asyncio.sleep(max(0.0, started + interval - self._clock()))
 
-    async def _wait_pool_ready(self, max_wait_s: float) -> None:
-        """Probe soon after the pool is ready (at once when no local worker is wanted: workers
+    async def wait_pool_ready(self, max_wait_s: float) -> None:
+        """Soon after the pool is ready (at once when no local worker is wanted: workers
         elsewhere answer), or after ``max_wait_s`` anyway."""
         until = self._clock() + max_wait_s
         while self._clock() < until:

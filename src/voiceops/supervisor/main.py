@@ -53,6 +53,7 @@ def build_monitor(sup: Supervisor, secrets: config.Secrets) -> Monitor:
     sup.set_alerts_provider(monitor.alerts)
     sup.set_timeline_provider(monitor.dispatch_timeline)
     sup.add_exit_listener(monitor.process_exited)
+    sup.add_exit_reason_listener(monitor.process_died)
     return monitor
 
 

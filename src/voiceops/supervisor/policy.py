@@ -90,12 +90,13 @@ def _signame(signum: int) -> str:
 
 
 def classify_exit(returncode: int, we_sent: signal.Signals | None,
-                  stop_reason: str | None = None) -> ExitReason:
-    """Classify an exit. A SIGKILL we did not send is reported as suspected OOM."""
+                  stop_reason: str | None = None, *, oom_killed: bool = False) -> ExitReason:
+    """Classify an exit. A SIGKILL we did not send is OOM only when the kernel counted an OOM
+    kill meanwhile (``oom_killed``); otherwise someone else killed it: ``signal``."""
     killed = returncode == -signal.SIGKILL and we_sent != signal.SIGKILL
     if stop_reason is not None and not killed:
         return ExitReason(stop_reason, returncode)
-    if killed:
+    if killed and oom_killed:
         return ExitReason("oom", returncode)
     if returncode < 0:
         return ExitReason("signal", returncode)

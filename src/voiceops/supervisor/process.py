@@ -20,7 +20,7 @@ from typing import Any
 
 from voiceops.events import Ready
 from voiceops.monitor.metrics import Metrics
-from voiceops.supervisor import policy
+from voiceops.supervisor import oom, policy
 from voiceops.supervisor.child import Child, ChildRegistry, child_env
 from voiceops.supervisor.logs import Forwarder
 from voiceops.supervisor.policy import Action, ExitReason, FailureRecord
@@ -45,7 +45,7 @@ class Runtime:
     clock: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
     base_env: Mapping[str, str] | None = None
-    on_exit: Callable[[str], None] | None = None  # the monitor forgets the process's jobs
+    on_exit: Callable[[str, ExitReason], None] | None = None  # the monitor ends its jobs
     # A worker died unexpectedly and would restart: a warm standby may take its slot instead
     # (returns True when it did; this process object is then finished).
     takeover: Callable[[ManagedProcess, ExitReason], bool] | None = None
@@ -76,6 +76,7 @@ class ManagedProcess:
         self._we_sent: signal.Signals | None = None
         self._deadline: float | None = None
         self._pending_stop: tuple[str, float | None] | None = None
+        self._oom_kills: int | None = None  # the kernel's OOM kill count when it started
         self.exited = asyncio.Event()  # set whenever the process is not running
         self.exited.set()
 
@@ -134,6 +135,7 @@ class ManagedProcess:
         self.started_at, self.ready_since, self.next_start_at = self.rt.clock(), None, None
         self._stop_reason, self._we_sent, self._deadline = None, None, None
         self._pending_stop = None
+        self._oom_kills = oom.oom_kill_count()
         self.active_jobs, self._rss_streak, self.pss_bytes = 0, 0, 0
         self.cpu_s, self._cpu_seen = 0.0, 0.0
         self.info = {}
@@ -144,10 +146,11 @@ class ManagedProcess:
         await self._exited(child, rc, orphans)
 
     async def _exited(self, child: Child | None, rc: int, orphans: int) -> None:
-        reason = policy.classify_exit(rc, self._we_sent, self._stop_reason)
+        reason = policy.classify_exit(rc, self._we_sent, self._stop_reason,
+                                      oom_killed=oom.rose(self._oom_kills, oom.oom_kill_count()))
         self.last_exit, self.child = reason, None
         if self.rt.on_exit is not None:
-            self.rt.on_exit(self.name)
+            self.rt.on_exit(self.name, reason)
         if orphans:
             self.rt.metrics.orphans_killed.inc(orphans)
             log.warning("orphans_killed process=%s count=%d", self.name, orphans)

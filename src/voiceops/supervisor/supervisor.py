@@ -29,6 +29,7 @@ from voiceops.supervisor.api import ControlError, EventSink
 from voiceops.supervisor.child import ChildRegistry
 from voiceops.supervisor.eventsock import EventSocket, runtime_dir
 from voiceops.supervisor.logs import Forwarder
+from voiceops.supervisor.policy import ExitReason
 from voiceops.supervisor.pool import Pool
 from voiceops.supervisor.process import ManagedProcess, Runtime
 from voiceops.supervisor.resources import memory_figure, sample_tree
@@ -66,6 +67,7 @@ class Supervisor:
         self._alerts: AlertsProvider | None = None
         self._timelines: TimelineProvider | None = None
         self._exit_listeners: list[Callable[[str], None]] = []
+        self._exit_reason_listeners: list[Callable[[str, ExitReason], None]] = []
         self._child_env = child_env
         self._tasks: set[asyncio.Task[None]] = set()
         self._signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
@@ -91,10 +93,16 @@ class Supervisor:
         """Called with a process's name each time it exits."""
         self._exit_listeners.append(listener)
 
-    def _process_exited(self, name: str) -> None:
-        for listener in self._exit_listeners:
+    def add_exit_reason_listener(self, listener: Callable[[str, ExitReason], None]) -> None:
+        """Called with a process's name and why it exited, each time it exits."""
+        self._exit_reason_listeners.append(listener)
+
+    def _process_exited(self, name: str, reason: ExitReason) -> None:
+        calls: list[Callable[[], None]] = [lambda f=f: f(name) for f in self._exit_listeners]
+        calls += [lambda f=f: f(name, reason) for f in self._exit_reason_listeners]
+        for call in calls:
             try:
-                listener(name)
+                call()
             except Exception:
                 log.exception("exit_listener_failed process=%s", name)
 

@@ -69,8 +69,8 @@ def test_backoff_with_zero_failures_is_base() -> None:
     (1, None, None, "crash", "crash(1)"),
     (0, None, None, "crash", "exit(0)"),
     (-signal.SIGSEGV, None, None, "signal", "signal(SIGSEGV)"),
-    (-signal.SIGKILL, None, None, "oom", "oom(SIGKILL)"),
-    (-signal.SIGKILL, signal.SIGTERM, "manual", "oom", "oom(SIGKILL)"),
+    (-signal.SIGKILL, None, None, "signal", "signal(SIGKILL)"),
+    (-signal.SIGKILL, signal.SIGTERM, "manual", "signal", "signal(SIGKILL)"),
     (-signal.SIGKILL, signal.SIGKILL, "drain_timeout", "drain_timeout", "drain_timeout(SIGKILL)"),
     (-signal.SIGKILL, signal.SIGKILL, "start_timeout", "start_timeout", "start_timeout(SIGKILL)"),
     (-signal.SIGKILL, signal.SIGKILL, "rss", "rss", "rss(SIGKILL)"),
@@ -84,6 +84,14 @@ def test_classify_exit(rc: int, sent: signal.Signals | None, stop: str | None, k
     """Exit codes, signals, our own stops and unexplained SIGKILLs are told apart."""
     reason = classify_exit(rc, sent, stop)
     assert (reason.kind, reason.text) == (kind, text)
+
+
+def test_sigkill_is_oom_only_when_the_kernel_counted_one() -> None:
+    """An outside SIGKILL is 'signal'; with the kernel's oom_kill count risen it is 'oom'."""
+    assert classify_exit(-signal.SIGKILL, None).kind == "signal"
+    assert classify_exit(-signal.SIGKILL, None, oom_killed=True).text == "oom(SIGKILL)"
+    assert classify_exit(-signal.SIGKILL, signal.SIGTERM, "manual", oom_killed=True).kind == "oom"
+    assert classify_exit(-signal.SIGKILL, signal.SIGKILL, "rss", oom_killed=True).kind == "rss"
 
 
 def test_exit_reason_labels_and_flags() -> None:
