@@ -222,6 +222,10 @@ def no_ready_workers(pool: dict[str, Any], processes: Sequence[dict[str, Any]]) 
 
 def crash_loop(parked: Sequence[dict[str, Any]]) -> str:
     names = ", ".join(p.get("name", "?") for p in parked)
+    held = next((p for p in parked if p.get("config_error")), None)
+    if held is not None:  # exit 78: the child named the key; retrying cannot help
+        return (f"{held.get('name', '?')} is held by a config error: {held['config_error']}: "
+                f"fix it, then reload (`systemctl reload voiceops`)")
     last = parked[0].get("last_exit") or "unknown"
     return (f"{names} parked after crashing repeatedly (last exit: {last}): read its log "
             "(`journalctl -u voiceops`), fix the cause, then `voiceops restart "

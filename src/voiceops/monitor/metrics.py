@@ -34,7 +34,7 @@ ALERTS: Final = ("DispatchUnanswered", "HeartbeatFailed", "NoReadyWorkers", "Wor
                  "LiveKitUnreachable", "LettaUnreachable")
 PROCESS_STATES: Final = ("starting", "ready", "draining", "stopping", "exited", "backoff", "parked")
 RESTART_REASONS: Final = ("crash", "signal", "oom", "rss", "start_timeout", "drain_timeout",
-                          "manual", "reload", "scale")
+                          "manual", "reload", "scale", "config")
 VOICE_METRICS: Final = ("voice_response", "llm_ttft", "tts_ttfb", "stt_delay")
 VOICE_COUNTS: Final = ("turn", "interruption")
 LETTA_ERROR_KINDS: Final = ("error", "timeout", "dropped")

@@ -27,7 +27,7 @@ def check_pool(status: dict[str, Any], no_ready_since: float | None, now: float,
     none_ready = int(pool.get("desired", 0)) > 0 and int(pool.get("ready", 0)) == 0
     since = (no_ready_since if no_ready_since is not None else now) if none_ready else None
     fire = since is not None and now - since >= grace_s
-    parked = tuple(p for p in processes if p.get("state") == "parked")
+    parked = tuple(p for p in processes if p.get("state") == "parked" or p.get("config_error"))
     return PoolVerdict(since, fire, parked)
 
 

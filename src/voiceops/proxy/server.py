@@ -38,7 +38,8 @@ async def serve(options: ProxyOptions, secrets: ProxySecrets,
                            lingering_time=LINGER_S)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, options.listen_host, options.listen_port)
+        # reuse_port: a replacement proxy (a reload) listens beside this one until it is ready.
+        site = web.TCPSite(runner, options.listen_host, options.listen_port, reuse_port=True)
         try:
             await site.start()
         except OSError as exc:

@@ -24,6 +24,7 @@ from voiceops.config import WorkersConfig
 # start_timeout is ours too, but it is the child's failure: it backs off and counts.
 REQUESTED_REASONS: Final = frozenset(
     {"manual", "reload", "scale", "rss", "drain_timeout", "shutdown"})
+EX_CONFIG: Final = 78  # a child's own config error (it names the key): retrying cannot help
 _MAX_EXPONENT: Final = 62  # 2**62 * any sane base overflows no float; beyond it use the cap
 COOLDOWN_JITTER: Final = 0.1
 
@@ -54,7 +55,7 @@ class RestartPolicy:
 class ExitReason:
     """Why a process exited. ``kind`` is a restart-reason metric label (or ``shutdown``)."""
 
-    kind: str  # crash | signal | oom | rss | start_timeout | drain_timeout | manual | reload | scale | shutdown
+    kind: str  # crash | signal | oom | config | rss | start_timeout | drain_timeout | manual | reload | scale | shutdown
     returncode: int | None = None
 
     @property
@@ -79,6 +80,8 @@ class ExitReason:
             return f"{self.kind}({_signame(-rc)})"
         if self.kind == "crash":
             return f"crash({rc})" if rc else "exit(0)"
+        if self.kind == "config":
+            return f"config({rc})"
         return self.kind
 
 
@@ -98,6 +101,8 @@ def classify_exit(returncode: int, we_sent: signal.Signals | None,
         return ExitReason(stop_reason, returncode)
     if killed and oom_killed:
         return ExitReason("oom", returncode)
+    if returncode == EX_CONFIG:
+        return ExitReason("config", returncode)
     if returncode < 0:
         return ExitReason("signal", returncode)
     return ExitReason("crash", returncode)
@@ -142,6 +147,7 @@ def reset_if_stable(rec: FailureRecord, ready_since: float | None, now: float,
 class Action(str, Enum):
     RESTART = "restart"  # after ``delay_s`` (0: now)
     PARK = "park"  # crash loop: retry after ``delay_s``
+    HOLD = "hold"  # its own config error: kept down until a reload or a manual restart
     STAY_EXITED = "stay_exited"
 
 
@@ -157,6 +163,8 @@ def decide_restart(reason: ExitReason, rec: FailureRecord, now: float, policy: R
     """What to do after an exit the supervisor did not turn into a final stop."""
     if reason.requested:
         return Decision(Action.RESTART, 0.0, rec)
+    if reason.kind == "config":
+        return Decision(Action.HOLD, 0.0, rec)
     if policy.restart == "never" or (policy.restart == "on-failure" and reason.clean):
         return Decision(Action.STAY_EXITED, 0.0, rec)
     # Any unexpected exit counts, even a clean one under "always": a worker runs until told.

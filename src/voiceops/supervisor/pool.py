@@ -186,7 +186,11 @@ class Pool:
                 self._swap(old, new)
             elif old is None or new.state is State.PARKED or (
                     new.state is State.EXITED and new.last_exit is not None):
-                log.error("rollout_failed process=%s state=%s", name, new.state.value)
+                log.error("rollout_failed process=%s state=%s config_error=%r (the old process "
+                          "keeps serving)", name, new.state.value, new.config_error or "-")
+                if old is not None and new.config_error:
+                    old.rollout_error = f"reload not applied (old config serves): " \
+                                        f"{new.config_error}"
                 new.request_stop("manual", restart=False)
                 self.retiring.append(self.surges.pop(name))
         while not self.surges and self.rollout:
@@ -197,6 +201,7 @@ class Pool:
     def _begin_rollout(self, old: ManagedProcess, reason: str) -> None:
         spec = self._spec_for(old.name) or old.spec
         old.options = options_for(self.cfg, spec.kind, self.tuning)
+        old.rollout_error = ""
         if spec.surge and old.state is State.READY:
             log.info("rollout_started process=%s reason=%s", old.name, reason)
             new = self._new(spec, owns_metrics=False)
@@ -252,7 +257,8 @@ class Pool:
         changed = []
         for proc in self.procs.values():
             proc.options = options_for(cfg, proc.spec.kind, self.tuning)
-            if self._spec_for(proc.name) != proc.spec:
+            # A process held by its own config error tries again: the reload may be the fix.
+            if self._spec_for(proc.name) != proc.spec or proc.config_error or proc.rollout_error:
                 changed.append(proc.name)
         for name in changed:
             self.restart(name, "reload")

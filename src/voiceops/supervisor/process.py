@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import signal
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -29,6 +30,8 @@ from voiceops.supervisor.spec import ChildOptions, ChildSpec
 from voiceops.supervisor.state import RUNNING, State, check_transition
 
 SPAWN_FAILED_RC = 127  # like a shell's "command not found"
+# How our children report a config error on stderr: "<program>: <key>: <what is wrong>".
+_CONFIG_ERROR = re.compile(r"^[\w. -]+: ((?:\$CREDENTIALS_DIRECTORY/)?[\w-]+(?:\.[\w-]+)+: .+)$")
 log = logging.getLogger("voiceops.supervisor.process")
 
 
@@ -51,6 +54,17 @@ class Runtime:
     takeover: Callable[[ManagedProcess, ExitReason], bool] | None = None
 
 
+def config_error_line(child: Child | None) -> str:
+    """The child's own config error ("proxy.api_keys_file: cannot read …") from its last lines."""
+    lines = list(child.output.tail) if child is not None else []
+    for line in reversed(lines):
+        found = _CONFIG_ERROR.match(line.strip())
+        if found:
+            return found.group(1)
+    return next((line.strip() for line in reversed(lines) if line.strip()),
+                "exit 78 (a config error; see its log)")
+
+
 class ManagedProcess:
     def __init__(self, spec: ChildSpec, options: ChildOptions, rt: Runtime, *,
                  owns_metrics: bool = True) -> None:
@@ -68,6 +82,8 @@ class ManagedProcess:
         self.final = False  # once set, the next exit is the last
         self.info: dict[str, str] = {}
         self.standby = False  # READY as a standby: registered, warm, taking no jobs yet
+        self.config_error = ""  # set while held down by its own config error (exit 78)
+        self.rollout_error = ""  # its replacement failed with a config error: old config serves
         self.pss_bytes = 0
         self.cpu_s = 0.0
         self._cpu_seen = 0.0
@@ -135,6 +151,7 @@ class ManagedProcess:
         self.started_at, self.ready_since, self.next_start_at = self.rt.clock(), None, None
         self._stop_reason, self._we_sent, self._deadline = None, None, None
         self._pending_stop = None
+        self.config_error = ""
         self._oom_kills = oom.oom_kill_count()
         self.active_jobs, self._rss_streak, self.pss_bytes = 0, 0, 0
         self.cpu_s, self._cpu_seen = 0.0, 0.0
@@ -155,6 +172,7 @@ class ManagedProcess:
             self.rt.metrics.orphans_killed.inc(orphans)
             log.warning("orphans_killed process=%s count=%d", self.name, orphans)
         self._log_exit(child, reason)
+        self.config_error = config_error_line(child) if reason.kind == "config" else ""
         if self.state is not State.EXITED:
             self._set(State.EXITED)
         if self.final:
@@ -173,6 +191,11 @@ class ManagedProcess:
             log.info("process_backoff process=%s delay_s=%.2f failures=%d", self.name,
                      decision.delay_s, decision.record.streak)
             self._set(State.BACKOFF)
+        elif decision.action is Action.HOLD:
+            self.next_start_at = None
+            log.error("process_held process=%s config_error=%r (exit 78: fix the config, then "
+                      "reload or `voiceops restart %s`)", self.name, self.config_error, self.name)
+            self._set(State.PARKED)
         elif decision.action is Action.PARK:
             self.next_start_at = now + decision.delay_s
             log.error("process_parked process=%s failures=%d cooldown_s=%.1f", self.name,
@@ -321,6 +344,7 @@ class ManagedProcess:
             else None,
             "drain_left_s": round(self.drain_remaining(now), 1)
             if self.state is State.DRAINING else None,
+            "config_error": self.config_error or self.rollout_error or None,
             "next_start_in_s": round(max(0.0, self.next_start_at - now), 3)
             if self.next_start_at is not None and not self.running else None,
         }

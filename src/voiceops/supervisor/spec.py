@@ -109,7 +109,9 @@ def standby_spec(cfg: Config, index: int, *, sandbox: bool = False) -> ChildSpec
 def proxy_spec(cfg: Config, *, sandbox: bool = False) -> ChildSpec:
     argv = cfg.proxy.command or (sys.executable, "-m", "voiceops.proxy")
     digest = _digest(cfg.livekit, cfg.agent, cfg.proxy, cfg.letta, sandbox)
-    return ChildSpec("proxy", "proxy", tuple(argv), _base_env(cfg, sandbox), digest, surge=False)
+    # surge: the proxy binds with SO_REUSEPORT, so its replacement listens beside it and the old
+    # one keeps serving until the new one is ready (or if it fails to start).
+    return ChildSpec("proxy", "proxy", tuple(argv), _base_env(cfg, sandbox), digest, surge=True)
 
 
 def emulator_spec(cfg: Config) -> ChildSpec:

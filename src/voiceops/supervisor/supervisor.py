@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from voiceops import __version__, config, events
 from voiceops.config import Config, ConfigError
 from voiceops.monitor.metrics import Metrics
-from voiceops.supervisor import reaper
+from voiceops.supervisor import preflight, reaper
 from voiceops.supervisor.api import ControlError, EventSink
 from voiceops.supervisor.child import ChildRegistry
 from voiceops.supervisor.eventsock import EventSocket, runtime_dir
@@ -398,6 +398,9 @@ class Supervisor:
         path = self.cfg.source
         try:
             cfg = config.load(path, sandbox=self.sandbox)
+            # What the children will read (secret and key files, credentials, new ports):
+            # a reload they cannot live with is refused here, never applied.
+            preflight.check_reload(cfg, self.cfg, sandbox=self.sandbox)
         except ConfigError as exc:
             log.error("reload_refused path=%s error=%s", path, exc)
             self.notifier.ready(f"reload refused ({exc}); {self._pool().summary()}")
