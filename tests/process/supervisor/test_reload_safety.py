@@ -118,3 +118,23 @@ def test_a_child_exiting_78_is_held_not_retried(start_supervisor: StartSuperviso
     set_key(sup.config, "workers", "command", FAKE)
     sup.signal(signal.SIGHUP)
     sup.wait_ready_workers(1)
+
+
+def test_proxy_restart_is_replacement_first(start_supervisor: StartSupervisor,
+                                            tmp_path: Path) -> None:
+    """`voiceops restart proxy`: the new proxy listens beside the old one (SO_REUSEPORT) before
+    the old one drains, so /healthz answers throughout and the pid changes."""
+    sup, port, _ = start(start_supervisor, tmp_path)
+    old = pids(sup)["proxy"]
+    code, body = sup.request("POST", "/restart", {"name": "proxy"})
+    assert code == 200, body
+    answers: list[bool] = []
+
+    def replaced() -> bool:
+        answers.append(healthy(port))
+        st = sup.status() or {}
+        procs = [p for p in st.get("processes", []) if p["kind"] == "proxy"]
+        return len(procs) == 1 and procs[0]["pid"] != old and procs[0]["state"] == "ready"
+    wait_for(replaced, 40, "the proxy replaced", interval_s=0.05)
+    assert answers and all(answers)
+    assert sup.metric("voiceops_process_restarts_total", process="proxy", reason="manual") == 1
