@@ -33,7 +33,7 @@ from voiceops.events import (
 from voiceops.monitor import alerts as A
 from voiceops.monitor import diagnose, lettacalls, poolcheck, reach
 from voiceops.monitor.alerts import AlertBook, Change
-from voiceops.monitor.calls import CallBook, death_text
+from voiceops.monitor.calls import CallBook, end_held_jobs
 from voiceops.monitor.correlate import CorrelateOptions, Correlator
 from voiceops.monitor.dispatchwatch import DispatchWatch
 from voiceops.monitor.early import EarlyEvents
@@ -226,20 +226,8 @@ class Monitor:
         self.worker_ports.pop(name, None)
 
     def process_died(self, name: str, reason: ExitReason) -> None:
-        """A process exited: the jobs it still held end now, with the cause. Live calls were cut,
-        joining dispatches will not be answered (alerted, counted, re-dispatched if enabled)."""
-        held = self.calls.take(name)
-        if not held or (reason.requested and reason.kind != "drain_timeout"):
-            return  # a graceful stop: its jobs ended (or were handed over) on their own
-        text = death_text(name, reason.kind, reason.returncode, held)
-        logger.error("worker_died_with_jobs: %s", text)
-        m, agent = self.metrics, self.metrics.agent_name
-        m.jobs.labels(agent, "cut").inc(len(held.live) + len(held.joining))
-        if reason.kind != "drain_timeout":  # the drain kill counted its own cuts
-            m.calls_cut.labels("worker_died").inc(len(held.live))
-        entries = [e for c in held.joining if (e := self.correlator.join_failed(c.dispatch_id))]
-        if entries and self.tg is not None:
-            self.tg.create_task(self.watch.worker_died(entries, text))
+        """A process exited: the jobs it still held end now, with the cause."""
+        end_held_jobs(self, name, reason)
 
     def alerts(self) -> list[dict[str, Any]]:
         return self.book.alerts()
@@ -346,7 +334,8 @@ class Monitor:
             tg.create_task(self._every(self.opts.tick_s, self.watch.tick), name="correlate")
             tg.create_task(self._every(self.opts.pool_check_interval_s, self._check_pool),
                            name="pool check")
-            tg.create_task(self._every(self._livekit_interval_s(), self._check_livekit),
+            tg.create_task(self._every(reach.check_interval_s(
+                self.cfg.heartbeat, self.opts.livekit_check_interval_s), self._check_livekit),
                            name="livekit check")
             if self.opts.letta_enabled:
                 tg.create_task(self._every(self.opts.letta_check_interval_s, self._check_letta),
@@ -356,17 +345,6 @@ class Monitor:
             if self.cfg.heartbeat.enabled:
                 tg.create_task(self._heartbeat_loop(), name="heartbeat")
             tg.create_task(self.webhooks.run(), name="webhooks")
-
-    def _livekit_interval_s(self) -> float:
-        """At least as often as the heartbeat: a hung LiveKit fires within two intervals."""
-        if not self.cfg.heartbeat.enabled:
-            return self.opts.livekit_check_interval_s
-        return min(self.opts.livekit_check_interval_s, self.cfg.heartbeat.interval_s)
-
-    def _livekit_timeout_s(self) -> float:
-        if not self.cfg.heartbeat.enabled:
-            return self.opts.livekit_timeout_s
-        return min(self.opts.livekit_timeout_s, self.cfg.heartbeat.timeout_s)
 
     async def _every(self, interval_s: float, step: Callable[[], Awaitable[None]]) -> None:
         """Run ``step`` every ``interval_s``, start to start (a slow step does not stretch the
@@ -399,7 +377,8 @@ class Monitor:
         if self._safe_status().get("state") == "stopping":
             return  # the sandbox's emulator stops with us
         try:
-            async with asyncio.timeout(self._livekit_timeout_s()):
+            async with asyncio.timeout(reach.check_timeout_s(self.cfg.heartbeat,
+                                                        self.opts.livekit_timeout_s)):
                 await self._api().room.list_rooms(api.ListRoomsRequest(names=["voiceops-ping"]))
         except Exception as exc:
             self.observe_livekit(exc)

@@ -16,6 +16,8 @@ from typing import Final
 import aiohttp
 from livekit import api
 
+from voiceops.config import HeartbeatConfig
+
 FAILURES_TO_FIRE: Final = 2  # one blip is not an outage
 
 
@@ -69,6 +71,16 @@ def observe(state: Reachability, error: BaseException | None,
     failures = state.failures + 1
     return Reachability(failures=failures, firing=state.firing or failures >= failures_to_fire,
                         last_failure=classify(error), last_error=describe(error))
+
+
+def check_interval_s(heartbeat: HeartbeatConfig, default_s: float) -> float:
+    """How often to check LiveKit: at least once per heartbeat interval, so a hung LiveKit
+    (a failed probe confirmed by a failed check) fires within two intervals."""
+    return min(default_s, heartbeat.interval_s) if heartbeat.enabled else default_s
+
+
+def check_timeout_s(heartbeat: HeartbeatConfig, default_s: float) -> float:
+    return min(default_s, heartbeat.timeout_s) if heartbeat.enabled else default_s
 
 
 def livekit_diagnosis(state: Reachability, url: str) -> str:
