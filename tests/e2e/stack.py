@@ -80,8 +80,12 @@ class Stack:
                  "the supervisor to report ready (workers registered, proxy listening)")
 
     def dispatch(self, room: str, **body: Any) -> tuple[int, dict[str, Any]]:
+        return self.post("/api/dispatch-agent", {"room": room, **body})
+
+    def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """POST JSON to the proxy: (status, answer)."""
         req = urllib.request.Request(
-            self.proxy_url + "/api/dispatch-agent", data=json.dumps({"room": room, **body}).encode(),
+            self.proxy_url + path, data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"}, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:

@@ -4,11 +4,8 @@ loses its call to an impersonator is a counted cut, never a success."""
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +13,11 @@ import pytest
 from livekit import api
 from livekit.protocol import models
 
-from stack import Stack
 from voiceops.testing.harness import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.livekit]
 CALLER = Path(__file__).with_name("caller_script.py")
 ROOM = "e2e-impersonation"
-
-
-def post(stack: Stack, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(stack.proxy_url + path, data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
 
 
 def agents_in(lk: Any, room: str) -> list[str]:
@@ -67,7 +53,7 @@ def test_agent_identity_token_is_refused_and_an_impersonator_is_a_counted_cut(
     for that identity from elsewhere cuts the call: jobs_total{outcome=cut} and
     calls_cut_total{reason=impersonated} count it, success does not."""
     stack = stack_factory(workers=1)
-    code, minted = post(stack, "/api/token", {"room": ROOM, "identity": "caller-1"})
+    code, minted = stack.post("/api/token", {"room": ROOM, "identity": "caller-1"})
     assert code == 200, minted
     human = Caller(minted["url"], minted["token"])
     impostor: Caller | None = None
@@ -77,9 +63,9 @@ def test_agent_identity_token_is_refused_and_an_impersonator_is_a_counted_cut(
         (agent,) = wait_for(lambda: agents_in(livekit_server, ROOM), 15, "the agent listed")
         assert agent.startswith("agent-")
         for identity in (agent, agent.upper(), "voiceops-probe"):
-            code, refused = post(stack, "/api/token", {"room": ROOM, "identity": identity})
+            code, refused = stack.post("/api/token", {"room": ROOM, "identity": identity})
             assert code == 400 and refused["error"]["code"] == "reserved_identity", refused
-        code, refused = post(stack, "/api/token", {"room": "voiceops-probe-x-1",
+        code, refused = stack.post("/api/token", {"room": "voiceops-probe-x-1",
                                                    "identity": "caller-2"})
         assert code == 400 and refused["error"]["code"] == "reserved_room", refused
         assert agents_in(livekit_server, ROOM) == [agent], "the agent stays in the call"

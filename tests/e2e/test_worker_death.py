@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 import pytest
-
 from e2e_entrypoints import HOLD_JOIN
+
 from voiceops.testing.harness import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.livekit]

@@ -99,4 +99,4 @@ class EventSocket:
             self.path.unlink()
 
 
-__all__ = ["EventSocket", "MAX_DATAGRAM_BYTES", "OnDatagram", "runtime_dir", "sender_pid"]
+__all__ = ["MAX_DATAGRAM_BYTES", "EventSocket", "OnDatagram", "runtime_dir", "sender_pid"]

@@ -8,7 +8,7 @@ import random
 
 import psutil
 import pytest
-from hostile import held_open_s, request, send
+from hostile import Request, held_open_s, request, send
 from test_process import start_proxy
 
 from voiceops.proxy.options import BODY_TIMEOUT_S, HEADER_TIMEOUT_S
@@ -66,7 +66,28 @@ async def test_hostile_requests_never_get_a_5xx(livekit_server_module, event_sin
     assert max(held) < limit, f"slow clients held connections for up to {max(held):.1f} s"
 
 
-def request_for_health(host: str, port: str):  # noqa: ANN201 - a hostile.Request
-    from hostile import Request
+def request_for_health(host: str, port: str) -> Request:
     return Request(f"GET /healthz HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
                    .encode())
+
+
+@pytest.mark.parametrize(("path", "body", "headers", "status"), [
+    ("/api/dispatch-agent", b"[" * 10_000 + b"]" * 10_000, {}, 400),
+    ("/api/dispatch-agent", b'{"room": ' + b"7" * 5000 + b"}", {}, 400),
+    ("/api/token", b'{"room": "r", "identity": ' + b"1" * 5000 + b"}", {}, 400),
+    ("/livekit/webhook", b'{"event": "\xff"}', {"Authorization": "x"}, 400),
+    # The charset is ignored (LiveKit sends UTF-8): the unsigned body is then a 401.
+    ("/livekit/webhook", b"{}", {"Authorization": "x",
+                                 "Content-Type": "application/json; charset=klingon"}, 401),
+])
+async def test_hostile_bodies_are_clean_400s_counted_as_bad_request(
+        livekit_server_module, make_proxy, event_sink, path, body, headers, status):
+    """Deep nesting, huge integers, non-UTF-8 and unknown charsets: 400 in the error shape (not
+    500), and a dispatch counts as bad_request, not livekit_error."""
+    proxy = await make_proxy(livekit_server_module, max_body_bytes=65536)
+    ans = await proxy.call("POST", path, data=body, headers=headers)
+    assert ans.status == status, ans.text
+    assert ans.body["success"] is False
+    assert ans.error_code in ("invalid_json", "bad_request", "bad_signature")
+    if path == "/api/dispatch-agent":
+        assert (await event_sink.wait_for("dispatch_failed"))["reason"] == "bad_request"

@@ -23,6 +23,10 @@ async def test_token_grants_join_to_that_room_only(livekit_server_module, make_p
     assert claims.identity == "user-1" and claims.name == "Ada L."
     assert claims.video.room_join is True and claims.video.room == "tok-room"
     assert not claims.video.room_admin and not claims.video.room_create
+    # Only what a caller needs: a microphone, no camera/screen, no metadata changes, not hidden.
+    assert list(claims.video.can_publish_sources) == ["microphone"]
+    assert not claims.video.can_update_own_metadata and not claims.video.hidden
+    assert not claims.video.recorder and not claims.video.agent
     raw = jwt.decode(ans.body["token"], options={"verify_signature": False})
     assert time.time() + 590 <= raw["exp"] <= time.time() + 610  # proxy.token_ttl_s
 
