@@ -38,7 +38,7 @@ class Sandbox:
 
 def start_sandbox(tmp: Path, **overrides: Any) -> tuple[Stack, Sandbox]:
     lk = Sandbox()
-    sections = stack_config(tmp, lk, workers=1, heartbeat__interval_s=2, heartbeat__timeout_s=2,
+    sections = stack_config(tmp, lk, workers=1, heartbeat__interval_s=2, heartbeat__timeout_s=1.5,
                             monitor__job_request_deadline_s=2, **overrides)
     return Stack.start(tmp, sections, None, sandbox=True), lk
 
