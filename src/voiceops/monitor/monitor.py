@@ -365,7 +365,8 @@ class Monitor:
             diagnosis = reach.livekit_diagnosis(self.livekit, self.cfg.livekit.url)
             self.fire(A.LIVEKIT_UNREACHABLE, diagnosis, {"reason": str(self.livekit.last_failure)})
             hb = self.hb_state
-            if hb.consecutive_failures >= failures_to_fire(True) and not hb.firing:
+            if hb.consecutive_failures >= failures_to_fire(True) and not hb.firing \
+                    and self.planned_outage() is None:
                 # The last probe failed and LiveKit is down: the heartbeat is failing now.
                 self.hb_state = HeartbeatState(hb.consecutive_failures, firing=True)
                 self.fire(A.HEARTBEAT_FAILED, f"the last probe failed: {diagnosis}",

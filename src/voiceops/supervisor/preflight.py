@@ -21,10 +21,11 @@ def listen_addresses(cfg: Config, *, sandbox: bool) -> dict[str, tuple[str, int]
     if cfg.proxy.enabled:
         out["proxy.listen"] = parse_listen("proxy.listen", cfg.proxy.listen)
     out["metrics.listen"] = parse_listen("metrics.listen", cfg.metrics.listen)
-    if sandbox:
-        parts = urlsplit(cfg.livekit.url)
-        port = parts.port or (443 if parts.scheme in ("wss", "https") else 80)
-        out["livekit.url"] = (parts.hostname or "127.0.0.1", port)
+    if sandbox:  # the bundled emulator and Letta stand-in listen where the config points
+        for key, url in (("livekit.url", cfg.livekit.url), ("letta.base_url", cfg.letta.base_url)):
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme in ("wss", "https") else 80)
+            out[key] = (parts.hostname or "127.0.0.1", port)
     return {key: addr for key, addr in out.items() if addr[1] != 0}
 
 

@@ -54,16 +54,22 @@ def test_non_utf8_secret_files_exit_78_naming_the_key(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("key", ["proxy.listen", "metrics.listen", "livekit.url"])
+@pytest.mark.parametrize("key", ["proxy.listen", "metrics.listen", "livekit.url",
+                                 "letta.base_url"])
 def test_taken_ports_exit_78_naming_the_key(tmp_path: Path, taken_port: int, key: str) -> None:
-    """proxy.listen, metrics.listen and the sandbox's LiveKit port already taken: exit 78, key named."""
+    """proxy.listen, metrics.listen and the sandbox's LiveKit and Letta ports already taken:
+    exit 78, key named."""
     toml = {
         "proxy.listen": f'[proxy]\nlisten = "127.0.0.1:{taken_port}"\n' + metrics(),
         "metrics.listen": metrics(taken_port),
         "livekit.url": f'[livekit]\nurl = "ws://127.0.0.1:{taken_port}"\n'
+                       f'[letta]\nbase_url = "http://127.0.0.1:{free_port()}"\n'
                        f'[proxy]\nlisten = "127.0.0.1:{free_port()}"\n' + metrics(),
+        "letta.base_url": f'[livekit]\nurl = "ws://127.0.0.1:{free_port()}"\n'
+                          f'[letta]\nbase_url = "http://127.0.0.1:{taken_port}"\n'
+                          f'[proxy]\nlisten = "127.0.0.1:{free_port()}"\n' + metrics(),
     }[key]
-    res = run_supervisor(tmp_path, toml, sandbox=key == "livekit.url")
+    res = run_supervisor(tmp_path, toml, sandbox=key in ("livekit.url", "letta.base_url"))
     assert res.returncode == 78, res.stderr
     assert res.stderr.strip() == f"voiceops: {key}: 127.0.0.1:{taken_port} is already in use"
 
