@@ -28,7 +28,7 @@ def test_ctrl_c_after_an_unanswered_room_is_prompt_and_quiet(tmp_path: Path) -> 
     notify = NotifyListener(tmp_path / "notify.sock")
     lk = Sandbox()
     sections = stack_config(tmp_path, lk, workers=2, workers__drain_timeout_s=DRAIN_TIMEOUT_S,
-                            heartbeat__interval_s=2, heartbeat__timeout_s=2)
+                            heartbeat__interval_s=2, heartbeat__timeout_s=1.5)
     env = {"LIVEKIT_API_SECRET": "", "VOICEOPS_AGENT_NO_HUMAN_TIMEOUT_S": "120",
            "NOTIFY_SOCKET": str(notify.path)}
     stack = Stack.start(tmp_path, sections, None, env=env, sandbox=True)

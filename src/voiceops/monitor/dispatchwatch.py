@@ -69,7 +69,8 @@ class DispatchWatch:
             if redispatch:
                 # LiveKit never offers a dispatch to a worker that registers after it.
                 await m.wait_pool_ready(REDISPATCH_WAIT_S)
-                new_id = await self._redispatch(entry, await self._listed(entry))
+                _, dispatch = await self._listed(entry)
+                new_id = await self._redispatch(entry, dispatch)
                 m.fire(A.DISPATCH_UNANSWERED, text + (f"; re-dispatched once as {new_id}"
                                                       if new_id else "; re-dispatch failed"),
                        labels)
