@@ -62,6 +62,8 @@ async def test_hostile_requests_never_get_a_5xx(livekit_server_module, event_sin
     log = proc.log_text()
     assert "Traceback" not in log and "unhandled_error" not in log, log[-3000:]
     growth_mb = (rss_after - rss_before) / 2**20
+    print(f"fuzz: {dict(statuses)}; RSS {rss_before / 2**20:.1f} -> {rss_after / 2**20:.1f} MB; "
+          f"slow clients cut after at most {max(held):.1f} s")
     assert growth_mb < MAX_RSS_GROWTH_MB, f"RSS grew {growth_mb:.1f} MB over 8,000 requests"
     assert max(held) < limit, f"slow clients held connections for up to {max(held):.1f} s"
 
