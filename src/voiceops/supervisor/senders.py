@@ -11,15 +11,16 @@ itself costs a dict lookup; a job process a few /proc reads.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, TypeVar
 
 import psutil
 
 MAX_DEPTH: Final = 16  # worker → forkserver → job process is three; deeper is not ours
+T = TypeVar("T")
 
 
-def owner_name(sender: int, roots: Mapping[int, str]) -> str | None:
-    """The name of the child (``roots``: its pid → its name) whose tree holds ``sender``."""
+def owner_name(sender: int, roots: Mapping[int, T]) -> T | None:
+    """What ``roots`` (a child's pid → its names) holds for the child whose tree has ``sender``."""
     pid = sender
     for _ in range(MAX_DEPTH):
         if pid <= 1:

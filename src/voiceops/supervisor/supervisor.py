@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -236,8 +237,10 @@ class Supervisor:
             self.metrics.events_dropped.inc()
             log.debug("event_dropped error=%s", exc)
             return
-        if not self._sent_by_claimed_child(event, sender):
+        verified = self._from_claimed_child(event, sender)
+        if verified is None:
             return
+        event = verified
         for sink in self._sinks:
             try:
                 sink.on_event(event)
@@ -245,14 +248,19 @@ class Supervisor:
                 self.metrics.events_dropped.inc()
                 log.exception("event_sink_failed type=%s", event.TYPE)
 
-    def _sent_by_claimed_child(self, event: events.Event, sender: int) -> bool:
+    def _from_claimed_child(self, event: events.Event, sender: int) -> events.Event | None:
         """Only the claimed child's own process tree may speak for it (forged events lie to
-        metrics and alerts); refusals are counted and logged, at most once a minute."""
+        metrics and alerts): the event under the child's current name (a standby that took a
+        worker's slot still says its spawn name), or None, counted and logged at most once a
+        minute."""
         procs = self.pool.everything() if self.pool is not None else ()
-        roots = {p.child.pid: p.name for p in procs if p.child is not None}
-        owner = owner_name(sender, roots)
-        if owner is not None and owner == event.process:
-            return True
+        # A child's names: its slot now, and the one it was spawned (and reports) under.
+        roots = {p.child.pid: (p.name, p.child.output.name) for p in procs if p.child is not None}
+        names = owner_name(sender, roots)
+        if names is not None and event.process in names:
+            return event if event.process == names[0] else \
+                dataclasses.replace(event, process=names[0])
+        owner = names[0] if names is not None else None
         self.metrics.events_refused.inc()
         now = self.clock()
         if now - self._last_refusal_log >= 60.0:
@@ -260,7 +268,7 @@ class Supervisor:
             log.warning("event_refused type=%s claimed=%s sender_pid=%d sender_owner=%s "
                         "(events are taken only from the claimed child's process tree)",
                         event.TYPE, event.process or "-", sender, owner or "none")
-        return False
+        return None
 
     # --- loops -------------------------------------------------------------------------
     async def _reconcile_loop(self) -> None:
