@@ -48,6 +48,8 @@ def test_standby_takes_over_a_killed_worker_and_the_next_is_built(
             or 0) + (sup.metric("voiceops_process_restarts_total", process="worker-0",
                                 reason="signal") or 0) >= 1
     assert sup.metric("voiceops_pool_ready_workers") == 2
+    # The former standby still reports under its spawn name: its events are its slot's.
+    assert sup.metric("voiceops_events_refused_total") == 0
 
 
 def test_without_a_ready_standby_the_worker_restarts_cold(start_supervisor: StartSupervisor,
