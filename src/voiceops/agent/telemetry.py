@@ -14,6 +14,7 @@ from typing import Any
 
 from livekit.agents import AgentSession, metrics
 from livekit.agents.llm import ChatMessage
+from livekit.agents.voice import SpeechHandle
 from livekit.agents.voice import events as voice_events
 
 from voiceops import events
@@ -65,6 +66,9 @@ class CallTelemetry:
         self.turns = 0
         self.interruptions = 0
         self._agent_state = "initializing"
+        self._speech: SpeechHandle | None = None  # the agent's current speech
+        self._counted: set[str] = set()  # ids of speeches already counted as interrupted
+        self._caller_starts = 0  # how often the caller started speaking, for handles to compare
 
     def attach(self, session: AgentSession) -> None:
         session.on("metrics_collected", self._on_metrics)
@@ -73,6 +77,7 @@ class CallTelemetry:
         session.on("user_state_changed", self._on_user_state)
         session.on("agent_state_changed", self._on_state)
         session.on("agent_false_interruption", self._on_false_interruption)
+        session.on("speech_created", self._on_speech)
         session.on("error", self._on_error)
 
     def _on_state(self, ev: voice_events.AgentStateChangedEvent) -> None:
@@ -116,9 +121,33 @@ class CallTelemetry:
         # A barge-in: the caller starts talking over the agent (which then stops). Counted at
         # the caller's start of speech, before livekit pauses the agent; the reply message's
         # own `interrupted` flag is not reliable (a reply cut early may be stored unflagged).
-        if ev.new_state == "speaking" and self._agent_state == "speaking":
-            self.interruptions += 1
-            self._count("interruption")
+        if ev.new_state != "speaking":
+            return
+        self._caller_starts += 1
+        if self._agent_state == "speaking":
+            self._count_interruption(self._speech)
+
+    def _on_speech(self, ev: voice_events.SpeechCreatedEvent) -> None:
+        # The other way to see a barge-in: the speech ends interrupted after the caller began
+        # to talk during it (the caller may start between two sentences, in "thinking").
+        handle, starts = ev.speech_handle, self._caller_starts
+        self._speech = handle
+
+        def done(h: SpeechHandle) -> None:
+            if h.interrupted and self._caller_starts > starts:
+                self._count_interruption(h)
+        handle.add_done_callback(done)
+
+    def _count_interruption(self, handle: SpeechHandle | None) -> None:
+        """Once per agent speech, whichever of the two signs comes first."""
+        if handle is not None:
+            if handle.id in self._counted:
+                return
+            if len(self._counted) > 1000:  # a long call: ids of old speeches are not needed
+                self._counted.clear()
+            self._counted.add(handle.id)
+        self.interruptions += 1
+        self._count("interruption")
 
     def _on_transcribed(self, ev: voice_events.UserInputTranscribedEvent) -> None:
         if ev.is_final:  # the length only: the words are the caller's

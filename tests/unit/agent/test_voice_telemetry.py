@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 from livekit import rtc
 from livekit.agents import metrics
 from livekit.agents.llm import ChatMessage
+from livekit.agents.voice import SpeechHandle
 from livekit.agents.voice import events as ve
 
 from voiceops import events
@@ -89,3 +91,30 @@ def test_a_failed_letta_turn_becomes_letta_error(wired: tuple) -> None:
     tel.on_brain_event(BrainEvent(kind=BrainOutcome.TIMEOUT, letta_agent_id="agent-1",
                                   duration_s=8.0, detail="no first token"))
     assert [(e.TYPE, e.kind) for e in sent] == [("letta_error", "timeout")]  # type: ignore[attr-defined]
+
+
+async def test_an_interrupted_speech_counts_once_when_the_caller_spoke_during_it(
+        wired: tuple) -> None:
+    """A barge-in seen only as the agent's speech ending interrupted (the caller began between
+    two sentences) counts once; a speech ended with no caller speaking (a hang-up) does not."""
+    session, sent, tel = wired
+
+    async def speech(*, caller_speaks: bool) -> None:
+        handle = SpeechHandle.create()
+        session.emit("speech_created", ve.SpeechCreatedEvent(
+            user_initiated=False, source="generate_reply", speech_handle=handle))
+        session.emit("agent_state_changed", ve.AgentStateChangedEvent(
+            old_state="speaking", new_state="thinking"))
+        if caller_speaks:
+            session.emit("user_state_changed", ve.UserStateChangedEvent(
+                old_state="listening", new_state="speaking"))
+        finished = asyncio.Event()  # set after the handle's own done callbacks (ours) ran
+        handle._done_fut.add_done_callback(lambda _: finished.set())
+        handle._cancel()  # what an interruption does
+        handle._mark_done()
+        await finished.wait()
+
+    await speech(caller_speaks=True)
+    await speech(caller_speaks=False)
+    assert [getattr(e, "what", "") for e in sent] == ["interruption"]
+    assert tel.interruptions == 1
