@@ -58,9 +58,18 @@ def load_sphinx() -> SphinxEngine:
 
 
 def piper_pcm(engine: PiperEngine, text: str) -> bytes:
-    """16-bit mono PCM at ``engine.sample_rate_hz`` for ``text`` (blocking)."""
+    """16-bit mono PCM at ``engine.sample_rate_hz`` for ``text`` (blocking).
+
+    Without generator and phoneme-width noise: the same text always gives the same audio. With
+    piper's default noise every rendering differs, and pocketsphinx now and then heard "what is
+    the capital of friends"; a voice agent gains little from that variation.
+    """
+    from piper.config import SynthesisConfig
+
+    steady = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
     with engine.lock:
-        return b"".join(chunk.audio_int16_bytes for chunk in engine.voice.synthesize(text))
+        return b"".join(chunk.audio_int16_bytes
+                        for chunk in engine.voice.synthesize(text, syn_config=steady))
 
 
 def sphinx_text(engine: SphinxEngine, pcm16_mono_16k: bytes) -> str:

@@ -74,3 +74,11 @@ async def test_silence_gives_no_transcript(warm: providers.Prewarmed) -> None:
     finals = [ev async for ev in stream if ev.type is stt.SpeechEventType.FINAL_TRANSCRIPT]
     await stream.aclose()
     assert finals == []
+
+
+async def test_piper_says_the_same_text_the_same_way(warm: providers.Prewarmed) -> None:
+    """Two renderings of one sentence are the same audio (no random generator noise), so what
+    the agent and the test callers say is reproducible."""
+    first = rtc.combine_audio_frames(await speak(warm, QUESTION))
+    second = rtc.combine_audio_frames(await speak(warm, QUESTION))
+    assert rms([first]) > 500 and bytes(first.data) == bytes(second.data)
