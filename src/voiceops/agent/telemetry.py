@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import AgentSession, metrics
 from livekit.agents.llm import ChatMessage
 from livekit.agents.voice import SpeechHandle
@@ -71,7 +72,10 @@ class CallTelemetry:
         self._caller_starts = 0  # how often the caller started speaking, for handles to compare
 
     def attach(self, session: AgentSession) -> None:
-        session.on("metrics_collected", self._on_metrics)
+        # The per-component metrics (STT, LLM ttft, TTS ttfb, end of utterance) still come only
+        # with metrics_collected; AgentSession.on() warns that it is deprecated on every call,
+        # so subscribe through the plain emitter.
+        rtc.EventEmitter.on(session, "metrics_collected", self._on_metrics)
         session.on("conversation_item_added", self._on_item)
         session.on("user_input_transcribed", self._on_transcribed)
         session.on("user_state_changed", self._on_user_state)

@@ -7,6 +7,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from voiceops import sandbox
 from voiceops.config import Config, Secrets
 
 logger = logging.getLogger("voiceops.worker")
@@ -53,7 +54,8 @@ class WorkerOptions:
             num_idle_processes=cfg.workers.num_idle_processes,
             load_threshold=effective_load_threshold(cfg.workers.load_threshold),
             drain_timeout_s=cfg.workers.drain_timeout_s,
-            max_jobs=cfg.workers.max_jobs,
+            max_jobs=sandbox.worker_max_jobs(
+                cfg.workers.max_jobs, sandbox=os.environ.get("VOICEOPS_SANDBOX") == "1"),
             standby=os.environ.get("VOICEOPS_STANDBY") == "1",
         )
 
