@@ -27,7 +27,9 @@ def reply(user_turns: Sequence[str]) -> str:
     if not user_turns:
         return NOTHING_BEFORE
     said = normalize(user_turns[-1])
-    if "capital of france" in said:
+    # "capital of" alone: callers reach the sandbox through offline speech recognition, which
+    # now and then hears "France" as "friends" or "brand" after Opus and the emulator.
+    if "capital of" in said:
         return CAPITAL_ANSWER
     if "tell me a story" in said:
         return STORY_ANSWER

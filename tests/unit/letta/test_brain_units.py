@@ -14,6 +14,7 @@ from voiceops.testing.stub_llm import user_turns
 
 @pytest.mark.parametrize(("turns", "answer"), [
     (["What is the capital of France?"], brain.CAPITAL_ANSWER),
+    (["what is the capital of brand"], brain.CAPITAL_ANSWER),  # France, as STT once heard it
     (["Hello, Robot!"], "You said: hello robot."),
     (["apples", "What did I say before?"], "Before that you said: apples."),
     (["what did i say before"], brain.NOTHING_BEFORE),
