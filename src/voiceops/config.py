@@ -12,9 +12,10 @@ import math
 import os
 import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Mapping
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 EX_CONFIG: Final = 78  # sysexits.h; the systemd unit has RestartPreventExitStatus=78

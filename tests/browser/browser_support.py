@@ -16,11 +16,11 @@ from typing import Any, Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
-from stack import Stack, stack_config  # noqa: E402
+from stack import Stack, stack_config
 
-from voiceops.testing.chromium import Page  # noqa: E402
-from voiceops.testing.harness import free_port, wait_for  # noqa: E402
-from voiceops.testing.tools import REPO_ROOT  # noqa: E402
+from voiceops.testing.chromium import Page
+from voiceops.testing.harness import free_port, wait_for
+from voiceops.testing.tools import REPO_ROOT
 
 QUESTION: Final = "What is the capital of France?"
 # Seconds of silence before and after the question: the fake microphone loops the file, so

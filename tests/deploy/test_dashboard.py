@@ -7,11 +7,21 @@ from typing import Any
 
 import pytest
 import yaml
-
 from deploy_helpers import (
-    DASHBOARD_PATH, DASHBOARDS, all_expressions, exposed_sample_names, iter_panels,
-    label_values_metric, load_dashboard, load_rules, panel_queries, populated_metrics,
-    selector_names, substitute, used_variables, variable_names,
+    DASHBOARD_PATH,
+    DASHBOARDS,
+    all_expressions,
+    exposed_sample_names,
+    iter_panels,
+    label_values_metric,
+    load_dashboard,
+    load_rules,
+    panel_queries,
+    populated_metrics,
+    selector_names,
+    substitute,
+    used_variables,
+    variable_names,
 )
 
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}

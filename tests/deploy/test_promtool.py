@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from deploy_helpers import DASHBOARDS, exposition_text, populated_metrics
+
 from voiceops.testing.tools import require_tool
 
 pytestmark = pytest.mark.tools

@@ -56,7 +56,7 @@ def runnable_copy(tmp_path: Path, extra: str = "") -> Path:
     """The unit with ExecStart's python replaced by this interpreter (verify checks it exists)."""
     text = UNIT_PATH.read_text()
     text, count = re.subn(r"^ExecStart=\S+/python3?\b", f"ExecStart={sys.executable}", text,
-                          flags=re.M)
+                          flags=re.MULTILINE)
     assert count == 1, "ExecStart must run a venv python directly"
     if extra:
         text = text.replace("[Service]\n", f"[Service]\n{extra}\n", 1)

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from stack import Stack, stack_config
 
 HERE = Path(__file__).resolve().parent

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from livekit import api
-
 from stack import AGENT, Stack
+
 from voiceops.testing.harness import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.livekit]

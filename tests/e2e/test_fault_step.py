@@ -12,9 +12,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from stack import Stack, stack_config
 from test_sandbox import Sandbox
+
 from voiceops import config
 from voiceops.testing.harness import wait_for
 

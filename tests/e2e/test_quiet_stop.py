@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from stack import Stack, stack_config
 from test_sandbox import Sandbox
+
 from voiceops.testing.harness import NotifyListener, wait_for
 
 pytestmark = [pytest.mark.process]

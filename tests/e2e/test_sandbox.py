@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from stack import Stack, stack_config
+
 from voiceops.testing.harness import free_port, wait_for
 from voiceops.testing.tools import require_tool
 

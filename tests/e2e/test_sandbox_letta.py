@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from livekit.agents import llm
-
 from stack import Stack, stack_config
+
 from voiceops.agent.letta_llm import LettaBrainOptions, LettaLLM
 from voiceops.config import SANDBOX_LETTA_AGENT_ID
 from voiceops.letta_standin.brain import CAPITAL_ANSWER

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from stack import Stack, stack_config
+
 from voiceops.agent import offline
 from voiceops.agent.pipeline import GREETING
 from voiceops.config import LettaConfig
@@ -71,7 +71,7 @@ def metric(stack: Stack, name: str) -> float:
     url = f"http://{stack.sections['metrics']['listen']}/metrics"
     with urllib.request.urlopen(url, timeout=10) as resp:
         text = resp.read().decode()
-    pattern = re.compile(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", re.M)
+    pattern = re.compile(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", re.MULTILINE)
     return sum(float(v) for v in pattern.findall(text))
 
 

@@ -24,7 +24,6 @@ if str(REPO) not in sys.path:  # bench/ sits at the repo root and is not install
 from bench import bench_correlate, bench_emit, bench_intake, procs  # noqa: E402
 from bench.__main__ import main, run_one  # noqa: E402
 from bench.report import Check, Section, Summary, format_section, percentile, ratio  # noqa: E402
-
 from voiceops.config import load  # noqa: E402
 
 BENCH_MARK_ENV = "VOICEOPS_BENCH_SMOKE_MARK"  # inherited by everything the bench starts

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Never
 
 import numpy as np
 from livekit import rtc
 from livekit.agents import APIConnectOptions, stt, tts, utils
+from livekit.agents.language import LanguageCode
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 
 SPHINX_SAMPLE_RATE_HZ: Final = 16000  # the packaged en-US acoustic model's rate
@@ -100,7 +101,7 @@ def to_mono_16k(frames: list[rtc.AudioFrame]) -> bytes:
     return b"".join(bytes(f.data) for f in out)
 
 
-class SphinxSTT(stt.STT):
+class SphinxSTT(stt.STT[Never]):
     """Non-streaming STT; the session wraps it in ``stt.StreamAdapter`` with a VAD."""
 
     def __init__(self, engine: SphinxEngine) -> None:
@@ -122,10 +123,10 @@ class SphinxSTT(stt.STT):
         pcm = to_mono_16k(frames)
         text = await asyncio.to_thread(sphinx_text, self._engine, pcm) if pcm else ""
         return stt.SpeechEvent(type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-                               alternatives=[stt.SpeechData(language="en", text=text)])
+                               alternatives=[stt.SpeechData(language=LanguageCode("en"), text=text)])
 
 
-class PiperTTS(tts.TTS):
+class PiperTTS(tts.TTS[Never]):
     """Non-streaming TTS (one synthesis per sentence; the session streams sentence by sentence)."""
 
     def __init__(self, engine: PiperEngine) -> None:

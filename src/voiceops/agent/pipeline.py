@@ -83,14 +83,14 @@ def pick_agent_id(metadata: str, cfg: Config) -> str:
     return letta_agent_id(metadata) or cfg.letta.default_agent_id
 
 
-def build_brain(settings: CallSettings, agent_id: str, telemetry: CallTelemetry) -> llm.LLM:
+def build_brain(settings: CallSettings, agent_id: str, telemetry: CallTelemetry) -> llm.LLM[Any]:
     """The Letta brain: this process's shared client, one conversation for this call."""
     options = LettaBrainOptions.from_config(settings.cfg, settings.secrets)
     return LettaLLM(options, agent_id, on_event=telemetry.on_brain_event)
 
 
-def build_session(settings: CallSettings, warm: providers.Prewarmed, brain: llm.LLM
-                  ) -> AgentSession:
+def build_session(settings: CallSettings, warm: providers.Prewarmed, brain: llm.LLM[Any]
+                  ) -> AgentSession[None]:
     voice = settings.voice
     return AgentSession(
         vad=warm.vad,
@@ -116,7 +116,7 @@ def _prewarmed(proc: JobProcess | None, voice: VoiceConfig) -> providers.Prewarm
     return warm if isinstance(warm, providers.Prewarmed) else providers.prewarm_engines(voice)
 
 
-async def greet_when_attended(ctx: JobContext, session: AgentSession) -> None:
+async def greet_when_attended(ctx: JobContext, session: AgentSession[None]) -> None:
     """Say the greeting once a caller is in the room (not to an empty room)."""
     if not humans_in(ctx.room):
         await ctx.wait_for_participant()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from livekit.agents import stt, tts, vad
 
@@ -103,10 +103,10 @@ def prewarm_engines(voice: VoiceConfig) -> Prewarmed:
                      sphinx=offline.load_sphinx() if stt_p.name == "pocketsphinx" else None)
 
 
-def build_stt(voice: VoiceConfig, keys: VoiceKeys, warm: Prewarmed) -> stt.STT:
+def build_stt(voice: VoiceConfig, keys: VoiceKeys, warm: Prewarmed) -> stt.STT[Any]:
     """The configured STT; a non-streaming one is wrapped with the VAD (``StreamAdapter``)."""
     provider, _ = providers_for(voice)
-    engine: stt.STT
+    engine: stt.STT[Any]
     if provider.name == "deepgram":
         from livekit.plugins import deepgram
 
@@ -122,7 +122,7 @@ def build_stt(voice: VoiceConfig, keys: VoiceKeys, warm: Prewarmed) -> stt.STT:
     return stt.StreamAdapter(stt=engine, vad=warm.vad)
 
 
-def build_tts(voice: VoiceConfig, keys: VoiceKeys, warm: Prewarmed) -> tts.TTS:
+def build_tts(voice: VoiceConfig, keys: VoiceKeys, warm: Prewarmed) -> tts.TTS[Any]:
     """The configured TTS (a non-streaming one is streamed per sentence by the session)."""
     _, provider = providers_for(voice)
     if provider.name == "cartesia":

@@ -71,11 +71,11 @@ class CallTelemetry:
         self._counted: set[str] = set()  # ids of speeches already counted as interrupted
         self._caller_starts = 0  # how often the caller started speaking, for handles to compare
 
-    def attach(self, session: AgentSession) -> None:
+    def attach(self, session: AgentSession[Any]) -> None:
         # The per-component metrics (STT, LLM ttft, TTS ttfb, end of utterance) still come only
         # with metrics_collected; AgentSession.on() warns that it is deprecated on every call,
         # so subscribe through the plain emitter.
-        rtc.EventEmitter.on(session, "metrics_collected", self._on_metrics)
+        rtc.EventEmitter[voice_events.EventTypes].on(session, "metrics_collected", self._on_metrics)
         session.on("conversation_item_added", self._on_item)
         session.on("user_input_transcribed", self._on_transcribed)
         session.on("user_state_changed", self._on_user_state)

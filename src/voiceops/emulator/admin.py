@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from google.protobuf.json_format import MessageToDict
 from livekit.protocol import agent
 
@@ -25,7 +26,7 @@ def _is_loopback(remote: str | None) -> bool:
 
 
 @web.middleware
-async def loopback_only(request: web.Request, handler: Any) -> web.StreamResponse:
+async def loopback_only(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith("/emulator/") and not _is_loopback(request.remote):
         return web.json_response({"error": "admin routes are loopback-only"}, status=403)
     return await handler(request)

@@ -12,6 +12,7 @@ other participant, or only to the ones named by identity or sid.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from google.protobuf.message import DecodeError
 from livekit.protocol import models
@@ -48,7 +49,8 @@ def decode(raw: bytes) -> models.DataPacket | None:
 def prepare(dp: models.DataPacket, kind: int, sender: Sender) -> models.DataPacket | None:
     """Stamp `dp` as the server does; None when it is not relayed to other participants."""
     value = dp.WhichOneof("value")  # None for a kind newer than our protobufs: relayed as is
-    dp.kind = kind  # the channel it came on is the source of truth
+    # the channel it came on is the source of truth (an int; the stubs type it as Kind)
+    dp.kind = cast("models.DataPacket.Kind", kind)
     dp.participant_sid = sender.sid
     override_identity = True
     if value == "user":

@@ -8,6 +8,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from livekit.protocol import agent, agent_dispatch, models
 
@@ -194,7 +195,7 @@ class Dispatcher:
 
     async def _ask(
         self, worker: Worker, job: agent.Job, deadline: float, swallow: bool
-    ) -> agent.AvailabilityResponse | None | bool:
+    ) -> agent.AvailabilityResponse | Literal[False] | None:
         """The worker's answer; None past the deadline; False when the worker vanished."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[agent.AvailabilityResponse] = loop.create_future()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from livekit import api
+from livekit.api.access_token import Claims
 from livekit.protocol import models
 from livekit.protocol import rtc as proto
 
@@ -30,7 +31,7 @@ from .tokens import new_id
 logger = logging.getLogger("voiceops.emulator.hub")
 
 
-def _spec_from_claims(claims: api.Claims, room_name: str) -> RoomSpec:
+def _spec_from_claims(claims: Claims, room_name: str) -> RoomSpec:
     cfg = claims.room_config
     if cfg is None:
         return RoomSpec(name=room_name)
@@ -71,7 +72,7 @@ class Hub:
         self._pending_sends: set[asyncio.Task[None]] = set()
         rooms.on_participant_removed = self._drop_media
 
-    def verify_join_token(self, token: str) -> api.Claims:
+    def verify_join_token(self, token: str) -> Claims:
         try:
             claims = self._verifier.verify(token)
         except Exception as exc:
@@ -88,7 +89,7 @@ class Hub:
         return self._faults.current.refuse_media
 
     async def join(
-        self, claims: api.Claims, sink: ParticipantSink, *, auto_subscribe: bool = True
+        self, claims: Claims, sink: ParticipantSink, *, auto_subscribe: bool = True
     ) -> JoinInfo:
         assert claims.video is not None
         # roomConfig (e.g. agents to dispatch) applies only when this join creates the room.
@@ -281,7 +282,8 @@ class Hub:
             other = others[recipient.sid]
             if kind == models.DataPacket.LOSSY and other.state != ParticipantState.ACTIVE:
                 continue  # Go: lossy data only to ACTIVE participants
-            other.sink.send_data(kind, out)
+            if other.sink is not None:  # always: `others` holds only those with a sink
+                other.sink.send_data(kind, out)
 
     async def update_metadata(
         self, room: str, identity: str, update: proto.UpdateParticipantMetadata

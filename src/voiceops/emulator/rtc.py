@@ -13,7 +13,7 @@ import asyncio
 import logging
 
 from aiohttp import web
-from livekit import api
+from livekit.api.access_token import Claims
 
 from voiceops.emulator.rtc_contract import JoinInfo, ParticipantSink, RtcHub
 from voiceops.emulator.rtc_join import JoinRequestError, JoinSettings, v0_settings, v1_settings
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 HUB_KEY: web.AppKey[RtcHub] = web.AppKey("voiceops_rtc_hub", RtcHub)
 OPTIONS_KEY: web.AppKey[RtcOptions] = web.AppKey("voiceops_rtc_options", RtcOptions)
-SESSIONS_KEY: web.AppKey[set] = web.AppKey("voiceops_rtc_sessions", set)
+SESSIONS_KEY: web.AppKey[set[SignalSession]] = web.AppKey("voiceops_rtc_sessions", set)
 
 
 def setup_rtc_routes(
@@ -60,7 +60,7 @@ def bearer_token(request: web.Request) -> str | None:
     return request.query.get("access_token") or None
 
 
-def _verify(request: web.Request) -> api.Claims:
+def _verify(request: web.Request) -> Claims:
     """Claims of the request's token; raises 401 (plain text, like the real server) otherwise."""
     token = bearer_token(request)
     if token is None:
@@ -118,4 +118,5 @@ async def _serve(request: web.Request, *, v1: bool) -> web.StreamResponse:
 
 async def _close_all_sessions(app: web.Application) -> None:
     """On app shutdown, end every live socket (leave + close) so no peer connection outlives it."""
-    await asyncio.gather(*(s.shutdown("SERVER_SHUTDOWN") for s in list(app[SESSIONS_KEY])))
+    sessions: set[SignalSession] = app[SESSIONS_KEY]
+    await asyncio.gather(*(s.shutdown("SERVER_SHUTDOWN") for s in list(sessions)))

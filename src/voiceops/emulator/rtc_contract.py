@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from livekit import api
+from livekit.api.access_token import Claims
 from livekit.protocol import models
 from livekit.protocol import rtc as proto
 
@@ -30,7 +30,7 @@ class JoinInfo:
 class RtcHub(Protocol):
     """What the signalling endpoint needs from the emulator's room core."""
 
-    def verify_join_token(self, token: str) -> api.Claims:
+    def verify_join_token(self, token: str) -> Claims:
         """Verified claims; PermissionError with a reason if invalid, no roomJoin or no room."""
         ...
 
@@ -39,7 +39,7 @@ class RtcHub(Protocol):
         ...
 
     async def join(
-        self, claims: api.Claims, sink: ParticipantSink, *, auto_subscribe: bool = True
+        self, claims: Claims, sink: ParticipantSink, *, auto_subscribe: bool = True
     ) -> JoinInfo:
         """Get-or-create the room, add the participant as JOINING, return the JoinResponse parts.
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.frame import Frame
+from av.packet import Packet
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +29,10 @@ class ForwardedTrack(MediaStreamTrack):
         super().__init__()
         self.kind = kind
         self._id = track_sid  # aiortc writes the track id into the SDP's msid line
-        self._queue: asyncio.Queue[object | None] = asyncio.Queue(maxsize=max_frames)
+        self._queue: asyncio.Queue[Frame | Packet[Any] | None] = asyncio.Queue(maxsize=max_frames)
         self.dropped = 0
 
-    def push(self, frame: object | None) -> None:
+    def push(self, frame: Frame | Packet[Any] | None) -> None:
         """Queue a frame (None ends the track); the oldest frame goes when the queue is full."""
         if self.readyState != "live":
             return
@@ -38,7 +41,7 @@ class ForwardedTrack(MediaStreamTrack):
             self.dropped += 1
         self._queue.put_nowait(frame)
 
-    async def recv(self) -> object:
+    async def recv(self) -> Frame | Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         frame = await self._queue.get()

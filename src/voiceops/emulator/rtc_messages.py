@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import cast
 
 from livekit.protocol import models
 from livekit.protocol import rtc as proto
@@ -106,10 +107,11 @@ def track_published(cid: str, track: models.TrackInfo) -> proto.SignalResponse:
     return proto.SignalResponse(track_published=proto.TrackPublishedResponse(cid=cid, track=track))
 
 
-def disconnect_reason(reason: str) -> int:
+def disconnect_reason(reason: str) -> models.DisconnectReason:
     """`models.DisconnectReason` named by `reason` ("ROOM_DELETED", …), else UNKNOWN_REASON."""
     try:
-        return models.DisconnectReason.Value(reason.strip().upper())
+        # protobuf enums are ints at run time; the stubs give them a class of their own
+        return cast("models.DisconnectReason", models.DisconnectReason.Value(reason.strip().upper()))
     except ValueError:
         return models.DisconnectReason.UNKNOWN_REASON
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from google.protobuf.message import DecodeError
-from livekit import api
+from livekit.api.access_token import Claims
 from livekit.protocol import models
 from livekit.protocol import rtc as proto
 
@@ -76,7 +76,7 @@ class SignalSession:
     """Serves one participant's signalling socket from join to cleanup."""
 
     def __init__(
-        self, ws: web.WebSocketResponse, hub: RtcHub, claims: api.Claims, options: RtcOptions,
+        self, ws: web.WebSocketResponse, hub: RtcHub, claims: Claims, options: RtcOptions,
         settings: JoinSettings | None = None,
     ) -> None:
         self._ws = ws

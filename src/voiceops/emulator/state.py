@@ -10,7 +10,7 @@ from google.protobuf.json_format import MessageToDict
 from livekit.protocol import agent_dispatch, models, rtc
 
 ParticipantKind = models.ParticipantInfo.Kind
-_KINDS: dict[str, int] = {
+_KINDS: dict[str, models.ParticipantInfo.Kind] = {
     "": ParticipantKind.STANDARD,
     "standard": ParticipantKind.STANDARD,
     "ingress": ParticipantKind.INGRESS,
@@ -22,7 +22,7 @@ _KINDS: dict[str, int] = {
 }
 
 
-def kind_from_claim(kind: str) -> int:
+def kind_from_claim(kind: str) -> models.ParticipantInfo.Kind:
     """ParticipantInfo.Kind for a token's "kind" claim (unknown kinds count as STANDARD)."""
     return _KINDS.get(kind.lower(), ParticipantKind.STANDARD)
 
@@ -79,7 +79,7 @@ class Participant:
     sid: str
     identity: str
     name: str
-    kind: int
+    kind: models.ParticipantInfo.Kind
     metadata: str
     attributes: dict[str, str]
     joined_at_s: float

@@ -8,6 +8,7 @@ import string
 
 from aiohttp import web
 from livekit import api
+from livekit.api.access_token import Claims
 from livekit.protocol import models
 
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -35,7 +36,7 @@ def request_token(request: web.Request) -> str | None:
     return request.query.get("access_token") or None
 
 
-def verify_token(verifier: api.TokenVerifier, token: str) -> api.Claims:
+def verify_token(verifier: api.TokenVerifier, token: str) -> Claims:
     """Verified claims; AuthError (never echoing the token) when it does not parse or verify."""
     try:
         return verifier.verify(token)

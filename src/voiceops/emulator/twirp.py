@@ -13,6 +13,7 @@ from aiohttp import web
 from google.protobuf.json_format import MessageToJson, Parse, ParseError
 from google.protobuf.message import DecodeError, Message
 from livekit import api
+from livekit.api.access_token import Claims
 from livekit.protocol import agent_dispatch
 from livekit.protocol import room as room_pb
 
@@ -86,23 +87,23 @@ def _denied() -> TwirpFailure:
     return TwirpFailure("unauthenticated", "permissions denied")
 
 
-def require_admin(claims: api.Claims | None, room: str) -> None:
+def require_admin(claims: Claims | None, room: str) -> None:
     video = claims.video if claims else None
     if video is None or not video.room_admin or video.room != room:
         raise _denied()
 
 
-def require_create(claims: api.Claims | None) -> None:
+def require_create(claims: Claims | None) -> None:
     if claims is None or claims.video is None or not claims.video.room_create:
         raise _denied()
 
 
-def require_list(claims: api.Claims | None) -> None:
+def require_list(claims: Claims | None) -> None:
     if claims is None or claims.video is None or not claims.video.room_list:
         raise _denied()
 
 
-Handler = Callable[[RoomManager, "api.Claims | None", Message], Awaitable[Message]]
+Handler = Callable[[RoomManager, "Claims | None", Message], Awaitable[Message]]
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class Method:
     handler: Handler
 
 
-async def _create_room(rooms: RoomManager, claims: api.Claims | None, req: Message) -> Message:
+async def _create_room(rooms: RoomManager, claims: Claims | None, req: Message) -> Message:
     assert isinstance(req, room_pb.CreateRoomRequest)
     require_create(claims)
     if not req.name:
@@ -128,13 +129,13 @@ async def _create_room(rooms: RoomManager, claims: api.Claims | None, req: Messa
     return room.to_proto()
 
 
-async def _list_rooms(rooms: RoomManager, claims: api.Claims | None, req: Message) -> Message:
+async def _list_rooms(rooms: RoomManager, claims: Claims | None, req: Message) -> Message:
     assert isinstance(req, room_pb.ListRoomsRequest)
     require_list(claims)
     return room_pb.ListRoomsResponse(rooms=rooms.list_rooms(req.names))
 
 
-async def _delete_room(rooms: RoomManager, claims: api.Claims | None, req: Message) -> Message:
+async def _delete_room(rooms: RoomManager, claims: Claims | None, req: Message) -> Message:
     assert isinstance(req, room_pb.DeleteRoomRequest)
     require_create(claims)
     await rooms.delete_room(req.room)
@@ -142,27 +143,27 @@ async def _delete_room(rooms: RoomManager, claims: api.Claims | None, req: Messa
 
 
 async def _list_participants(
-    rooms: RoomManager, claims: api.Claims | None, req: Message
+    rooms: RoomManager, claims: Claims | None, req: Message
 ) -> Message:
     assert isinstance(req, room_pb.ListParticipantsRequest)
     require_admin(claims, req.room)
     return room_pb.ListParticipantsResponse(participants=rooms.list_participants(req.room))
 
 
-async def _create_dispatch(rooms: RoomManager, claims: api.Claims | None, req: Message) -> Message:
+async def _create_dispatch(rooms: RoomManager, claims: Claims | None, req: Message) -> Message:
     assert isinstance(req, agent_dispatch.CreateAgentDispatchRequest)
     require_admin(claims, req.room)
     return rooms.create_dispatch(req)
 
 
-async def _list_dispatch(rooms: RoomManager, claims: api.Claims | None, req: Message) -> Message:
+async def _list_dispatch(rooms: RoomManager, claims: Claims | None, req: Message) -> Message:
     assert isinstance(req, agent_dispatch.ListAgentDispatchRequest)
     require_admin(claims, req.room)
     found = rooms.list_dispatch(req.room, req.dispatch_id)
     return agent_dispatch.ListAgentDispatchResponse(agent_dispatches=found)
 
 
-async def _delete_dispatch(rooms: RoomManager, claims: api.Claims | None, req: Message) -> Message:
+async def _delete_dispatch(rooms: RoomManager, claims: Claims | None, req: Message) -> Message:
     assert isinstance(req, agent_dispatch.DeleteAgentDispatchRequest)
     require_admin(claims, req.room)
     return await rooms.delete_dispatch(req.room, req.dispatch_id)
@@ -239,7 +240,7 @@ class TwirpServer:
         return await self._call(request, method, path, claims)
 
     async def _call(
-        self, request: web.Request, method: Method, path: str, claims: api.Claims | None
+        self, request: web.Request, method: Method, path: str, claims: Claims | None
     ) -> web.Response:
         content_type = request.content_type
         as_json = content_type == "application/json"

@@ -29,14 +29,14 @@ class JobRecord:
     dispatch_id: str
     room: str
     participant_identity: str
-    status: int = agent.JS_RUNNING
+    status: agent.JobStatus = agent.JS_RUNNING
     error: str = ""
 
     @property
     def ended(self) -> bool:
         return self.status in _ENDED
 
-    def set_status(self, status: int, error: str = "") -> None:
+    def set_status(self, status: agent.JobStatus, error: str = "") -> None:
         self.status = status
         self.error = error
 

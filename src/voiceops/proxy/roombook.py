@@ -153,13 +153,13 @@ class RoomBook:
             if name not in listed and note.touched_s < asked_at_s:
                 del self._rooms[name]  # the room is gone, and with it every dispatch in it
         for name, sid in listed.items():
-            note = self._rooms.get(name)
-            if note is None:
+            current = self._rooms.get(name)
+            if current is None:
                 self._touch(name).sid = sid  # not ours (or from before this process): ask
-            elif note.sid and note.sid != sid and note.touched_s < asked_at_s:
-                note.sid, note.known = sid, False  # recreated since we learned about it
-            elif not note.sid:
-                note.sid = sid
+            elif current.sid and current.sid != sid and current.touched_s < asked_at_s:
+                current.sid, current.known = sid, False  # recreated since we learned about it
+            elif not current.sid:
+                current.sid = sid
         self.synced = not self._overflowed
 
     # -- internals -----------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import ctypes
 import logging
 import os
 import signal
-from typing import Collection, Final
+from collections.abc import Collection
+from typing import Final
 
 import psutil
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Final, Mapping
+from typing import Final
 from urllib.parse import urlsplit
 
 from voiceops.config import Config, parse_listen

@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import gc
 import logging
-import os
 import random
 import signal
 import time
@@ -386,7 +385,7 @@ class Supervisor:
                 self.notifier.extend_timeout(remaining + KILL_GRACE_S)
             progress = pool.stop_progress(now)
             # On the terminal when what we wait for changes, and every 30 s of a long drain.
-            if progress.split(";")[0] != said.split(";")[0] or now - said_at >= SAY_EVERY_S:
+            if progress.partition(";")[0] != said.partition(";")[0] or now - said_at >= SAY_EVERY_S:
                 log.info("shutdown_waiting %s", progress)
                 said, said_at = progress, now
             self.notifier.status(pool.summary())

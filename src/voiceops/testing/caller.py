@@ -7,9 +7,9 @@ transcribes what the caller heard (offline, the packaged models).
 from __future__ import annotations
 
 import asyncio
-import re
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any

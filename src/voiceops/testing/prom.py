@@ -22,7 +22,7 @@ from typing import Any
 
 from voiceops.testing.procs import ServerError, ServerProcess, free_port, http_json, poll_until
 
-__all__ = ["Alertmanager", "Prometheus", "PromQueryError", "ScrapeTarget", "ServerError"]
+__all__ = ["Alertmanager", "PromQueryError", "Prometheus", "ScrapeTarget", "ServerError"]
 
 Sample = dict[str, Any]
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from emulator_helpers import WebhookSink, WorkerProc
-from rtc_client import RtcClient
 from livekit import api
+from rtc_client import RtcClient
 
 
 @pytest.fixture

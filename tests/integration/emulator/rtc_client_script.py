@@ -43,7 +43,7 @@ def emit(event: str, **fields: object) -> None:
 
 
 class _LogEvents(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:  # noqa: A003 - logging's name
+    def emit(self, record: logging.LogRecord) -> None:
         emit("log", level=record.levelname, message=record.getMessage())
 
 

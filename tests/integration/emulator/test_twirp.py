@@ -104,14 +104,13 @@ async def test_unverifiable_token_is_plain_401(livekit_server: Any) -> None:
         with pytest.raises(api.TwirpError) as err:
             await lk.room.list_rooms(api.ListRoomsRequest())
     assert (err.value.code, err.value.status) == ("unknown", 401)
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
-            f"{livekit_server.http_url}/twirp/livekit.RoomService/ListRooms",
-            headers={"Authorization": "Bearer not.a.jwt", "Content-Type": "application/protobuf"},
-            data=b"",
-        ) as resp:
-            assert resp.status == 401
-            assert "not.a.jwt" not in await resp.text()  # the token is never echoed
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{livekit_server.http_url}/twirp/livekit.RoomService/ListRooms",
+        headers={"Authorization": "Bearer not.a.jwt", "Content-Type": "application/protobuf"},
+        data=b"",
+    ) as resp:
+        assert resp.status == 401
+        assert "not.a.jwt" not in await resp.text()  # the token is never echoed
 
 
 async def test_json_twirp(livekit_server: Any) -> None:

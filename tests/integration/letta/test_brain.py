@@ -8,12 +8,12 @@ import time
 from typing import Any
 
 import pytest
+from letta_helpers import call, timed_chunks
 from livekit import rtc
 from livekit.agents import Agent, AgentSession, tts
-from livekit.agents.voice import io
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from livekit.agents.voice import io
 
-from letta_helpers import call, timed_chunks
 from voiceops.agent.letta_llm import LETTA_TURN_HANDLING, BrainOutcome, LettaLLM
 from voiceops.letta_standin.brain import CAPITAL_ANSWER, STORY_ANSWER
 

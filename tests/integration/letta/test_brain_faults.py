@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 import pytest
-
 from letta_helpers import call
+
 from voiceops.agent.letta_llm import BrainOutcome
 from voiceops.letta_standin.brain import CAPITAL_ANSWER
 

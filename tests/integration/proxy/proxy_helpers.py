@@ -23,8 +23,6 @@ from livekit import api
 from livekit.protocol import agent as agent_pb
 from livekit.protocol import agent_dispatch
 
-from voiceops.testing.procs import free_port
-
 LETTA_KEY = "letta-key-7f1c0d9e4b2a8f63a5d1e0c7b9f2a4d6"
 PROXY_KEY = "proxy-key-3b8e1f0a6c2d9e7f5a4b1c8d0e3f6a2b"
 OTHER_KEY = "proxy-key-00000000000000000000000000000000"

@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import aiohttp
-import psutil
 import pytest
 from proxy_helpers import (
     LETTA_KEY,

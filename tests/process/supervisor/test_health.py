@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import StartSupervisor
+
 from voiceops.testing.harness import FAKE, NotifyListener, wait_for
 
 pytestmark = pytest.mark.process

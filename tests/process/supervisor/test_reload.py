@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import StartSupervisor
+
 from voiceops.testing.harness import FAKE, NotifyListener, Supervisor, wait_for
 
 pytestmark = pytest.mark.process
@@ -19,7 +20,7 @@ WORKERS = {"count": 4, "command": [*FAKE, "--jobs-by-index", "3,0,2,0"],
 
 def set_count(cfg: Path, count: int) -> None:
     text = cfg.read_text()
-    cfg.write_text(re.sub(r"^count = \d+$", f"count = {count}", text, flags=re.M))
+    cfg.write_text(re.sub(r"^count = \d+$", f"count = {count}", text, flags=re.MULTILINE))
 
 
 def test_sighup_scales_down_by_fewest_jobs_and_back_up(start_supervisor: StartSupervisor) -> None:

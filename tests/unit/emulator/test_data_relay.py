@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from livekit.protocol import models
-
 from livekit.protocol import rtc as proto
 
 from voiceops.emulator import data_relay as relay

@@ -73,7 +73,7 @@ def test_first_setup_says_what_it_does_and_shows_progress() -> None:
 
 
 def _flags(parser: argparse.ArgumentParser) -> set[str]:
-    return {opt for action in parser._actions for opt in action.option_strings  # noqa: SLF001
+    return {opt for action in parser._actions for opt in action.option_strings
             if opt.startswith("--") and opt != "--help"}
 
 
@@ -82,8 +82,8 @@ def test_every_cli_flag_is_in_the_readme() -> None:
     sentence about the shared control options; the emulator's in its own section."""
     commands = README.split("## Commands", 1)[1].split("\n## ", 1)[0]
     shared = commands.split("also take", 1)[1].split("\n\n", 1)[0]
-    sub = next(a for a in cli.build_parser()._actions  # noqa: SLF001
-               if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    sub = next(a for a in cli.build_parser()._actions
+               if isinstance(a, argparse._SubParsersAction))
     missing = []
     for name, parser in sub.choices.items():
         if name == "emulator":

@@ -9,8 +9,15 @@ import pytest
 
 from voiceops.config import WorkersConfig
 from voiceops.supervisor import policy
-from voiceops.supervisor.policy import (Action, ExitReason, FailureRecord, RestartPolicy,
-                                        backoff_delay_s, classify_exit, decide_restart)
+from voiceops.supervisor.policy import (
+    Action,
+    ExitReason,
+    FailureRecord,
+    RestartPolicy,
+    backoff_delay_s,
+    classify_exit,
+    decide_restart,
+)
 
 P = RestartPolicy(backoff_base_s=1.0, backoff_max_s=60.0, stable_after_s=120.0,
                   crashloop_failures=3, crashloop_window_s=100.0, crashloop_cooldown_s=50.0)

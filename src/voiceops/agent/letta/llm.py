@@ -20,18 +20,18 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Never
 
 import letta_client
 from letta_client import AsyncLetta
 from livekit.agents import llm
-from livekit.agents.voice.turn import TurnHandlingOptions
 from livekit.agents.types import (
     DEFAULT_API_CONNECT_OPTIONS,
     NOT_GIVEN,
     APIConnectOptions,
     NotGivenOr,
 )
+from livekit.agents.voice.turn import TurnHandlingOptions
 
 from voiceops.agent.letta.client import shared_client
 from voiceops.agent.letta.events import BrainEvent, BrainOutcome
@@ -54,12 +54,12 @@ def no_conversations(exc: letta_client.APIStatusError) -> bool:
 
 def last_user_text(chat_ctx: llm.ChatContext) -> str:
     for item in reversed(chat_ctx.items):
-        if getattr(item, "type", None) == "message" and item.role == "user":
+        if isinstance(item, llm.ChatMessage) and item.role == "user":
             return item.text_content or ""
     return ""
 
 
-class LettaLLM(llm.LLM):
+class LettaLLM(llm.LLM[Never]):
     """The brain of one call: a Letta agent, streamed, in its own conversation."""
 
     def __init__(self, options: LettaBrainOptions, agent_id: str, *,
