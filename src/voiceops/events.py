@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import json
 import os
 import socket
@@ -62,9 +61,16 @@ class Event:
         return out
 
 
-@functools.cache
+_FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {}
+
+
 def _field_names(cls: type[Event]) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+    # A dict rather than functools.cache: mypy cannot see that a frozen dataclass's class
+    # object is hashable. A race only computes the same tuple twice.
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,7 +211,7 @@ def decode(data: bytes) -> Event:
         raise EventError("not a JSON object")
     if obj.pop("v", None) != SCHEMA_VERSION:
         raise EventError(f"unsupported schema version (want {SCHEMA_VERSION})")
-    cls = EVENT_TYPES.get(obj.pop("type", None))  # type: ignore[arg-type]
+    cls = EVENT_TYPES.get(obj.pop("type", None))
     if cls is None:
         raise EventError("unknown event type")
     names = {f.name for f in dataclasses.fields(cls)}
@@ -220,11 +226,16 @@ def decode(data: bytes) -> Event:
     return event
 
 
+_FIELD_CHECKS: Final[dict[str, type | tuple[type, ...]]] = {
+    "str": str, "int": int, "float": (int, float), "bool": bool,
+}
+
+
 def _check_types(event: Event) -> None:
     """Reject wrongly typed fields, so a bad child cannot poison metrics."""
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
-        want = {"str": str, "int": int, "float": (int, float), "bool": bool}.get(str(f.type))
+        want = _FIELD_CHECKS.get(str(f.type))
         if want is None:
             continue
         if isinstance(value, bool) and want is not bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import gc
 import logging
 import random
@@ -98,8 +99,8 @@ class Supervisor:
         self._exit_reason_listeners.append(listener)
 
     def _process_exited(self, name: str, reason: ExitReason) -> None:
-        calls: list[Callable[[], None]] = [lambda f=f: f(name) for f in self._exit_listeners]
-        calls += [lambda f=f: f(name, reason) for f in self._exit_reason_listeners]
+        calls: list[Callable[[], None]] = [functools.partial(f, name) for f in self._exit_listeners]
+        calls += [functools.partial(f, name, reason) for f in self._exit_reason_listeners]
         for call in calls:
             try:
                 call()

@@ -47,17 +47,17 @@ class Caller:
 
     async def expect(self, *names: str, timeout_s: float) -> dict[str, Any]:
         """The first event (already seen or new) named in ``names``; a timeout event fails."""
-        for event in self.events:
-            if event["event"] in names:
-                self.events.remove(event)
-                return event
+        for seen in self.events:
+            if seen["event"] in names:
+                self.events.remove(seen)
+                return seen
         assert self._proc.stdout is not None
         async with asyncio.timeout(timeout_s):
             while True:
                 line = await self._proc.stdout.readline()
                 if not line:
                     raise EOFError(f"caller exited with {await self._proc.wait()}")
-                event = json.loads(line)
+                event: dict[str, Any] = json.loads(line)
                 if event["event"] == "timeout":
                     raise AssertionError(f"caller: {event['command']} timed out")
                 if event["event"] in names:

@@ -23,7 +23,9 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from livekit import rtc
@@ -57,8 +59,8 @@ class Caller:
         self.tasks: set[asyncio.Task[None]] = set()
         self.room.on("track_subscribed", self._on_track)
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 

@@ -110,7 +110,7 @@ class Child:
         while True:
             now = time.monotonic() - start
             if a.exit_after >= 0 and now >= a.exit_after:
-                return a.exit_code
+                return int(a.exit_code)
             if not ready_sent and 0 <= a.ready_after <= now and self.drain_until is None:
                 events.emit(events.Ready(worker_id=f"FAKE_{os.getpid()}", agent_name="fake",
                                          standby=self.standby))
@@ -134,7 +134,7 @@ class Child:
             return 0
         if self.drain_until is not None and time.monotonic() >= self.drain_until:
             return 0
-        return self.args.jobs
+        return int(self.args.jobs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,7 +27,7 @@ __all__ = ["FAKE", "NotifyListener", "Supervisor", "assert_gone", "free_port", "
            "write_config", "write_toml"]
 
 
-def wait_for(predicate: Callable[[], T], timeout_s: float = 30.0, what: str = "condition",
+def wait_for(predicate: Callable[[], T | None], timeout_s: float = 30.0, what: str = "condition",
              interval_s: float = 0.05) -> T:
     """Deadline poll: return the first truthy value of ``predicate``."""
     deadline = time.monotonic() + timeout_s

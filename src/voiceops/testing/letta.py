@@ -97,7 +97,7 @@ def start_standin(workdir: Path) -> tuple[ServerProcess, LettaServer]:
 
 def _stub_model(client: Any) -> str:
     wanted = os.environ.get("LETTA_TEST_MODEL", "")
-    handles = [m.handle for m in client.models.list() if getattr(m, "handle", None)]
+    handles: list[str] = [m.handle for m in client.models.list() if getattr(m, "handle", None)]
     if wanted:
         return wanted
     stub = [h for h in handles if h.endswith("/stub-model")]

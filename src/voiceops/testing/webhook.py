@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Final
 
 from voiceops.testing.procs import poll_until
 
@@ -24,13 +24,16 @@ class Delivery:
     body: Any
 
 
+HOST: Final = "127.0.0.1"  # loopback only
+
+
 class WebhookReceiver:
     """Records every POST to ``url``; start() / stop(), or use as a context manager."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._deliveries: list[Delivery] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer((HOST, 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook",
                                         daemon=True)
@@ -62,8 +65,8 @@ class WebhookReceiver:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/hook"
+        port = self._server.server_address[1]
+        return f"http://{HOST}:{port}/hook"
 
     @property
     def deliveries(self) -> list[Delivery]:

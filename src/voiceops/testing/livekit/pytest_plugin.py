@@ -61,10 +61,12 @@ class FaultsClient:
         return self.http_url
 
     def set(self, **faults: Any) -> dict[str, Any]:
-        return _admin_call(self._url(), "POST", "/emulator/faults", faults)["faults"]
+        current: dict[str, Any] = _admin_call(self._url(), "POST", "/emulator/faults", faults)["faults"]
+        return current
 
     def clear(self) -> dict[str, Any]:
-        return _admin_call(self._url(), "DELETE", "/emulator/faults")["faults"]
+        current: dict[str, Any] = _admin_call(self._url(), "DELETE", "/emulator/faults")["faults"]
+        return current
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ class LiveKitServer:
         """The emulator's /emulator/state JSON (skips the test on a real server)."""
         if not self.is_emulator:
             pytest.skip(REAL_SERVER_SKIP)
-        return _admin_call(self.http_url, "GET", "/emulator/state")
+        state: dict[str, Any] = _admin_call(self.http_url, "GET", "/emulator/state")
+        return state
 
     def log_text(self) -> str:
         if self.log_path is None:
