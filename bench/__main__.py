@@ -32,7 +32,6 @@ def _registry() -> dict[str, tuple[str, Runner]]:
         "media": ("media forwarding", lazy("bench_media")),
         "voice": ("voice response", lazy("bench_voice")),
         "handler": ("JobRequest answer latency", lazy("bench_handler")),
-        "media": ("media forwarding", lazy("bench_media")),
         "supervisor": ("supervisor overhead", lazy("bench_supervisor")),
         "replace": ("worker replacement", lazy("bench_replace")),
     }

@@ -221,10 +221,10 @@ def measure(sizes: CorrelateSizes) -> Section:
     )
     cap = CorrelateOptions().max_entries
     info = (f"{n:,} dispatches, best of {sizes.repeats}; decode {decode_ns:,.0f} ns per event",
-            f"{n:,} in flight: peak {corr.peak_bytes / 2**20:.1f} MiB (dict "
-            f"{base.peak_bytes / 2**20:.1f} MiB), retained after expiry "
-            f"{corr.retained_bytes / 2**20:.1f} MiB ({corr.retained_bytes / corr.peak_bytes:.0%} "
-            "of peak)",
-            f"bound at the default max_entries={cap:,}: about "
-            f"{cap * corr.peak_bytes / n / 2**20:.0f} MiB")
+            (f"{n:,} in flight: peak {corr.peak_bytes / 2**20:.1f} MiB (dict "
+             f"{base.peak_bytes / 2**20:.1f} MiB), retained after expiry "
+             f"{corr.retained_bytes / 2**20:.1f} MiB ({corr.retained_bytes / corr.peak_bytes:.0%} "
+             "of peak)"),
+            (f"bound at the default max_entries={cap:,}: about "
+             f"{cap * corr.peak_bytes / n / 2**20:.0f} MiB"))
     return Section("monitor correlator", checks, info)

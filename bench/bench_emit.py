@@ -183,10 +183,10 @@ def measure(sizes: EmitSizes) -> Section:
               note="stalled calls fail fast (EAGAIN) and count as lost"),
     ]
     queued = (sizes.stalled_ops // sizes.repeats) * sizes.repeats - stall.lost
-    info = [f"datagram {size} bytes; {sizes.ops:,} sends x {sizes.repeats} repeats per leg, "
-            f"best repeat",
-            f"stalled reader: {sizes.stalled_ops:,} emits, {stall.lost:,} lost, {queued} queued "
-            f"(the receive queue limit), finished={stall.finished}"]
+    info = [(f"datagram {size} bytes; {sizes.ops:,} sends x {sizes.repeats} repeats per leg, "
+             f"best repeat"),
+            (f"stalled reader: {sizes.stalled_ops:,} emits, {stall.lost:,} lost, {queued} queued "
+             f"(the receive queue limit), finished={stall.finished}")]
     if not stall.finished:
         info.append(f"emit did not return within {STALL_JOIN_TIMEOUT_S:g} s: it BLOCKED")
     return Section("event emit cost (unix datagram)", tuple(checks), tuple(info))

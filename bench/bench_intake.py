@@ -153,6 +153,6 @@ def measure(sizes: IntakeSizes) -> Section:
     checks = (Check("received + decoded + recorded vs received + decoded", best["record"],
                     best["decode"], "ns/datagram", 2.0,
                     note="Monitor.on_event: metrics and correlation"),)
-    info = (f"{n:,} datagrams per leg, best of {sizes.repeats}: "
-            f"{1e9 / best['record']:,.0f}/s recorded, {1e9 / best['decode']:,.0f}/s decode-only",)
+    info = ((f"{n:,} datagrams per leg, best of {sizes.repeats}: "
+             f"{1e9 / best['record']:,.0f}/s recorded, {1e9 / best['decode']:,.0f}/s decode-only"),)
     return Section("supervisor event intake", checks, info)

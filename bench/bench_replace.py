@@ -81,7 +81,7 @@ def until(predicate: Any, what: str) -> float:
 def cold_start(lk: LiveKitServer, cfg: Path) -> float:
     env = {**os.environ, "LIVEKIT_API_SECRET": DEV_API_SECRET}
     env.pop("VOICEOPS_EVENTS", None)
-    before = set(w["id"] for w in lk.state()["workers"])
+    before = {w["id"] for w in lk.state()["workers"]}
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "voiceops.worker", "--config", str(cfg)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -159,8 +159,8 @@ def measure(sizes: ReplaceSizes) -> Section:
     checks = (Check("kill -9 of a worker -> a replacement available in LiveKit vs a cold "
                     "worker start", replaced, cold, "s", 0.1,
                     note="a standby (registered, reporting full) takes the slot"),)
-    info = (f"median of {sizes.repeats}: takeovers {', '.join(f'{s:.3f}' for s in takeovers)} s; "
-            f"cold starts {', '.join(f'{s:.2f}' for s in colds)} s",
-            f"a standby costs {pss / 2**20:.0f} MiB "
-            "(PSS of its tree at the kill, num_idle_processes = 1)")
+    info = ((f"median of {sizes.repeats}: takeovers {', '.join(f'{s:.3f}' for s in takeovers)} s; "
+             f"cold starts {', '.join(f'{s:.2f}' for s in colds)} s"),
+            (f"a standby costs {pss / 2**20:.0f} MiB "
+             "(PSS of its tree at the kill, num_idle_processes = 1)"))
     return Section("worker replacement (standby takeover vs cold start)", checks, info)

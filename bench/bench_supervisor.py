@@ -216,8 +216,8 @@ def measure(sizes: SupervisorSizes) -> Section:
               float(busy_poll.failures + ref_poll.failures + errors), 0.0, "errors", 0.0),
     )
     info = (f"{WORKERS} fake workers + proxy + emulator; idle window {sizes.idle_s:g} s",
-            f"burst: {sizes.dispatches} dispatches, {CONCURRENCY} in flight, "
-            f"{sizes.dispatches / took_s:,.0f}/s; status p50 idle "
-            f"{percentile(idle_poll.latencies_ms, 50):.1f} ms, busy "
-            f"{percentile(busy_poll.latencies_ms, 50):.1f} ms")
+            (f"burst: {sizes.dispatches} dispatches, {CONCURRENCY} in flight, "
+             f"{sizes.dispatches / took_s:,.0f}/s; status p50 idle "
+             f"{percentile(idle_poll.latencies_ms, 50):.1f} ms, busy "
+             f"{percentile(busy_poll.latencies_ms, 50):.1f} ms"))
     return Section("supervisor overhead (16 workers, control API under load)", checks, info)

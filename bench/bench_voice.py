@@ -217,6 +217,6 @@ def _section(whole: list[float], parts: list[float], agent_side: str) -> Section
     return Section("voice response", checks=(
         Check("end of speech -> first agent audio, p50", p50, base, "s", MAX_RATIO,
               note=f"{len(whole)} turns through the sandbox"),
-    ), info=(f"pipeline p50 {p50:.2f} s, p95 {p95:.2f} s; parts alone p50 {base:.2f} s "
-             f"(VAD end of speech + STT + Letta first token + TTS first byte); load {load}",
+    ), info=((f"pipeline p50 {p50:.2f} s, p95 {p95:.2f} s; parts alone p50 {base:.2f} s "
+              f"(VAD end of speech + STT + Letta first token + TTS first byte); load {load}"),
              agent_side))

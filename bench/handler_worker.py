@@ -20,7 +20,7 @@ from voiceops.worker.server import WorkerRuntime
 
 async def _hog(hog_s: float, gap_s: float) -> None:
     while True:
-        time.sleep(hog_s)  # blocks the event loop on purpose: this is the busy loop under test
+        time.sleep(hog_s)  # noqa: ASYNC251 - blocks the event loop on purpose: the busy loop under test
         await asyncio.sleep(gap_s)
 
 

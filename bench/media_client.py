@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from fractions import Fraction
+from typing import ClassVar
 
 import aiohttp
 import av
@@ -79,7 +80,7 @@ class EncodedToneTrack(MediaStreamTrack):
     """The same bursts, Opus-encoded once and replayed as packets: load calls cost no encoding."""
 
     kind = "audio"
-    _period: list[bytes] = []
+    _period: ClassVar[list[bytes]] = []
 
     def __init__(self) -> None:
         super().__init__()

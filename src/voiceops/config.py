@@ -283,8 +283,8 @@ def validate(cfg: Config) -> None:
         (bool(cfg.agent.name.strip()), "agent.name: must not be empty (named workers need a name)"),
         (cfg.workers.count >= 0, "workers.count: must be >= 0"),
         (cfg.workers.count <= max_workers(),
-         f"workers.count: {cfg.workers.count} is more than this machine can run "
-         f"(at most {max_workers()}: {WORKERS_PER_CPU} per CPU, {WORKER_BUDGET_MB} MB each)"),
+         (f"workers.count: {cfg.workers.count} is more than this machine can run "
+          f"(at most {max_workers()}: {WORKERS_PER_CPU} per CPU, {WORKER_BUDGET_MB} MB each)")),
         (":" in cfg.workers.entrypoint, "workers.entrypoint: must be 'module:function'"),
         (cfg.workers.num_idle_processes >= 0, "workers.num_idle_processes: must be >= 0"),
         (cfg.workers.standby >= 0, "workers.standby: must be >= 0"),
@@ -308,8 +308,8 @@ def validate(cfg: Config) -> None:
          "proxy.allowed_origins: must list http(s) origins (no '*')"),
         (cfg.heartbeat.mode in ("request", "join"), "heartbeat.mode: must be request or join"),
         (cfg.heartbeat.timeout_s < cfg.heartbeat.interval_s,
-         "heartbeat.timeout_s: must be below heartbeat.interval_s (each probe must end before "
-         "the next, so two failed probes fire HeartbeatFailed within two intervals)"),
+         ("heartbeat.timeout_s: must be below heartbeat.interval_s (each probe must end before "
+          "the next, so two failed probes fire HeartbeatFailed within two intervals)")),
         (all(u.startswith(("http://", "https://")) for u in cfg.alerts.webhooks),
          "alerts.webhooks: must be http(s) URLs"),
         (urlsplit(cfg.letta.base_url).scheme in ("http", "https"),

@@ -344,7 +344,7 @@ _default: Emitter | None = None
 
 def emit(event: Event) -> bool:
     """Send ``event`` to the supervisor named by ``$VOICEOPS_EVENTS``. Never blocks, never raises."""
-    global _default
+    global _default  # noqa: PLW0603 - one emitter per process, new when $VOICEOPS_EVENTS changes
     if _default is None or _default._path != os.environ.get(EVENTS_ENV, ""):
         _default = Emitter()
     return _default.emit(event)

@@ -7,6 +7,7 @@ updates from any task without racing our own replies, and `JoinResponse` is alwa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Coroutine
@@ -330,10 +331,8 @@ class SignalSession:
             writer.cancel()
             await self._gather([writer])
         if not self._ws.closed:
-            try:
+            with contextlib.suppress(ConnectionError, TimeoutError):  # the transport is gone
                 await asyncio.wait_for(self._ws.close(), self._options.close_timeout_s)
-            except (ConnectionError, TimeoutError):
-                pass  # the transport is gone either way
 
     async def _gather(self, tasks: list[asyncio.Task[None]]) -> None:
         """Await finished or cancelled tasks; log their failures, re-raise our own cancellation."""

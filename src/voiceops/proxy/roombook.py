@@ -72,7 +72,7 @@ class RoomBook:
         return self._rooms.get(room)
 
     # -- the decision ------------------------------------------------------------------------
-    def plan(self, room: str, now_ns: int) -> Plan:
+    def plan(self, room: str, now_ns: int) -> Plan:  # noqa: PLR0911 - a decision table, a row each
         """What to do for a dispatch to ``room`` (``now_ns``: wall clock, as LiveKit's)."""
         note = self._rooms.get(room)
         if note is None:

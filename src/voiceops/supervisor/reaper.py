@@ -9,6 +9,7 @@ asyncio's child watcher is waiting for.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -91,10 +92,8 @@ def adopted(managed_pids: Collection[int], spared_groups: Collection[int] = (),
         for pid in table.children(os.getpid()):
             pgid = table.entries[pid].pgid
             if pid not in managed_pids and pgid != own_pgid and pgid not in spared_groups:
-                try:
+                with contextlib.suppress(psutil.Error):
                     out.append(psutil.Process(pid))
-                except psutil.Error:
-                    pass
         return out
     out = []
     for p in descendants_direct():

@@ -57,7 +57,7 @@ def find_chromium() -> str | None:
     return next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
 
 
-def require_chromium() -> str:
+def require_chromium() -> str:  # noqa: RET503 - pytest.skip() raises
     """The browser's path; a missing browser skips locally and fails under CI=true."""
     import pytest
 
@@ -135,7 +135,7 @@ class Chromium:
         if fake_audio is not None:
             # Chromium plays the file in a loop (a "%noloop" suffix would play it once).
             args.append(f"--use-file-for-fake-audio-capture={fake_audio}")
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes it until close()
         self.proc = subprocess.Popen([*args, "about:blank"], stdout=self._log,
                                      stderr=subprocess.STDOUT, process_group=0)
         self._ids = itertools.count(1)
@@ -242,20 +242,15 @@ class Chromium:
         """Close the browser (gracefully, then its process group), and check nothing is left."""
         self.remember_tree()
         if self.ws is not None:
-            try:
+            # already gone, or wedged: the group kill below ends it
+            with contextlib.suppress(Exception):
                 self.call("Browser.close", timeout_s=5)
-            except Exception:  # already gone, or wedged: the group kill below ends it
-                pass
             self._exits.close()
             self.ws = None
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=10)
         self._log.close()
         try:

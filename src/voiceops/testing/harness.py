@@ -116,8 +116,9 @@ class Supervisor:
         # need no LiveKit, so any value does.
         full_env.setdefault("LIVEKIT_API_SECRET", "fake-children-secret")
         full_env.update(env or {})
-        self._stderr = open(self.stderr_path, "wb")
-        self._stdout = stdout if stdout is not None else open(self.stdout_path, "wb")
+        # The child writes these files until close(): they outlive this method.
+        self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115
+        self._stdout = stdout if stdout is not None else open(self.stdout_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "voiceops", "run", "--config", str(config), *extra_args],
             cwd=tmp,

@@ -56,7 +56,7 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
-def require_tool(name: str) -> str:
+def require_tool(name: str) -> str:  # noqa: RET503 - pytest.skip() raises
     """The tool's path; skip the calling test if it is missing, or fail it when running in CI."""
     import pytest  # imported here so the module stays importable without the test extra
 

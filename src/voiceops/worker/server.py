@@ -78,7 +78,7 @@ class WorkerRuntime:
                                extra={"env": name, "agent_name": o.agent_name})
         handler: RequestHandler
         server = ObservedAgentServer(
-            on_declined=lambda job: handler.declined(job),
+            on_declined=lambda job: handler.declined(job),  # noqa: PLW0108 - handler is bound below
             ws_url=o.ws_url, api_key=o.api_key, api_secret=o.api_secret,
             host=o.health_host, port=o.health_port,
             num_idle_processes=o.num_idle_processes, load_threshold=o.load_threshold,

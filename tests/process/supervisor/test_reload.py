@@ -76,8 +76,8 @@ def test_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[workers]\ncount = -1\n")
     res = subprocess.run([sys.executable, "-c",
-                          "import sys; from voiceops.supervisor.main import run; "
-                          "sys.exit(run(sys.argv[1]))", str(cfg)],
+                          ("import sys; from voiceops.supervisor.main import run; "
+                           "sys.exit(run(sys.argv[1]))"), str(cfg)],
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert res.returncode == 78
     assert res.stderr.strip() == "voiceops: workers.count: must be >= 0"
