@@ -109,7 +109,7 @@ def test_templating(dashboard: dict[str, Any]) -> None:
         assert not undefined, f"{query.panel}: undefined variables {undefined}"
 
 
-@pytest.mark.parametrize("where,expr", all_expressions(), ids=lambda v: str(v)[:60])
+@pytest.mark.parametrize(("where", "expr"), all_expressions(), ids=lambda v: str(v)[:60])
 def test_promql_parses(where: str, expr: str) -> None:
     """Each dashboard query (variables substituted) and each rule expression is valid PromQL."""
     assert selector_names(expr), f"{where}: selects no metric"
@@ -117,7 +117,7 @@ def test_promql_parses(where: str, expr: str) -> None:
 
 def test_promql_parser_rejects_broken_queries() -> None:
     """The parser used above does catch syntax errors (so the parse test can fail)."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unclosed left parenthesis"):
         selector_names(substitute("sum(rate(voiceops_jobs_total[$__rate_interval])"))
 
 

@@ -119,7 +119,7 @@ def test_rule_alert_reaches_webhook(prometheus: PrometheusFactory,
                                     webhook_receiver: WebhookReceiver,
                                     served_metrics: tuple[Metrics, str]) -> None:
     """voiceops_alert_active=1 → shipped rule VoiceopsAlertActive fires → Alertmanager → webhook."""
-    metrics, address = served_metrics
+    _metrics, address = served_metrics
     am = alertmanager(webhook_url=webhook_receiver.url)
     prom = prometheus([address], rule_files=[RULES_PATH], alertmanager=am)
     alert = prom.wait_for_alert("VoiceopsAlertActive", timeout_s=60)

@@ -52,7 +52,7 @@ def test_alertmanager_alias(tools: Path) -> None:
 def test_missing_tool_skips_locally(tools: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without CI a missing tool skips the test and says how to install it."""
     monkeypatch.delenv("CI", raising=False)
-    with pytest.raises(pytest.skip.Exception, match="install-tools.sh"):
+    with pytest.raises(pytest.skip.Exception, match=r"install-tools\.sh"):
         require_tool("promtool")
 
 

@@ -100,7 +100,7 @@ def test_secrets_from_env_files_and_credentials(tmp_path: Path) -> None:
     s = config.load_secrets(Config(), {"CREDENTIALS_DIRECTORY": str(creds)})
     assert (s.livekit_api_secret, s.letta_api_key) == ("from-creds", "letta-creds")
     assert config.load_secrets(Config(), {}, sandbox=True).livekit_api_secret == "secret"
-    with pytest.raises(ConfigError, match="^livekit.api_secret_file:"):
+    with pytest.raises(ConfigError, match=r"^livekit\.api_secret_file:"):
         config.require_livekit_secret(config.load_secrets(Config(), {}))
 
 
@@ -117,7 +117,7 @@ def test_proxy_api_keys_file(tmp_path: Path) -> None:
     cfg = config.from_dict({"proxy": {"api_keys_file": str(keys)}})
     assert config.load_secrets(cfg, {}).proxy_api_keys == {"key-one", "key-two"}
     keys.write_text("# none\n")
-    with pytest.raises(ConfigError, match="^proxy.api_keys_file:"):
+    with pytest.raises(ConfigError, match=r"^proxy\.api_keys_file:"):
         config.load_secrets(cfg, {})
 
 

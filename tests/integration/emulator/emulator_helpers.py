@@ -70,7 +70,7 @@ class WorkerProc:
         args += ["--idle", str(idle)]
         if echo:
             args.append("--echo")
-        self._log_fh = open(self.log, "wb")
+        self._log_fh = open(self.log, "wb")  # noqa: SIM115 - the child writes it until close()
         self.proc = subprocess.Popen(
             args, stdout=self._log_fh, stderr=subprocess.STDOUT, start_new_session=True
         )

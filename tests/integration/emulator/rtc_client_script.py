@@ -211,7 +211,7 @@ async def play_tone(source: rtc.AudioSource, hz: float, seconds: float) -> None:
         await source.capture_frame(frame)
 
 
-async def main() -> None:
+async def main() -> None:  # noqa: PLR0912 - one branch per stdin command
     logging.getLogger("livekit").addHandler(_LogEvents(logging.WARNING))
     client = Client()
     reader = asyncio.StreamReader()

@@ -43,21 +43,23 @@ async def test_worker_ping_gets_pong(livekit_server: Any) -> None:
         .with_grants(api.VideoGrants(agent=True))
         .to_jwt()
     )
-    async with aiohttp.ClientSession() as http:
-        async with http.ws_connect(f"{livekit_server.url}/agent?access_token={token}") as ws:
-            reg = agent_pb.WorkerMessage(
-                register=agent_pb.RegisterWorkerRequest(
-                    type=agent_pb.JT_ROOM, agent_name="raw", version="test"
-                )
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{livekit_server.url}/agent?access_token={token}") as ws,
+    ):
+        reg = agent_pb.WorkerMessage(
+            register=agent_pb.RegisterWorkerRequest(
+                type=agent_pb.JT_ROOM, agent_name="raw", version="test"
             )
-            await ws.send_bytes(reg.SerializeToString())
-            first = agent_pb.ServerMessage.FromString(await ws.receive_bytes(timeout=10))
-            assert first.register.worker_id.startswith("AW_") and first.register.server_info.version
-            await ws.send_bytes(
-                agent_pb.WorkerMessage(ping=agent_pb.WorkerPing(timestamp=1234)).SerializeToString()
-            )
-            pong = agent_pb.ServerMessage.FromString(await ws.receive_bytes(timeout=10))
-            assert pong.pong.last_timestamp == 1234 and pong.pong.timestamp > 0
+        )
+        await ws.send_bytes(reg.SerializeToString())
+        first = agent_pb.ServerMessage.FromString(await ws.receive_bytes(timeout=10))
+        assert first.register.worker_id.startswith("AW_") and first.register.server_info.version
+        await ws.send_bytes(
+            agent_pb.WorkerMessage(ping=agent_pb.WorkerPing(timestamp=1234)).SerializeToString()
+        )
+        pong = agent_pb.ServerMessage.FromString(await ws.receive_bytes(timeout=10))
+        assert pong.pong.last_timestamp == 1234 and pong.pong.timestamp > 0
 
 
 async def test_named_worker_gets_explicit_dispatch(

@@ -62,6 +62,7 @@ def test_cli_rejects_bad_options() -> None:
         [sys.executable, "-m", "voiceops.emulator", "--port", "70000"],
         capture_output=True,
         timeout=30,
+        check=False,
     )
     assert done.returncode == 2
     assert b"port must be in 0..65535" in done.stderr

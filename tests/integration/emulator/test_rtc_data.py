@@ -112,7 +112,7 @@ async def test_destination_identities_reach_only_their_target(livekit_server_mod
 async def test_without_can_publish_data_nothing_is_relayed(livekit_server_module) -> None:
     """A participant whose token lacks canPublishData sends, and nobody receives it."""
     server = livekit_server_module
-    async with _joined_pair(server, "data-denied", can_publish_data=False) as (alice, bob, room):
+    async with _joined_pair(server, "data-denied", can_publish_data=False) as (alice, bob, _room):
         await bob.send("data", "bob-can")  # the channels work: alice may receive
         assert (await alice.expect("data_received", timeout_s=EVENT_DEADLINE_S))["data"] == "bob-can"
         await alice.send("data", "alice-cannot")

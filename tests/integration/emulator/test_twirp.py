@@ -178,11 +178,13 @@ async def test_twirp_errors_are_exactly_application_json(livekit_server: Any) ->
     token = _token(livekit_server, api.VideoGrants(room_create=True))
     url = f"{livekit_server.http_url}/twirp/livekit.RoomService/DeleteRoom"
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    async with aiohttp.ClientSession() as http:
-        async with http.post(url, headers=headers, data='{"room": "never-created"}') as resp:
-            assert resp.status == 404
-            assert resp.headers["Content-Type"] == "application/json"
-            body = await resp.json()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, headers=headers, data='{"room": "never-created"}') as resp,
+    ):
+        assert resp.status == 404
+        assert resp.headers["Content-Type"] == "application/json"
+        body = await resp.json()
     assert body["code"] == "not_found" and body["msg"]
 
 
@@ -200,10 +202,12 @@ async def test_bad_twirp_route_is_404_bad_route(
     """A GET, or an unknown method of a served service, is 404 bad_route naming the route."""
     token = _token(livekit_server, api.VideoGrants(room_list=True))
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/protobuf"}
-    async with aiohttp.ClientSession() as http:
-        async with http.request(method, livekit_server.http_url + path, headers=headers) as resp:
-            assert resp.status == 404
-            assert resp.headers["Content-Type"] == "application/json"
-            body = await resp.json()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, livekit_server.http_url + path, headers=headers) as resp,
+    ):
+        assert resp.status == 404
+        assert resp.headers["Content-Type"] == "application/json"
+        body = await resp.json()
     assert body["code"] == "bad_route" and route_in_msg in body["msg"]
     assert body["meta"] == {"twirp_invalid_route": f"{method} {path}"}

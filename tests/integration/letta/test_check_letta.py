@@ -26,7 +26,7 @@ def check(tmp: Path, lk: Any, letta: Any, agent_id: str) -> subprocess.Completed
         env["LETTA_API_KEY"] = letta.api_key
     return subprocess.run([sys.executable, "-m", "voiceops", "check", "--config",
                            str(tmp / "voiceops.toml"), "--socket", str(tmp / "absent.sock")],
-                          capture_output=True, text=True, timeout=60, env=env, cwd=tmp)
+                          capture_output=True, text=True, timeout=60, env=env, cwd=tmp, check=False)
 
 
 def _letta_line(done: subprocess.CompletedProcess[str]) -> str:

@@ -19,7 +19,7 @@ QUESTION = "what is the capital of france"
 @pytest.fixture(scope="module")
 def warm() -> Iterator[providers.Prewarmed]:
     """The VAD and both engines, loaded once as a job process's prewarm loads them."""
-    yield providers.prewarm_engines(OFFLINE)
+    return providers.prewarm_engines(OFFLINE)
 
 
 def silence(sample_rate_hz: int, seconds: float) -> rtc.AudioFrame:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import math
 import os
+from pathlib import Path
 
 import pytest
 from livekit.agents import utils
@@ -28,7 +29,7 @@ from voiceops.worker.probe import (
 )
 
 
-@pytest.mark.parametrize("metadata, expected", [
+@pytest.mark.parametrize(("metadata", "expected"), [
     ("", None),
     ("not json", None),
     ("[1, 2]", None),
@@ -50,7 +51,7 @@ def test_probe_metadata_round_trips() -> None:
     assert parse_metadata(probe_metadata("join")) == {"voiceops_probe": True, "mode": "join"}
 
 
-@pytest.mark.parametrize("probe, draining, expected", [
+@pytest.mark.parametrize(("probe", "draining", "expected"), [
     (None, False, (Decision.ACCEPTED, Answer.ACCEPT)),
     (ProbeMode.REQUEST, False, (Decision.PROBE, Answer.DECLINE)),
     (ProbeMode.JOIN, False, (Decision.PROBE, Answer.ACCEPT)),
@@ -63,7 +64,7 @@ def test_decide(probe: ProbeMode | None, draining: bool,
     assert decide(probe, draining=draining) == expected
 
 
-@pytest.mark.parametrize("flags, reason, outcome", [
+@pytest.mark.parametrize(("flags", "reason", "outcome"), [
     ({}, "room disconnected", "success"),
     ({}, "user requested", "success"),
     ({}, "parent process shutdown", "cancelled"),

@@ -32,7 +32,7 @@ def run_supervisor(tmp: Path, toml: str, *, sandbox: bool = False,
     full_env = {"PATH": "/usr/bin:/bin", "LIVEKIT_API_SECRET": "a-test-secret-0123456789",
                 "RUNTIME_DIRECTORY": str(tmp / "run"), **(env or {})}
     return subprocess.run([sys.executable, "-c", RUN, str(cfg), "1" if sandbox else "0"],
-                          capture_output=True, text=True, timeout=60, cwd=tmp, env=full_env)
+                          capture_output=True, text=True, timeout=60, cwd=tmp, env=full_env, check=False)
 
 
 def metrics(port: int | None = None) -> str:
@@ -97,6 +97,6 @@ def test_proxy_alone_with_a_taken_port_exits_78(tmp_path: Path, taken_port: int)
     cfg.write_text(f'[proxy]\nlisten = "127.0.0.1:{taken_port}"\n', encoding="utf-8")
     res = subprocess.run([sys.executable, "-m", "voiceops.proxy", "--config", str(cfg)],
                          capture_output=True, text=True, timeout=60,
-                         env={"PATH": "/usr/bin:/bin", "LIVEKIT_API_SECRET": "x" * 32})
+                         env={"PATH": "/usr/bin:/bin", "LIVEKIT_API_SECRET": "x" * 32}, check=False)
     assert res.returncode == 78, res.stderr
     assert "(proxy.listen)" in res.stderr

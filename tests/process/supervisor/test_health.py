@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 from pathlib import Path
@@ -56,7 +57,7 @@ def test_stalled_reconcile_loop_stops_watchdog_pings(start_supervisor: StartSupe
     wait_for(lambda: [t for t, _ in notify.lines("WATCHDOG=1") if t > stalled_at + 2.5], 20,
              "pings resume")
     times = [t for t, _ in notify.lines("WATCHDOG=1")]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert max(gaps) >= 2.5, gaps  # withheld during the stall
     assert sorted(gaps)[len(gaps) // 2] < 1.0  # but steady otherwise (period 0.5 s)
     assert "watchdog_withheld" in sup.stderr()

@@ -78,7 +78,7 @@ def test_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-c",
                           ("import sys; from voiceops.supervisor.main import run; "
                            "sys.exit(run(sys.argv[1]))"), str(cfg)],
-                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
     assert res.returncode == 78
     assert res.stderr.strip() == "voiceops: workers.count: must be >= 0"
 
@@ -100,7 +100,7 @@ def test_bad_config_on_sighup_is_refused(start_supervisor: StartSupervisor,
 
 def _cli_status(sup: Supervisor) -> str:
     return subprocess.run([sys.executable, "-m", "voiceops", "status", "--socket",
-                           sup.socket_path], capture_output=True, text=True, timeout=30).stdout
+                           sup.socket_path], capture_output=True, text=True, timeout=30, check=False).stdout
 
 
 def test_status_tells_the_replacement_apart_during_a_restart(

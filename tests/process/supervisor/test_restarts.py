@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -39,8 +40,8 @@ def test_crash_loop_backs_off_parks_and_retries(start_supervisor: StartSuperviso
     for delay, n in delays:
         assert 0.2 <= delay <= min(0.8, 0.2 * 2 ** (n - 1)) + 1e-9
     t = starts(pid_file)
-    gaps = [b - a for a, b in zip(t, t[1:])]
-    assert all(gap >= delay + 0.3 for gap, (delay, _) in zip(gaps, delays))
+    gaps = [b - a for a, b in itertools.pairwise(t)]
+    assert all(gap >= delay + 0.3 for gap, (delay, _) in zip(gaps, delays, strict=False))
     assert sup.metric("voiceops_process_restarts_total", process="worker-0",
                       reason="crash") == 3
     parked_starts = len(t)
@@ -70,7 +71,7 @@ def test_orphaned_grandchild_is_killed(start_supervisor: StartSupervisor, tmp_pa
     worker = sup.wait_ready_workers(1)[0]
     gc_pid = int(wait_for(lambda: gc_file.exists() and gc_file.read_text().strip(), 20,
                           "grandchild pid"))
-    wait_for(lambda: sup.status(), 5)  # one more tick so the tree is remembered
+    wait_for(sup.status, 5)  # one more tick so the tree is remembered
     gc_file.unlink()
     os.kill(worker["pid"], signal.SIGKILL)
     assert_gone([gc_pid])

@@ -75,9 +75,9 @@ def test_only_failed_turns_become_voiceops_events_without_words() -> None:
 
 def test_options_refuse_impossible_values() -> None:
     """Zero timeouts or an empty apology are refused when the options are built."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timeouts must be > 0"):
         LettaBrainOptions(base_url="http://x", first_token_timeout_s=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="apology must not be empty"):
         LettaBrainOptions(base_url="http://x", apology=" ")
 
 
@@ -86,7 +86,7 @@ def test_fault_knobs_validate_by_name() -> None:
     f = Faults()
     f.update({"down_status": 503, "first_token_delay_s": 2})
     assert (f.down_status, f.first_token_delay_s) == (503, 2.0)
-    with pytest.raises(ValueError, match="^drop_after_tokens: must be a int"):
+    with pytest.raises(ValueError, match=r"^drop_after_tokens: must be a int"):
         f.update({"drop_after_tokens": 1.5})
 
 
