@@ -263,19 +263,31 @@ def measure(sizes: DispatchSizes) -> Section:
     share = measured.rates["proxy"].per_s / measured.rates["direct"].per_s
     direct_p50 = percentile(measured.latencies.direct_s, 50)
     lat = measured.latencies
-    info = (f"{sizes.requests} requests per leg after {sizes.warmup} warm-up, interleaved; "
-            "p50/p95 ms: " + ", ".join(
-                f"{name} {percentile(s, 50) * 1e3:.2f}/{percentile(s, 95) * 1e3:.2f}"
-                for name, s in (("proxy", lat.proxy_s), ("bare hop", lat.floor_s),
-                                ("direct", lat.direct_s), ("original", lat.original_s))),
-            (f"at concurrency {CONCURRENCY}: proxy {measured.rates['proxy'].per_s:,.0f}/s, bare hop "
-             f"{measured.rates['floor'].per_s:,.0f}/s, raw client "
-             f"{measured.rates['direct'].per_s:,.0f}/s (proxy "
-             f"{share:.2f}x the raw client)"),
-            (f"p50 vs one raw CreateDispatch: proxy "
-             f"{percentile(lat.proxy_s, 50) / direct_p50:.2f}x, bare hop "
-             f"{percentile(lat.floor_s, 50) / direct_p50:.2f}x (the hop alone)"),
-            f"round trips over {sizes.counted} proxy dispatches: {measured.calls_seen}",
-            f"dispatch_created events received from the proxy: {events_seen}/{total}")
+    info = (
+        f"{sizes.requests} requests per leg after {sizes.warmup} warm-up, interleaved; "
+        "p50/p95 ms: "
+        + ", ".join(
+            f"{name} {percentile(s, 50) * 1e3:.2f}/{percentile(s, 95) * 1e3:.2f}"
+            for name, s in (
+                ("proxy", lat.proxy_s),
+                ("bare hop", lat.floor_s),
+                ("direct", lat.direct_s),
+                ("original", lat.original_s),
+            )
+        ),
+        (
+            f"at concurrency {CONCURRENCY}: proxy {measured.rates['proxy'].per_s:,.0f}/s, bare hop "
+            f"{measured.rates['floor'].per_s:,.0f}/s, raw client "
+            f"{measured.rates['direct'].per_s:,.0f}/s (proxy "
+            f"{share:.2f}x the raw client)"
+        ),
+        (
+            f"p50 vs one raw CreateDispatch: proxy "
+            f"{percentile(lat.proxy_s, 50) / direct_p50:.2f}x, bare hop "
+            f"{percentile(lat.floor_s, 50) / direct_p50:.2f}x (the hop alone)"
+        ),
+        f"round trips over {sizes.counted} proxy dispatches: {measured.calls_seen}",
+        f"dispatch_created events received from the proxy: {events_seen}/{total}",
+    )
     return Section("dispatch overhead (proxy vs LiveKitAPI, loopback)", _checks(measured), info)
 

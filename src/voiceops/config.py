@@ -365,7 +365,9 @@ def _read_keys_file(key: str, path: str) -> frozenset[str]:
     return keys
 
 
-def load_secrets(cfg: Config, env: Mapping[str, str] = os.environ, *, sandbox: bool = False) -> Secrets:
+def load_secrets(
+    cfg: Config, env: Mapping[str, str] = os.environ, *, sandbox: bool = False
+) -> Secrets:
     """Resolve secrets: environment first, then files, then ``$CREDENTIALS_DIRECTORY``."""
     creds = env.get("CREDENTIALS_DIRECTORY", "")
 

@@ -37,9 +37,12 @@ def stack_factory(livekit_server: Any, tmp_path: Path) -> Iterator[Any]:
     started: list[Stack] = []
 
     def start(**overrides: Any) -> Stack:
-        stack = Stack.start(tmp_path, stack_config(tmp_path, livekit_server,
-                                                 **{**PLACEHOLDER, **overrides}),
-                            livekit_server, env={"PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])})
+        stack = Stack.start(
+            tmp_path,
+            stack_config(tmp_path, livekit_server, **{**PLACEHOLDER, **overrides}),
+            livekit_server,
+            env={"PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])},
+        )
         started.append(stack)
         return stack
 

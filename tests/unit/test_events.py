@@ -41,7 +41,9 @@ def test_malformed_datagrams_are_rejected(data: bytes) -> None:
         events.decode(data)
 
 
-def test_emit_without_supervisor_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_emit_without_supervisor_never_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With no socket listening, emit returns False instead of raising or blocking."""
     monkeypatch.setenv(events.EVENTS_ENV, str(tmp_path / "absent.sock"))
     assert events.emit(events.Jobs(active_jobs=1)) is False

@@ -122,8 +122,10 @@ class SphinxSTT(stt.STT[Never]):
         frames = buffer if isinstance(buffer, list) else [buffer]
         pcm = to_mono_16k(frames)
         text = await asyncio.to_thread(sphinx_text, self._engine, pcm) if pcm else ""
-        return stt.SpeechEvent(type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-                               alternatives=[stt.SpeechData(language=LanguageCode("en"), text=text)])
+        return stt.SpeechEvent(
+            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+            alternatives=[stt.SpeechData(language=LanguageCode("en"), text=text)],
+        )
 
 
 class PiperTTS(tts.TTS[Never]):

@@ -326,7 +326,9 @@ class Hub:
                 logger.exception("update to %s failed", other.identity)
 
 
-def apply_metadata_update(participant: Participant, update: proto.UpdateParticipantMetadata) -> bool:
+def apply_metadata_update(
+    participant: Participant, update: proto.UpdateParticipantMetadata
+) -> bool:
     """Apply name, metadata (each only when non-empty) and attributes; True when anything changed."""
     before = (participant.name, participant.metadata, dict(participant.attributes))
     if update.name:

@@ -73,12 +73,16 @@ class Tuning:
             except ValueError:
                 return default
         return cls(
-            resource_interval_s=max(0.1, num("VOICEOPS_RESOURCE_INTERVAL_S", cls.resource_interval_s)),
+            resource_interval_s=max(
+                0.1, num("VOICEOPS_RESOURCE_INTERVAL_S", cls.resource_interval_s)
+            ),
             rss_samples=max(1, int(num("VOICEOPS_RSS_SAMPLES", cls.rss_samples))),
             tick_interval_s=max(0.05, num("VOICEOPS_TICK_INTERVAL_S", cls.tick_interval_s)),
-            second_signal_budget_s=num("VOICEOPS_SECOND_SIGNAL_BUDGET_S",
-                                       cls.second_signal_budget_s),
-            debug_stall_tick_s=num("VOICEOPS_DEBUG_STALL_TICK_S", 0.0))
+            second_signal_budget_s=num(
+                "VOICEOPS_SECOND_SIGNAL_BUDGET_S", cls.second_signal_budget_s
+            ),
+            debug_stall_tick_s=num("VOICEOPS_DEBUG_STALL_TICK_S", 0.0),
+        )
 
 
 def _digest(*parts: object) -> str:

@@ -39,7 +39,10 @@ _R = models.DisconnectReason
 # How a call ends by itself: we left, or the room went away. Anything else cut the call.
 CALL_ENDED: Final = frozenset({_R.UNKNOWN_REASON, _R.CLIENT_INITIATED, _R.ROOM_DELETED,
                                _R.ROOM_CLOSED})
-CUT_REASONS: Final[dict[int, str]] = {_R.DUPLICATE_IDENTITY: "impersonated", _R.PARTICIPANT_REMOVED: "removed"}
+CUT_REASONS: Final[dict[int, str]] = {
+    _R.DUPLICATE_IDENTITY: "impersonated",
+    _R.PARTICIPANT_REMOVED: "removed",
+}
 
 Entrypoint = Callable[[JobContext], Awaitable[None]]
 

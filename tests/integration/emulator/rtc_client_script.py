@@ -54,8 +54,16 @@ def watch(room: rtc.Room) -> None:
     room.on("track_published", lambda pub, p: emit(
         "track_published", identity=p.identity, sid=pub.sid, kind=int(pub.kind)))
     room.on("track_unpublished", lambda pub, p: emit("track_unpublished", identity=p.identity, sid=pub.sid))
-    room.on("track_subscribed", lambda track, pub, p: emit(
-        "track_subscribed", identity=p.identity, sid=pub.sid, track_sid=track.sid, kind=int(track.kind)))
+    room.on(
+        "track_subscribed",
+        lambda track, pub, p: emit(
+            "track_subscribed",
+            identity=p.identity,
+            sid=pub.sid,
+            track_sid=track.sid,
+            kind=int(track.kind),
+        ),
+    )
     room.on("track_unsubscribed", lambda track, pub, p: emit("track_unsubscribed", identity=p.identity, sid=pub.sid))
     room.on("local_track_subscribed", lambda track: emit("local_track_subscribed", sid=track.sid))
     room.on("track_muted", lambda p, pub: emit("track_muted", identity=p.identity, sid=pub.sid))
@@ -63,8 +71,15 @@ def watch(room: rtc.Room) -> None:
     room.on("data_received", lambda packet: emit(
         "data_received", identity=packet.participant.identity if packet.participant else None,
         data=packet.data.decode(), topic=packet.topic, kind=int(packet.kind)))
-    room.on("participant_attributes_changed", lambda changed, p: emit(
-        "attributes_changed", identity=p.identity, changed=dict(changed), attributes=dict(p.attributes)))
+    room.on(
+        "participant_attributes_changed",
+        lambda changed, p: emit(
+            "attributes_changed",
+            identity=p.identity,
+            changed=dict(changed),
+            attributes=dict(p.attributes),
+        ),
+    )
     room.on("transcription_received", lambda segments, p, _pub: emit(
         "transcription_received", identity=p.identity if p else None,
         texts=[s.text for s in segments]))

@@ -23,8 +23,14 @@ API_SECRET = "rtc-test-secret-that-is-long-enough-for-hs256"
 
 
 def mint_token(
-    room: str, identity: str, *, kind: str = "standard", key: str = API_KEY, secret: str = API_SECRET,
-    can_publish_data: bool = True, can_update_own_metadata: bool = False,
+    room: str,
+    identity: str,
+    *,
+    kind: str = "standard",
+    key: str = API_KEY,
+    secret: str = API_SECRET,
+    can_publish_data: bool = True,
+    can_update_own_metadata: bool = False,
 ) -> str:
     """A join token for `room` as `identity`, signed with the test key unless told otherwise."""
     return (

@@ -48,7 +48,9 @@ async def _call(server: Any, worker: Any, prefix: str) -> AsyncIterator[tuple[Rt
     assert_no_children_left(server.pid)
 
 
-async def test_agent_and_caller_hear_each_other(livekit_server: Any, lkapi: api.LiveKitAPI, workers: Any) -> None:
+async def test_agent_and_caller_hear_each_other(
+    livekit_server: Any, lkapi: api.LiveKitAPI, workers: Any
+) -> None:
     """The caller hears the agent's 880 Hz from agent-AJ_…; the agent hears the caller's 440 Hz."""
     worker = workers(livekit_server, "media-agent", echo=True)
     async with _call(livekit_server, worker, "agent-media") as (caller, room):

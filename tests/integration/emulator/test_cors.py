@@ -33,7 +33,9 @@ def _http(server) -> str:
 
 
 @pytest.mark.parametrize(("path", "method", "asked"), ROUTES, ids=[r[0] for r in ROUTES])
-async def test_preflight_is_allowed(livekit_server_module, path: str, method: str, asked: str) -> None:
+async def test_preflight_is_allowed(
+    livekit_server_module, path: str, method: str, asked: str
+) -> None:
     """An OPTIONS preflight gets 204 with the origin echoed, the method, headers and a max age."""
     headers = {"Origin": ORIGIN, "Access-Control-Request-Method": method,
                "Access-Control-Request-Headers": asked}

@@ -89,8 +89,14 @@ async def test_audio_forwarded_to_auto_subscribers_only_and_video_listed_not_for
         assert emu.core.rooms.list_participants("r")[0].tracks == []
         await wait_until(lambda: webhook_sink.names().count("track_unpublished") == 2, 10, "webhooks")
         events = [(e.event, e.track.sid) for e in webhook_sink.events if e.event.startswith("track_")]
-        assert sorted(events) == sorted([("track_published", "TR_audio"), ("track_published", "TR_video"),
-                                         ("track_unpublished", "TR_audio"), ("track_unpublished", "TR_video")])
+        assert sorted(events) == sorted(
+            [
+                ("track_published", "TR_audio"),
+                ("track_published", "TR_video"),
+                ("track_unpublished", "TR_audio"),
+                ("track_unpublished", "TR_video"),
+            ]
+        )
 
 
 async def test_duplicate_identity_and_room_deletion_take_tracks_down() -> None:

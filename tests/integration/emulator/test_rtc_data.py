@@ -44,7 +44,9 @@ async def _clients(server, count: int) -> AsyncIterator[list[RtcClient]]:
 
 
 @contextlib.asynccontextmanager
-async def _joined_pair(server, prefix: str, **alice_grants) -> AsyncIterator[tuple[RtcClient, RtcClient, str]]:
+async def _joined_pair(
+    server, prefix: str, **alice_grants
+) -> AsyncIterator[tuple[RtcClient, RtcClient, str]]:
     """alice (with `alice_grants`) then bob, joined to a fresh room."""
     room = f"{prefix}-{time.monotonic_ns()}"
     async with _clients(server, 2) as (alice, bob):
@@ -53,7 +55,9 @@ async def _joined_pair(server, prefix: str, **alice_grants) -> AsyncIterator[tup
         yield alice, bob, room
 
 
-async def _connect(client: RtcClient, server, room: str, identity: str, *flags: str, **grants) -> None:
+async def _connect(
+    client: RtcClient, server, room: str, identity: str, *flags: str, **grants
+) -> None:
     token = mint_token(room, identity, key=server.api_key, secret=server.api_secret, **grants)
     await client.send("connect", server.url, token, *flags)
     connected = await client.expect("connected", "failed", timeout_s=CONNECT_DEADLINE_S)
@@ -61,7 +65,9 @@ async def _connect(client: RtcClient, server, room: str, identity: str, *flags: 
 
 
 @pytest.mark.parametrize("mode", ["v1", "v0"])
-async def test_data_text_and_rpc_reach_the_other_with_the_senders_identity(livekit_server_module, mode) -> None:
+async def test_data_text_and_rpc_reach_the_other_with_the_senders_identity(
+    livekit_server_module, mode
+) -> None:
     """B gets A's reliable and lossy packets, text stream and RPC as from alice; A gets the answer."""
     server, flags = livekit_server_module, ("v0",) if mode == "v0" else ()
     room = f"data-{mode}-{time.monotonic_ns()}"
@@ -121,7 +127,9 @@ async def test_without_can_publish_data_nothing_is_relayed(livekit_server_module
             await bob.expect("data_received", timeout_s=QUIET_S)
 
 
-async def test_attributes_reach_the_others_and_an_empty_value_deletes(livekit_server_module) -> None:
+async def test_attributes_reach_the_others_and_an_empty_value_deletes(
+    livekit_server_module,
+) -> None:
     """B sees A's attribute changes (set, then deleted); ListParticipants shows them."""
     server = livekit_server_module
     async with _joined_pair(server, "data-attrs", can_update_own_metadata=True) as (alice, bob, room):

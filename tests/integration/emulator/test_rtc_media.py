@@ -75,7 +75,9 @@ def _assert_tone(heard: dict) -> None:
 
 
 @pytest.mark.parametrize("mode", ["v1", "v0"])
-async def test_tone_reaches_subscriber_and_follows_mute_and_unpublish(livekit_server_module, mode) -> None:
+async def test_tone_reaches_subscriber_and_follows_mute_and_unpublish(
+    livekit_server_module, mode
+) -> None:
     """B hears A's 440 Hz tone, mapped to A; ListParticipants lists it; mute and unpublish reach B."""
     server, flags = livekit_server_module, ("v0",) if mode == "v0" else ()
     room = f"media-{mode}-{time.monotonic_ns()}"
@@ -145,7 +147,9 @@ async def test_without_auto_subscribe_audio_comes_only_when_asked(livekit_server
         _assert_tone(await _hear_tone(bob, published["sid"]))
 
 
-async def test_track_webhooks(livekit_server_module, livekit_server_factory, webhook_sink: WebhookSink) -> None:
+async def test_track_webhooks(
+    livekit_server_module, livekit_server_factory, webhook_sink: WebhookSink
+) -> None:
     """track_published and track_unpublished carry the track and its publisher (also on leave)."""
     server = livekit_server_factory("--webhook-url", webhook_sink.url)
     if not server.is_emulator:

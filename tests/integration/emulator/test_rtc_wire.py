@@ -100,8 +100,11 @@ async def test_v1_join_request_plain_or_gzip_joins_single_pc() -> None:
     hub = RecordingHub()
     async with serve(hub) as (url, app), aiohttp.ClientSession() as http:
         for gzip_it, auto in ((False, True), (True, False)):
-            ws = await http.ws_connect(f"{url}/rtc/v1", headers=_auth(mint_token("r", f"v1-{gzip_it}")),
-                                       params={"join_request": _join_request(gzip_it=gzip_it, auto_subscribe=auto)})
+            ws = await http.ws_connect(
+                f"{url}/rtc/v1",
+                headers=_auth(mint_token("r", f"v1-{gzip_it}")),
+                params={"join_request": _join_request(gzip_it=gzip_it, auto_subscribe=auto)},
+            )
             assert (await _receive(ws)).WhichOneof("message") == "join"
             assert [s.subscriber for s in app[SESSIONS_KEY]][-1] is None  # single PC
             await ws.close()

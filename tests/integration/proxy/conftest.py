@@ -100,9 +100,15 @@ async def make_proxy(event_sink: EventSink) -> AsyncIterator[ProxyFactory]:
     """Build an in-process proxy: `await make_proxy(livekit_server, api_keys=..., **proxy_keys)`."""
     clients: list[TestClient] = []
 
-    async def make(lk: Any, *, api_keys: frozenset[str] = frozenset(),
-                   token_api_keys: frozenset[str] = frozenset(), letta_url: str = "http://127.0.0.1:9", option_overrides: dict[str, Any]
-                   | None = None, **proxy: Any) -> ProxyClient:
+    async def make(
+        lk: Any,
+        *,
+        api_keys: frozenset[str] = frozenset(),
+        token_api_keys: frozenset[str] = frozenset(),
+        letta_url: str = "http://127.0.0.1:9",
+        option_overrides: dict[str, Any] | None = None,
+        **proxy: Any,
+    ) -> ProxyClient:
         cfg = from_dict({"livekit": {"url": lk.url, "api_key": lk.api_key},
                          "agent": {"name": "letta-voice-agent"},
                          "letta": {"base_url": letta_url}, "proxy": proxy})

@@ -31,8 +31,15 @@ def run_supervisor(tmp: Path, toml: str, *, sandbox: bool = False,
     cfg.write_text(toml, encoding="utf-8")
     full_env = {"PATH": "/usr/bin:/bin", "LIVEKIT_API_SECRET": "a-test-secret-0123456789",
                 "RUNTIME_DIRECTORY": str(tmp / "run"), **(env or {})}
-    return subprocess.run([sys.executable, "-c", RUN, str(cfg), "1" if sandbox else "0"],
-                          capture_output=True, text=True, timeout=60, cwd=tmp, env=full_env, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", RUN, str(cfg), "1" if sandbox else "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp,
+        env=full_env,
+        check=False,
+    )
 
 
 def metrics(port: int | None = None) -> str:

@@ -99,8 +99,13 @@ def test_bad_config_on_sighup_is_refused(start_supervisor: StartSupervisor,
 
 
 def _cli_status(sup: Supervisor) -> str:
-    return subprocess.run([sys.executable, "-m", "voiceops", "status", "--socket",
-                           sup.socket_path], capture_output=True, text=True, timeout=30, check=False).stdout
+    return subprocess.run(
+        [sys.executable, "-m", "voiceops", "status", "--socket", sup.socket_path],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    ).stdout
 
 
 def test_status_tells_the_replacement_apart_during_a_restart(

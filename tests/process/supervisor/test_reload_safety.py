@@ -99,8 +99,9 @@ def test_replacements_failing_their_start_leave_the_old_processes_serving(
     alert = wait_for(lambda: next((a for a in (sup.status() or {}).get("alerts", [])
                                    if a["alert"] == "WorkerCrashLoop"), None), 10,
                      "WorkerCrashLoop naming the key")
-    assert "config error" in alert["diagnosis"] and ("workers.entrypoint" in alert["diagnosis"]
-                                                     or "proxy.allowed_origins" in alert["diagnosis"])
+    assert "config error" in alert["diagnosis"] and (
+        "workers.entrypoint" in alert["diagnosis"] or "proxy.allowed_origins" in alert["diagnosis"]
+    )
     assert sup.metric("voiceops_process_restarts_total", process="worker-0", reason="crash") == 0
 
 

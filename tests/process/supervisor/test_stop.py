@@ -29,8 +29,12 @@ def test_each_worker_gets_exactly_one_sigterm(start_supervisor: StartSupervisor,
     """SIGTERM to the supervisor, to its whole process group, or twice: each worker records one SIGTERM."""
     log = tmp_path / "signals"
     sup = start_supervisor(
-        {"count": 2, "command": [*FAKE, "--jobs", "1", "--drain-s", "1.5", "--signal-log", str(log)]},
-        proxy={"command": [*FAKE, "--signal-log", str(log)]})
+        {
+            "count": 2,
+            "command": [*FAKE, "--jobs", "1", "--drain-s", "1.5", "--signal-log", str(log)],
+        },
+        proxy={"command": [*FAKE, "--signal-log", str(log)]},
+    )
     workers = sup.wait_ready_workers(2)
     wait_for(lambda: all(p["state"] == "ready" for p in sup.procs("proxy")), 20, "proxy ready")
     if how == "process-group":

@@ -74,11 +74,18 @@ def test_send_failure_is_reported_not_raised(tmp_path: Path) -> None:
     assert not Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone.sock")}).notify("READY=1")
 
 
-@pytest.mark.parametrize(("env", "period"), [
-    ({}, None), ({"WATCHDOG_USEC": "0"}, None), ({"WATCHDOG_USEC": "junk"}, None),
-    ({"WATCHDOG_USEC": "30000000"}, 15.0), ({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "42"}, 1.0),
-    ({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "43"}, None),
-    ({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "x"}, None)])
+@pytest.mark.parametrize(
+    ("env", "period"),
+    [
+        ({}, None),
+        ({"WATCHDOG_USEC": "0"}, None),
+        ({"WATCHDOG_USEC": "junk"}, None),
+        ({"WATCHDOG_USEC": "30000000"}, 15.0),
+        ({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "42"}, 1.0),
+        ({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "43"}, None),
+        ({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "x"}, None),
+    ],
+)
 def test_watchdog_period_is_half_and_only_for_us(env: dict[str, str], period: float | None) -> None:
     """Ping at half of WATCHDOG_USEC, and only when WATCHDOG_PID is unset or ours."""
     assert watchdog_period_s(env, 42) == period
