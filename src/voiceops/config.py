@@ -227,7 +227,9 @@ def _build_section(section: str, cls: type[Any], raw: Mapping[str, Any]) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"{section}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+        raise ConfigError(
+            f"{section}.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})"
+        )
     values = {key: _coerce(f"{section}.{key}", hints[key], value) for key, value in raw.items()}
     return cls(**values)
 

@@ -27,11 +27,18 @@ class Sandbox:
 
     def __init__(self) -> None:
         port = free_port()
-        self.url, self.http_url, self.api_key = f"ws://127.0.0.1:{port}", f"http://127.0.0.1:{port}", "devkey"
+        self.url, self.http_url, self.api_key = (
+            f"ws://127.0.0.1:{port}",
+            f"http://127.0.0.1:{port}",
+            "devkey",
+        )
 
     def faults(self, body: dict[str, Any] | None) -> None:
-        req = urllib.request.Request(self.http_url + "/emulator/faults", method="POST" if body else "DELETE",
-                                     data=json.dumps(body).encode() if body else None)
+        req = urllib.request.Request(
+            self.http_url + "/emulator/faults",
+            method="POST" if body else "DELETE",
+            data=json.dumps(body).encode() if body else None,
+        )
         with urllib.request.urlopen(req, timeout=10):
             pass
 
@@ -61,7 +68,9 @@ def test_dispatch_command_prints_all_three_steps_and_prometheus_scrapes(
             assert done.returncode == 0, done.stdout + done.stderr
             steps = [line.split()[0] for line in done.stdout.splitlines()[1:]]
             assert steps == ["dispatched", "JobRequest", "joined"], done.stdout
-        p95 = 'histogram_quantile(0.95, sum by (le) (rate(voiceops_time_to_join_seconds_bucket[1m])))'
+        p95 = (
+            "histogram_quantile(0.95, sum by (le) (rate(voiceops_time_to_join_seconds_bucket[1m])))"
+        )
         value = wait_for(lambda: prom.query_value(p95), 60, "a time-to-join p95 from Prometheus")
         assert 0 < value < 30
         success = ('sum(rate(voiceops_dispatch_requests_total{outcome=~"ok|reused"}[1m])) / '

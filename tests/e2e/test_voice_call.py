@@ -105,9 +105,13 @@ async def test_the_agent_answers_a_spoken_question(
     said = render_speech(piper, QUESTION, tmp_path / "question.pcm")
     spoke = await caller.call("speak", str(said), expect="spoke", timeout_s=30)
     await caller.call("wait_speech", str(REPLY_S), expect="agent_speech", timeout_s=REPLY_S + 5)
-    await caller.call("wait_quiet", "1.5", str(REPLY_S), expect="agent_quiet", timeout_s=REPLY_S + 5)
+    await caller.call(
+        "wait_quiet", "1.5", str(REPLY_S), expect="agent_quiet", timeout_s=REPLY_S + 5
+    )
     heard = tmp_path / "answer.pcm"
-    await caller.call("dump", str(heard), str(spoke["speech_end_ts"]), expect="dumped", timeout_s=10)
+    await caller.call(
+        "dump", str(heard), str(spoke["speech_end_ts"]), expect="dumped", timeout_s=10
+    )
     # what an echo of the question would sound like is among them: it must lose
     candidates = [CAPITAL_ANSWER, f"You said: {normalize(QUESTION)}.", GREETING, STORY_ANSWER,
                   APOLOGY]

@@ -189,8 +189,14 @@ def test_media_bench_pure_parts() -> None:
     assert bench_media.lost_fraction(100, 99) == pytest.approx(0.01)
     assert bench_media.lost_fraction(100, 101) == 0.0 and bench_media.lost_fraction(0, 0) == 0.0
     # Each heard onset pairs with the last burst sent before it, within one burst period.
-    assert media_client.latencies_s([1.0, 1.5, 2.0], [1.08, 1.59, 3.0]) == pytest.approx([0.08, 0.09])
-    steps = [bench_media.Step(1, 0.0, 10), bench_media.Step(2, 0.5, 20), bench_media.Step(4, 3.0, 40)]
+    assert media_client.latencies_s([1.0, 1.5, 2.0], [1.08, 1.59, 3.0]) == pytest.approx(
+        [0.08, 0.09]
+    )
+    steps = [
+        bench_media.Step(1, 0.0, 10),
+        bench_media.Step(2, 0.5, 20),
+        bench_media.Step(4, 3.0, 40),
+    ]
     assert bench_media.carried(steps) == 2
     behind = [bench_media.Step(1, 0.0, 10), bench_media.Step(2, 0.0, 20, realtime_pct=80.0)]
     assert bench_media.carried(behind) == 1

@@ -106,7 +106,9 @@ def test_secrets_from_env_files_and_credentials(tmp_path: Path) -> None:
 
 def test_secrets_never_appear_in_repr(tmp_path: Path) -> None:
     """A logged Secrets object shows no secret."""
-    s = config.Secrets(livekit_api_secret="s3cr3t", letta_api_key="k3y", proxy_api_keys=frozenset({"p"}))
+    s = config.Secrets(
+        livekit_api_secret="s3cr3t", letta_api_key="k3y", proxy_api_keys=frozenset({"p"})
+    )
     assert "s3cr3t" not in repr(s) and "k3y" not in repr(s)
 
 

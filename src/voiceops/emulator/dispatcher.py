@@ -137,7 +137,9 @@ class Dispatcher:
             candidates = [w for w in self._registry.for_key(key) if w.id not in tried]
             worker = choose_worker(candidates, self._rng)
             if worker is None:
-                logger.warning("no worker available to handle job %s (agent_name=%r)", job.id, key[0])
+                logger.warning(
+                    "no worker available to handle job %s (agent_name=%r)", job.id, key[0]
+                )
                 return
             tried.add(worker.id)
             if await self._offer(worker, job, dispatch, deadline, swallow):

@@ -199,7 +199,9 @@ class RoomManager:
             if identity not in room.participants:
                 continue
             if not await self._left(room, identity, self._options.agent_leave_wait_s):
-                logger.info("agent worker did not disconnect after %.0fs", self._options.agent_leave_wait_s)
+                logger.info(
+                    "agent worker did not disconnect after %.0fs", self._options.agent_leave_wait_s
+                )
                 await self.remove_participant(
                     room, identity, "SERVICE_REQUEST_REMOVE_PARTICIPANT", notify_others=True
                 )

@@ -111,7 +111,9 @@ def disconnect_reason(reason: str) -> models.DisconnectReason:
     """`models.DisconnectReason` named by `reason` ("ROOM_DELETED", …), else UNKNOWN_REASON."""
     try:
         # protobuf enums are ints at run time; the stubs give them a class of their own
-        return cast("models.DisconnectReason", models.DisconnectReason.Value(reason.strip().upper()))
+        return cast(
+            "models.DisconnectReason", models.DisconnectReason.Value(reason.strip().upper())
+        )
     except ValueError:
         return models.DisconnectReason.UNKNOWN_REASON
 

@@ -235,7 +235,9 @@ class SignalSession:
                 self.room, self.identity, list(req.subscription.track_sids),
                 req.subscription.subscribe)
         elif kind == "update_metadata":
-            self.enqueue(await self._hub.update_metadata(self.room, self.identity, req.update_metadata))
+            self.enqueue(
+                await self._hub.update_metadata(self.room, self.identity, req.update_metadata)
+            )
         elif kind == "leave":
             log.info("rtc %s/%s: client left", self.room, self.identity)
             return False

@@ -75,7 +75,9 @@ def twirp_error(
 
 def bad_route(msg: str, request: web.Request) -> web.Response:
     """Twirp's badRouteError: 404 bad_route, the route in meta.twirp_invalid_route."""
-    return twirp_error("bad_route", msg, {"twirp_invalid_route": f"{request.method} {request.path}"})
+    return twirp_error(
+        "bad_route", msg, {"twirp_invalid_route": f"{request.method} {request.path}"}
+    )
 
 
 def code_for_status(status: int) -> str:

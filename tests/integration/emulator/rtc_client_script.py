@@ -49,11 +49,16 @@ class _LogEvents(logging.Handler):
 
 def watch(room: rtc.Room) -> None:
     room.on("participant_connected", lambda p: emit("participant_connected", identity=p.identity))
-    room.on("participant_disconnected", lambda p: emit("participant_disconnected", identity=p.identity))
+    room.on(
+        "participant_disconnected", lambda p: emit("participant_disconnected", identity=p.identity)
+    )
     room.on("disconnected", lambda reason: emit("room_disconnected", reason=int(reason)))
     room.on("track_published", lambda pub, p: emit(
         "track_published", identity=p.identity, sid=pub.sid, kind=int(pub.kind)))
-    room.on("track_unpublished", lambda pub, p: emit("track_unpublished", identity=p.identity, sid=pub.sid))
+    room.on(
+        "track_unpublished",
+        lambda pub, p: emit("track_unpublished", identity=p.identity, sid=pub.sid),
+    )
     room.on(
         "track_subscribed",
         lambda track, pub, p: emit(
@@ -64,7 +69,10 @@ def watch(room: rtc.Room) -> None:
             kind=int(track.kind),
         ),
     )
-    room.on("track_unsubscribed", lambda track, pub, p: emit("track_unsubscribed", identity=p.identity, sid=pub.sid))
+    room.on(
+        "track_unsubscribed",
+        lambda track, pub, p: emit("track_unsubscribed", identity=p.identity, sid=pub.sid),
+    )
     room.on("local_track_subscribed", lambda track: emit("local_track_subscribed", sid=track.sid))
     room.on("track_muted", lambda p, pub: emit("track_muted", identity=p.identity, sid=pub.sid))
     room.on("track_unmuted", lambda p, pub: emit("track_unmuted", identity=p.identity, sid=pub.sid))
@@ -185,8 +193,14 @@ class Client:
         emit("error", error=f"no remote publication {sid}")
 
     async def listen(self, sid: str, seconds: float) -> None:
-        track = next((p.track_publications[sid].track for p in self.room.remote_participants.values()
-                      if sid in p.track_publications), None)
+        track = next(
+            (
+                p.track_publications[sid].track
+                for p in self.room.remote_participants.values()
+                if sid in p.track_publications
+            ),
+            None,
+        )
         if track is None:
             emit("error", error=f"no subscribed track {sid}")
             return
@@ -211,7 +225,10 @@ def analyse(chunks: list[np.ndarray]) -> dict[str, float]:
     window = pcm[-RATE_HZ // 2:] if len(pcm) >= RATE_HZ // 2 else pcm
     spectrum = np.abs(np.fft.rfft(window * np.hanning(len(window))))
     freqs = np.fft.rfftfreq(len(window), 1 / RATE_HZ)
-    return {"rms": float(np.sqrt(np.mean(pcm**2))), "dominant_hz": float(freqs[int(np.argmax(spectrum))])}
+    return {
+        "rms": float(np.sqrt(np.mean(pcm**2))),
+        "dominant_hz": float(freqs[int(np.argmax(spectrum))]),
+    }
 
 
 async def play_tone(source: rtc.AudioSource, hz: float, seconds: float) -> None:

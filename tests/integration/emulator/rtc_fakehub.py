@@ -59,7 +59,9 @@ class FakeHub:
     events: list[tuple[str, str, str]] = field(default_factory=list)
     rooms: dict[str, dict[str, _Member]] = field(default_factory=dict)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _verifier: api.TokenVerifier = field(default_factory=lambda: api.TokenVerifier(API_KEY, API_SECRET))
+    _verifier: api.TokenVerifier = field(
+        default_factory=lambda: api.TokenVerifier(API_KEY, API_SECRET)
+    )
     media: MediaFanout = field(default_factory=MediaFanout)  # drains published media
 
     def verify_join_token(self, token: str) -> api.Claims:
@@ -84,13 +86,19 @@ class FakeHub:
         return proto.SignalResponse(request_response=proto.RequestResponse(
             request_id=update.request_id, reason=proto.RequestResponse.NOT_ALLOWED))
 
-    async def join(self, claims: api.Claims, sink: ParticipantSink, *, auto_subscribe: bool = True) -> JoinInfo:
+    async def join(
+        self, claims: api.Claims, sink: ParticipantSink, *, auto_subscribe: bool = True
+    ) -> JoinInfo:
         room = claims.video.room
         members = self.rooms.setdefault(room, {})
         old = members.pop(claims.identity, None)
         if old is not None:
             await old.sink.close("DUPLICATE_IDENTITY")
-        kind = models.ParticipantInfo.AGENT if claims.kind == "agent" else models.ParticipantInfo.STANDARD
+        kind = (
+            models.ParticipantInfo.AGENT
+            if claims.kind == "agent"
+            else models.ParticipantInfo.STANDARD
+        )
         info = models.ParticipantInfo(
             sid=f"PA_{claims.identity}", identity=claims.identity, name=claims.name,
             state=models.ParticipantInfo.JOINING, kind=kind, joined_at=int(time.time()),
@@ -98,7 +106,9 @@ class FakeHub:
         others = [m.info for m in members.values()]
         members[claims.identity] = _Member(info, sink)
         self._record("join", room, claims.identity)
-        return JoinInfo(room=models.Room(sid=f"RM_{room}", name=room), participant=info, others=others)
+        return JoinInfo(
+            room=models.Room(sid=f"RM_{room}", name=room), participant=info, others=others
+        )
 
     async def set_active(self, room: str, identity: str) -> None:
         member = self.rooms[room][identity]
@@ -124,7 +134,9 @@ class FakeHub:
     async def mute_track(self, room: str, identity: str, track_sid: str, muted: bool) -> None:
         self._record("mute" if muted else "unmute", room, identity)
 
-    async def update_subscription(self, room: str, identity: str, track_sids: list[str], subscribe: bool) -> None:
+    async def update_subscription(
+        self, room: str, identity: str, track_sids: list[str], subscribe: bool
+    ) -> None:
         self._record("subscription", room, identity)
 
     async def delete_room(self, room: str) -> None:

@@ -38,7 +38,8 @@ async def _call(server: Any, worker: Any, prefix: str) -> AsyncIterator[tuple[Rt
     try:
         token = mint_token(room, "caller", key=server.api_key, secret=server.api_secret)
         await caller.send("connect", server.url, token)
-        assert (await caller.expect("connected", "failed", timeout_s=DEADLINE_S))["event"] == "connected"
+        connected = await caller.expect("connected", "failed", timeout_s=DEADLINE_S)
+        assert connected["event"] == "connected"
         yield caller, room
         await caller.send("disconnect")
         await caller.expect("disconnected", timeout_s=DEADLINE_S)
@@ -61,7 +62,9 @@ async def test_agent_and_caller_hear_each_other(
 
         published = await worker.wait_event("agent_published", DEADLINE_S)
         subscribed = await caller.expect("track_subscribed", timeout_s=DEADLINE_S)
-        assert subscribed["identity"].startswith("agent-AJ_") and subscribed["sid"] == published["sid"]
+        assert (
+            subscribed["identity"].startswith("agent-AJ_") and subscribed["sid"] == published["sid"]
+        )
         await caller.send("listen", subscribed["sid"], "2")
         heard = await caller.expect("heard", "error", timeout_s=DEADLINE_S)
         assert heard["frames"] >= 100 and heard["rms"] > 1000, heard

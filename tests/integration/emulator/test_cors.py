@@ -44,7 +44,9 @@ async def test_preflight_is_allowed(
         assert resp.status == 204
         assert resp.headers["Access-Control-Allow-Origin"] == ORIGIN
         assert method in resp.headers["Access-Control-Allow-Methods"].upper()
-        allowed = {h.strip().lower() for h in resp.headers["Access-Control-Allow-Headers"].split(",")}
+        allowed = {
+            h.strip().lower() for h in resp.headers["Access-Control-Allow-Headers"].split(",")
+        }
         assert set(asked.split(",")) <= allowed
         assert resp.headers["Access-Control-Max-Age"] == "86400"
 

@@ -76,7 +76,9 @@ async def test_workers_at_target_load_get_no_job_request(
     assert await dispatch_jobs(lkapi, "tl-full", "tl") == []
     if livekit_server.is_emulator:
         assert "no servers available" in livekit_server.log_text()
-        assert loaded_id not in {j["state"]["worker_id"] for j in _jobs_of(livekit_server, refused.id)}
+        assert loaded_id not in {
+            j["state"]["worker_id"] for j in _jobs_of(livekit_server, refused.id)
+        }
     loaded.stop()
     free.stop()
     assert_no_children_left(livekit_server.pid)

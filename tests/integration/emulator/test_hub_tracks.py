@@ -68,10 +68,18 @@ async def test_audio_forwarded_to_auto_subscribers_only_and_video_listed_not_for
         await hub.join(_claims(emu, "r", "bob"), bob)
         await hub.join(_claims(emu, "r", "carol"), carol, auto_subscribe=False)
         await hub.publish_track("r", "alice", _track("TR_audio"), AudioStreamTrack())
-        await hub.publish_track("r", "alice", _track("TR_video", models.TrackType.VIDEO), VideoStreamTrack())
-        assert set(bob.subscribed) == {"TR_audio"} and carol.subscribed == {} and alice.subscribed == {}
+        await hub.publish_track(
+            "r", "alice", _track("TR_video", models.TrackType.VIDEO), VideoStreamTrack()
+        )
+        assert (
+            set(bob.subscribed) == {"TR_audio"}
+            and carol.subscribed == {}
+            and alice.subscribed == {}
+        )
         publisher_sid, copy = bob.subscribed["TR_audio"]
-        assert publisher_sid == pub.participant.sid and copy.id == "TR_audio" and copy.kind == "audio"
+        assert (
+            publisher_sid == pub.participant.sid and copy.id == "TR_audio" and copy.kind == "audio"
+        )
         assert bob.tracks_of("alice") == carol.tracks_of("alice") == ["TR_audio", "TR_video"]
         assert (await copy.recv()).sample_rate == 8000  # AudioStreamTrack's silence, relayed
 
@@ -87,8 +95,12 @@ async def test_audio_forwarded_to_auto_subscribers_only_and_video_listed_not_for
         assert bob.unsubscribed == ["TR_audio"]
         await _drained(copy)  # the subscriber's sender gets what was queued, then the end
         assert emu.core.rooms.list_participants("r")[0].tracks == []
-        await wait_until(lambda: webhook_sink.names().count("track_unpublished") == 2, 10, "webhooks")
-        events = [(e.event, e.track.sid) for e in webhook_sink.events if e.event.startswith("track_")]
+        await wait_until(
+            lambda: webhook_sink.names().count("track_unpublished") == 2, 10, "webhooks"
+        )
+        events = [
+            (e.event, e.track.sid) for e in webhook_sink.events if e.event.startswith("track_")
+        ]
         assert sorted(events) == sorted(
             [
                 ("track_published", "TR_audio"),
@@ -109,7 +121,9 @@ async def test_duplicate_identity_and_room_deletion_take_tracks_down() -> None:
         await hub.join(_claims(emu, "d", "alice"), _Sink())
         assert bob.unsubscribed == ["TR_old"]
         assert not emu.core.hub.media.has("TR_old")
-        assert [p.tracks for p in emu.core.rooms.list_participants("d") if p.identity == "alice"] == [[]]
+        assert [
+            p.tracks for p in emu.core.rooms.list_participants("d") if p.identity == "alice"
+        ] == [[]]
         await hub.publish_track("d", "alice", _track("TR_new"), AudioStreamTrack())
         assert emu.core.hub.media.has("TR_new")
         await emu.core.rooms.delete_room("d")

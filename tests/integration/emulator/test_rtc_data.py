@@ -120,7 +120,8 @@ async def test_without_can_publish_data_nothing_is_relayed(livekit_server_module
     server = livekit_server_module
     async with _joined_pair(server, "data-denied", can_publish_data=False) as (alice, bob, _room):
         await bob.send("data", "bob-can")  # the channels work: alice may receive
-        assert (await alice.expect("data_received", timeout_s=EVENT_DEADLINE_S))["data"] == "bob-can"
+        received = await alice.expect("data_received", timeout_s=EVENT_DEADLINE_S)
+        assert received["data"] == "bob-can"
         await alice.send("data", "alice-cannot")
         await alice.expect("data_sent", timeout_s=EVENT_DEADLINE_S)
         with pytest.raises(TimeoutError):
@@ -132,7 +133,11 @@ async def test_attributes_reach_the_others_and_an_empty_value_deletes(
 ) -> None:
     """B sees A's attribute changes (set, then deleted); ListParticipants shows them."""
     server = livekit_server_module
-    async with _joined_pair(server, "data-attrs", can_update_own_metadata=True) as (alice, bob, room):
+    async with _joined_pair(server, "data-attrs", can_update_own_metadata=True) as (
+        alice,
+        bob,
+        room,
+    ):
         await alice.send("attrs", "lk.agent.state=listening", "mood=calm")
         assert (await alice.expect("attrs_set", "attrs_failed", timeout_s=EVENT_DEADLINE_S))[
             "event"] == "attrs_set"

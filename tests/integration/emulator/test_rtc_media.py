@@ -91,15 +91,20 @@ async def test_tone_reaches_subscriber_and_follows_mute_and_unpublish(
         assert subscribed["track_sid"] == published["sid"]
         _assert_tone(await _hear_tone(bob, published["sid"]))
 
-        listed = await _until_listed(server, room, lambda ps: ps.get("alice") and ps["alice"].tracks)
+        listed = await _until_listed(
+            server, room, lambda ps: ps.get("alice") and ps["alice"].tracks
+        )
         (track,) = listed["alice"].tracks
         assert (track.sid, track.type, track.source) == (
             published["sid"], models.TrackType.AUDIO, models.TrackSource.MICROPHONE)
         assert not listed["bob"].tracks
 
         await alice.send("mute")
-        assert (await bob.expect("track_muted", timeout_s=EVENT_DEADLINE_S))["sid"] == published["sid"]
-        await _until_listed(server, room, lambda ps: ps["alice"].tracks and ps["alice"].tracks[0].muted)
+        muted = await bob.expect("track_muted", timeout_s=EVENT_DEADLINE_S)
+        assert muted["sid"] == published["sid"]
+        await _until_listed(
+            server, room, lambda ps: ps["alice"].tracks and ps["alice"].tracks[0].muted
+        )
         await alice.send("unmute")
         await bob.expect("track_unmuted", timeout_s=EVENT_DEADLINE_S)
 
@@ -161,7 +166,9 @@ async def test_track_webhooks(
         sids = []
         for _ in range(2):
             await alice.send("tone", str(TONE_HZ), "30")
-            sids.append((await alice.expect("published", "error", timeout_s=EVENT_DEADLINE_S))["sid"])
+            sids.append(
+                (await alice.expect("published", "error", timeout_s=EVENT_DEADLINE_S))["sid"]
+            )
             await bob.expect("track_subscribed", timeout_s=EVENT_DEADLINE_S)
         await alice.send("unpublish")  # the second track
         await alice.send("disconnect")  # the first goes with its publisher

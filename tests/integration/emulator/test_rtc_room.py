@@ -72,7 +72,11 @@ async def test_connect_marks_active_and_disconnect_leaves() -> None:
         await _until(lambda: not app[SESSIONS_KEY])
         assert session.publisher.connection_state == "closed"
         assert _rtc_tasks() == []
-        assert hub.events == [("join", "r1", "alice"), ("active", "r1", "alice"), ("leave", "r1", "alice")]
+        assert hub.events == [
+            ("join", "r1", "alice"),
+            ("active", "r1", "alice"),
+            ("leave", "r1", "alice"),
+        ]
 
 
 async def test_second_participant_sees_first_and_first_gets_update() -> None:

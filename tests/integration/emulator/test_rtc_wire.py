@@ -53,7 +53,9 @@ async def _client_offer() -> tuple[RTCPeerConnection, str]:
 
 def _join_request(*, gzip_it: bool = False, auto_subscribe: bool = True) -> str:
     """A `join_request` query value as the SDKs build it (base64url WrappedJoinRequest)."""
-    req = proto.JoinRequest(connection_settings=proto.ConnectionSettings(auto_subscribe=auto_subscribe))
+    req = proto.JoinRequest(
+        connection_settings=proto.ConnectionSettings(auto_subscribe=auto_subscribe)
+    )
     raw, compression = req.SerializeToString(), proto.WrappedJoinRequest.NONE
     if gzip_it:
         raw, compression = gzip.compress(raw), proto.WrappedJoinRequest.GZIP
@@ -84,7 +86,9 @@ async def test_plain_get_is_404_and_validate_checks_the_token() -> None:
                 assert resp.status == 401, path
         for params, reason in (({}, "join_request is required"),
                                ({"join_request": "%%%"}, "cannot decode wrapped join request")):
-            async with http.get(f"{base}/rtc/v1/validate", headers=_auth(good), params=params) as resp:
+            async with http.get(
+                f"{base}/rtc/v1/validate", headers=_auth(good), params=params
+            ) as resp:
                 assert (resp.status, await resp.text()) == (400, reason)
 
 
@@ -145,11 +149,17 @@ async def test_join_ping_add_track_and_leave() -> None:
         await _send(ws, proto.SignalRequest(add_track=add))
         published = (await _receive(ws)).track_published
         assert published.cid == "cid-1" and published.track.sid.startswith("TR_")
-        assert (published.track.name, published.track.source) == ("mic", models.TrackSource.MICROPHONE)
+        assert (published.track.name, published.track.source) == (
+            "mic",
+            models.TrackSource.MICROPHONE,
+        )
 
         await _send(ws, proto.SignalRequest(leave=proto.LeaveRequest()))
         await hub.wait_for(lambda: hub.saw("leave", "r", "alice"), DEADLINE_S)
-        assert (await ws.receive(timeout=DEADLINE_S)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert (await ws.receive(timeout=DEADLINE_S)).type in (
+            aiohttp.WSMsgType.CLOSE,
+            aiohttp.WSMsgType.CLOSED,
+        )
         await ws.close()
 
 
@@ -165,7 +175,12 @@ async def test_offer_is_answered_unless_media_is_refused(refuse: bool) -> None:
             early = '{"candidate":"candidate:1 1 udp 2122260223 192.0.2.9 50000 typ host","sdpMid":"0","sdpMLineIndex":0}'
             await _send(ws, proto.SignalRequest(trickle=proto.TrickleRequest(
                 candidateInit=early, target=proto.SignalTarget.PUBLISHER)))
-            await _send(ws, proto.SignalRequest(offer=proto.SessionDescription(type="offer", sdp=offer_sdp, id=3)))
+            await _send(
+                ws,
+                proto.SignalRequest(
+                    offer=proto.SessionDescription(type="offer", sdp=offer_sdp, id=3)
+                ),
+            )
             # Requests are served in order: a ping sent after the offer is answered after it.
             await _send(ws, proto.SignalRequest(ping_req=proto.Ping(timestamp=1)))
             first = await _receive(ws)

@@ -8,7 +8,6 @@ status dict (pool ready count from ``ready`` events) stands in for ``status()``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
@@ -141,8 +140,10 @@ class Child:
         return out
 
     async def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
+        try:
             os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         await self.proc.wait()
         deadline = time.monotonic() + 15
         while (left := self._group()) and time.monotonic() < deadline:

@@ -29,7 +29,9 @@ async def test_page_has_no_inline_code_and_a_strict_csp(livekit_server_module, m
     host = livekit_server_module.url.split("://", 1)[1].rstrip("/")
     assert f"connect-src 'self' ws://{host} http://{host}" in csp
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page.text), "an inline script"
-    assert not re.search(r"<style|\sstyle=|\son[a-z]+=", page.text, re.IGNORECASE), "inline style/handler"
+    assert not re.search(r"<style|\sstyle=|\son[a-z]+=", page.text, re.IGNORECASE), (
+        "inline style/handler"
+    )
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page.text, re.IGNORECASE)
     for src in re.findall(r'(?:src|href)="(/debug/static/[^"]+)"', page.text):
         own = await proxy.call("GET", src)

@@ -110,7 +110,9 @@ async def test_token_keys_are_separate_from_dispatch_keys(livekit_server_module,
     with_token_key = {"Authorization": f"Bearer {OTHER_KEY}"}
     with_dispatch_key = {"Authorization": f"Bearer {PROXY_KEY}"}
     assert (await proxy.call("POST", "/api/token", body=body)).status == 401
-    assert (await proxy.call("POST", "/api/token", body=body, headers=with_dispatch_key)).status == 403
+    assert (
+        await proxy.call("POST", "/api/token", body=body, headers=with_dispatch_key)
+    ).status == 403
     assert (await proxy.call("POST", "/api/token", body=body, headers=with_token_key)).status == 200
     assert (await proxy.dispatch({"room": room_name()}, headers=with_token_key)).status == 403
     assert (await proxy.dispatch({"room": room_name()}, headers=with_dispatch_key)).status == 200

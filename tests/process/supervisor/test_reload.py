@@ -86,7 +86,9 @@ def test_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
 def test_bad_config_on_sighup_is_refused(start_supervisor: StartSupervisor,
                                          notify: NotifyListener) -> None:
     """A broken config on SIGHUP is refused with the key named; the old pool keeps running untouched."""
-    sup = start_supervisor({"count": 2, "command": [*FAKE]}, env={"NOTIFY_SOCKET": str(notify.path)})
+    sup = start_supervisor(
+        {"count": 2, "command": [*FAKE]}, env={"NOTIFY_SOCKET": str(notify.path)}
+    )
     before = {w["name"]: w["pid"] for w in sup.wait_ready_workers(2)}
     sup.config.write_text(sup.config.read_text().replace('count = 2', 'count = "many"'))
     sup.signal(signal.SIGHUP)

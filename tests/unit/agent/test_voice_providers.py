@@ -43,7 +43,9 @@ def test_keys_come_from_env_or_credentials(tmp_path: Path) -> None:
 
 def test_unknown_provider_is_a_config_error_naming_the_key() -> None:
     """An unknown name in [voice] fails config validation with the choices."""
-    with pytest.raises(ConfigError, match=r"^voice\.stt: must be one of deepgram, openai, pocketsphinx"):
+    with pytest.raises(
+        ConfigError, match=r"^voice\.stt: must be one of deepgram, openai, pocketsphinx"
+    ):
         config.from_dict({"voice": {"stt": "whisper"}})
     with pytest.raises(ConfigError, match=r"^voice\.tts: must be one of cartesia, openai, piper"):
         config.from_dict({"voice": {"tts": "espeak"}})
@@ -78,7 +80,9 @@ def test_agent_id_from_metadata_else_default() -> None:
 def test_the_sandbox_speaks_offline() -> None:
     """Under `voiceops run --sandbox` (VOICEOPS_SANDBOX=1) [voice] is pocketsphinx + piper: no keys."""
     cfg = config.from_dict({"voice": {"stt": "deepgram", "tts": "cartesia"}})
-    assert providers.voice_for(cfg, {"VOICEOPS_SANDBOX": "1"}) == VoiceConfig("pocketsphinx", "piper")
+    assert providers.voice_for(cfg, {"VOICEOPS_SANDBOX": "1"}) == VoiceConfig(
+        "pocketsphinx", "piper"
+    )
     assert providers.voice_for(cfg, {}) == cfg.voice
 
 

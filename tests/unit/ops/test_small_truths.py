@@ -114,7 +114,9 @@ def test_install_tools_lists_what_it_writes_outside_and_clean_removes_it(tmp_pat
     env = {**os.environ, "VOICEOPS_TOOLS_DIR": str(tools),
            "VOICEOPS_AM_TEMPLATE_DIR": str(target)}
     script = str(REPO / "scripts" / "install-tools.sh")
-    done = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        ["bash", script], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     listed = (tools / "outside-files").read_text().split()
     assert str(target / "default.tmpl") in listed and f"{tmp_path / 'share'}/" in listed

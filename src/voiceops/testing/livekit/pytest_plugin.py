@@ -61,7 +61,8 @@ class FaultsClient:
         return self.http_url
 
     def set(self, **faults: Any) -> dict[str, Any]:
-        current: dict[str, Any] = _admin_call(self._url(), "POST", "/emulator/faults", faults)["faults"]
+        answer = _admin_call(self._url(), "POST", "/emulator/faults", faults)
+        current: dict[str, Any] = answer["faults"]
         return current
 
     def clear(self) -> dict[str, Any]:
