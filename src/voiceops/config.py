@@ -164,7 +164,8 @@ _SECTIONS: Final = {f.name: f.type for f in dataclasses.fields(Config) if f.name
 
 
 def resolve_path(cli_path: str | None, env: Mapping[str, str] = os.environ) -> Path:
-    """``--config``, else ``$VOICEOPS_CONFIG``, else /etc/voiceops/voiceops.toml, else config/voiceops.toml."""
+    """``--config``, else ``$VOICEOPS_CONFIG``, else /etc/voiceops/voiceops.toml, else
+    config/voiceops.toml."""
     if cli_path:
         return Path(cli_path)
     if env.get("VOICEOPS_CONFIG"):

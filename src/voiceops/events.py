@@ -109,7 +109,8 @@ class DispatchCreated(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DispatchFailed(Event):
-    """A dispatch request that did not produce a dispatch, with the outcome label it counts under."""
+    """A dispatch request that did not produce a dispatch, with the outcome label it counts
+    under."""
 
     TYPE: ClassVar[str] = "dispatch_failed"
     room: str
@@ -343,7 +344,8 @@ _default: Emitter | None = None
 
 
 def emit(event: Event) -> bool:
-    """Send ``event`` to the supervisor named by ``$VOICEOPS_EVENTS``. Never blocks, never raises."""
+    """Send ``event`` to the supervisor named by ``$VOICEOPS_EVENTS``. Never blocks, never
+    raises."""
     global _default  # noqa: PLW0603 - one emitter per process, new when $VOICEOPS_EVENTS changes
     if _default is None or _default._path != os.environ.get(EVENTS_ENV, ""):
         _default = Emitter()

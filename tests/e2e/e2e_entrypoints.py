@@ -26,7 +26,8 @@ HOLD_JOIN = "hold-join"  # while this file exists in VOICEOPS_E2E_OUT, "-joining
 
 async def long_call(ctx: JobContext) -> None:
     """A call that lasts a minute; in a room ending in "-joining" the agent first waits (while
-    the test's marker file exists) before it joins: a dispatch caught between JobRequest and join."""
+    the test's marker file exists) before it joins: a dispatch caught between JobRequest and
+    join."""
     marker = Path(os.environ[OUT_ENV], HOLD_JOIN)
     if ctx.job.room.name.endswith("-joining"):
         for _ in range(600):

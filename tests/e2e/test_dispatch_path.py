@@ -39,7 +39,8 @@ def test_dispatch_reaches_a_worker_and_the_agent_joins(shared_stack: Stack) -> N
 
 def test_second_dispatch_to_a_room_is_reused(shared_stack: Stack, livekit_server_module: Any
                                              ) -> None:
-    """Two dispatches to one room: the second says reused, and LiveKit holds one dispatch, one job."""
+    """Two dispatches to one room: the second says reused, and LiveKit holds one dispatch, one
+    job."""
     first = shared_stack.dispatch("e2e-room-2")[1]
     shared_stack.wait_joined(first["dispatch_id"])
     code, second = shared_stack.dispatch("e2e-room-2")

@@ -52,7 +52,8 @@ def test_emit_without_supervisor_never_raises(
 
 
 def test_emit_delivers_and_never_blocks_when_full(tmp_path: Path) -> None:
-    """Events arrive on the socket; when nobody reads and the buffer fills, emit drops instead of blocking."""
+    """Events arrive on the socket; when nobody reads and the buffer fills, emit drops instead of
+    blocking."""
     path = str(tmp_path / "ev.sock")
     rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     rx.bind(path)

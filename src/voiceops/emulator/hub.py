@@ -329,7 +329,8 @@ class Hub:
 def apply_metadata_update(
     participant: Participant, update: proto.UpdateParticipantMetadata
 ) -> bool:
-    """Apply name, metadata (each only when non-empty) and attributes; True when anything changed."""
+    """Apply name, metadata (each only when non-empty) and attributes; True when anything
+    changed."""
     before = (participant.name, participant.metadata, dict(participant.attributes))
     if update.name:
         participant.name = update.name

@@ -2,8 +2,9 @@
 
 On the open-source LiveKit server a dispatch outlives its agent: the job copy inside it stays
 JS_RUNNING forever, and a dispatch whose JobRequest was dropped (no worker, every worker at
-load >= 0.7, no answer within psrpc's 3 s deadline) keeps no job at all and is never retried. So the dispatch list alone cannot say
-whether an agent is (or will be) in the room; the room's participants can.
+load >= 0.7, no answer within psrpc's 3 s deadline) keeps no job at all and is never retried.
+So the dispatch list alone cannot say whether an agent is (or will be) in the room; the room's
+participants can.
 """
 
 from __future__ import annotations

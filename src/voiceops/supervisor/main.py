@@ -1,4 +1,5 @@
-"""``voiceops run``: load the config, run the supervisor until it is stopped, return the exit code."""
+"""``voiceops run``: load the config, run the supervisor until it is stopped, return the exit
+code."""
 
 from __future__ import annotations
 

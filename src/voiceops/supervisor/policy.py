@@ -55,7 +55,9 @@ class RestartPolicy:
 class ExitReason:
     """Why a process exited. ``kind`` is a restart-reason metric label (or ``shutdown``)."""
 
-    kind: str  # crash | signal | oom | config | rss | start_timeout | drain_timeout | manual | reload | scale | shutdown
+    # crash | signal | oom | config | rss | start_timeout | drain_timeout | manual | reload
+    # | scale | shutdown
+    kind: str
     returncode: int | None = None
 
     @property
@@ -176,7 +178,8 @@ def decide_restart(reason: ExitReason, rec: FailureRecord, now: float, policy: R
 
 
 def cooldown_s(policy: RestartPolicy, rng: random.Random) -> float:
-    """Park duration: the cool-down plus up to 10 % jitter, so parked workers do not retry in step."""
+    """Park duration: the cool-down plus up to 10 % jitter, so parked workers do not retry in
+    step."""
     return policy.crashloop_cooldown_s * (1.0 + COOLDOWN_JITTER * rng.random())
 
 

@@ -24,7 +24,8 @@ def notify_address(env: Mapping[str, str]) -> str | None:
 
 
 def watchdog_period_s(env: Mapping[str, str], pid: int) -> float | None:
-    """Half of ``WATCHDOG_USEC`` (the ping interval), or None when the watchdog is off or not ours."""
+    """Half of ``WATCHDOG_USEC`` (the ping interval), or None when the watchdog is off or not
+    ours."""
     usec, wpid = env.get("WATCHDOG_USEC", ""), env.get("WATCHDOG_PID", "")
     if not usec.isdigit() or int(usec) == 0:
         return None

@@ -1,4 +1,6 @@
-"""A caller on the ``livekit`` rtc SDK, driven over stdin/stdout (``python -m voiceops.testing.caller_script``).
+"""A caller on the ``livekit`` rtc SDK, driven over stdin/stdout.
+
+Run as ``python -m voiceops.testing.caller_script``.
 
 It behaves like a phone: once connected it publishes a microphone that sends silence in real
 time, and speech when told to; it records the agent's audio with arrival times. The rtc FFI

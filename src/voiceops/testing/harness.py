@@ -1,4 +1,5 @@
-"""Drive ``voiceops run`` as a real subprocess: config, control socket, /metrics, fake NOTIFY_SOCKET."""
+"""Drive ``voiceops run`` as a real subprocess: config, control socket, /metrics, fake
+NOTIFY_SOCKET."""
 
 from __future__ import annotations
 

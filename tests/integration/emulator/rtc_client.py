@@ -38,7 +38,8 @@ class RtcClient:
         await self._proc.stdin.drain()
 
     async def expect(self, *names: str, timeout_s: float) -> dict[str, Any]:
-        """The first event (already seen or new) whose name is in `names`; TimeoutError otherwise."""
+        """The first event (already seen or new) whose name is in `names`; TimeoutError
+        otherwise."""
         for event in self.events:
             if event["event"] in names:
                 self.events.remove(event)

@@ -11,8 +11,9 @@ sine tone for that long), `unpublish`, `mute`, `unmute`, `subscribe TRACK_SID`,
 `listen TRACK_SID SECONDS` (record that remote track, then report its energy and dominant
 frequency), `data TEXT [lossy] [to=IDENTITY,…]` (publish_data, topic "test"), `text TEXT`
 (send_text, topic "chat"), `rpc IDENTITY PAYLOAD` (perform_rpc "echo"; every client answers
-"echo:PAYLOAD"), `attrs KEY=VALUE …` (set_attributes; an empty VALUE deletes), `disconnect`; EOF ends the process. Every answer and room event is one JSON object
-per line on stdout, with an "event" key; SDK log records at WARNING and above are events too.
+"echo:PAYLOAD"), `attrs KEY=VALUE …` (set_attributes; an empty VALUE deletes), `disconnect`;
+EOF ends the process. Every answer and room event is one JSON object per line on stdout, with
+an "event" key; SDK log records at WARNING and above are events too.
 """
 
 from __future__ import annotations

@@ -78,7 +78,8 @@ async def test_agent_and_caller_hear_each_other(
 async def test_agent_session_transcription_and_state_reach_the_caller(
     livekit_server: Any, lkapi: api.LiveKitAPI, workers: Any
 ) -> None:
-    """A real AgentSession's `lk.transcription` text stream and `lk.agent.state` reach the caller."""
+    """A real AgentSession's `lk.transcription` text stream and `lk.agent.state` reach the
+    caller."""
     worker = workers(livekit_server, "say-agent", connect=True)
     async with _call(livekit_server, worker, "agent-say") as (caller, room):
         await lkapi.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(

@@ -61,7 +61,8 @@ def _track(sid: str, kind: int = models.TrackType.AUDIO) -> models.TrackInfo:
 
 async def test_audio_forwarded_to_auto_subscribers_only_and_video_listed_not_forwarded(
         webhook_sink: WebhookSink) -> None:
-    """Audio goes to auto-subscribers (a copy per subscriber, id = track sid); video is listed only."""
+    """Audio goes to auto-subscribers (a copy per subscriber, id = track sid); video is listed
+    only."""
     async with Emulator(EmulatorOptions(port=0, webhook_urls=(webhook_sink.url,))) as emu:
         hub, alice, bob, carol = emu.core.hub, _Sink(), _Sink(), _Sink()
         pub = await hub.join(_claims(emu, "r", "alice"), alice)
@@ -132,7 +133,8 @@ async def test_duplicate_identity_and_room_deletion_take_tracks_down() -> None:
 
 @pytest.mark.parametrize("frames", [3, 60])
 async def test_forwarded_copy_drops_oldest_when_its_reader_lags(frames: int) -> None:
-    """A subscriber copy holds a bounded backlog: the oldest frames go, the newest stay, in order."""
+    """A subscriber copy holds a bounded backlog: the oldest frames go, the newest stay, in
+    order."""
     copy = ForwardedTrack("audio", "TR_x", max_frames=50)
     for index in range(frames):
         copy.push(index)

@@ -68,7 +68,8 @@ async def _connect(
 async def test_data_text_and_rpc_reach_the_other_with_the_senders_identity(
     livekit_server_module, mode
 ) -> None:
-    """B gets A's reliable and lossy packets, text stream and RPC as from alice; A gets the answer."""
+    """B gets A's reliable and lossy packets, text stream and RPC as from alice; A gets the
+    answer."""
     server, flags = livekit_server_module, ("v0",) if mode == "v0" else ()
     room = f"data-{mode}-{time.monotonic_ns()}"
     async with _clients(server, 2) as (alice, bob):

@@ -28,7 +28,8 @@ EVENT_DEADLINE_S = 15.0
 
 @pytest.fixture
 async def client(livekit_server) -> AsyncIterator[RtcClient]:
-    """One client process; afterwards no child but the emulator (stopped by its own fixture) is left."""
+    """One client process; afterwards no child but the emulator (stopped by its own fixture) is
+    left."""
     proc = await RtcClient.start()
     yield proc
     await proc.close()
@@ -47,7 +48,8 @@ async def _until_participants(server, room: str, predicate) -> dict[str, models.
 
 
 async def test_room_connect_is_active_then_leaves(livekit_server, client: RtcClient) -> None:
-    """A client connects through the emulator's /rtc, is listed ACTIVE, and is gone after disconnect."""
+    """A client connects through the emulator's /rtc, is listed ACTIVE, and is gone after
+    disconnect."""
     room = f"rtc-emu-{time.monotonic_ns()}"
     token = mint_token(room, "alice", key=livekit_server.api_key, secret=livekit_server.api_secret)
     await client.send("connect", livekit_server.url, token)

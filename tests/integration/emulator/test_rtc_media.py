@@ -78,7 +78,8 @@ def _assert_tone(heard: dict) -> None:
 async def test_tone_reaches_subscriber_and_follows_mute_and_unpublish(
     livekit_server_module, mode
 ) -> None:
-    """B hears A's 440 Hz tone, mapped to A; ListParticipants lists it; mute and unpublish reach B."""
+    """B hears A's 440 Hz tone, mapped to A; ListParticipants lists it; mute and unpublish reach
+    B."""
     server, flags = livekit_server_module, ("v0",) if mode == "v0" else ()
     room = f"media-{mode}-{time.monotonic_ns()}"
     async with _pair(server) as (alice, bob):
@@ -115,7 +116,8 @@ async def test_tone_reaches_subscriber_and_follows_mute_and_unpublish(
 
 
 async def test_leaving_removes_the_track_and_a_late_joiner_hears_it(livekit_server_module) -> None:
-    """A joiner is subscribed to a track published before it came; the publisher leaving removes it."""
+    """A joiner is subscribed to a track published before it came; the publisher leaving removes
+    it."""
     server = livekit_server_module
     room = f"media-late-{time.monotonic_ns()}"
     async with _pair(server) as (alice, bob):

@@ -57,7 +57,8 @@ def _rtc_tasks() -> list[asyncio.Task]:
 
 
 async def test_connect_marks_active_and_disconnect_leaves() -> None:
-    """Room.connect succeeds over real WebRTC, the hub sees set_active, and disconnect leaves cleanly."""
+    """Room.connect succeeds over real WebRTC, the hub sees set_active, and disconnect leaves
+    cleanly."""
     hub = FakeHub()
     async with serve(hub) as (url, app), _clients(1) as (client,):
         connected = await _connect(client, url, "r1", "alice")
@@ -80,7 +81,8 @@ async def test_connect_marks_active_and_disconnect_leaves() -> None:
 
 
 async def test_second_participant_sees_first_and_first_gets_update() -> None:
-    """The second joiner gets the first in other_participants; the first learns of the second via updates."""
+    """The second joiner gets the first in other_participants; the first learns of the second via
+    updates."""
     hub = FakeHub()
     async with serve(hub) as (url, _app), _clients(2) as (alice, bob):
         assert (await _connect(alice, url, "r2", "alice"))["event"] == "connected"
@@ -109,7 +111,8 @@ async def test_publish_audio_track_gets_track_published() -> None:
 
 
 async def test_room_deleted_by_hub_disconnects_client() -> None:
-    """A server-side close through the sink sends leave: the client disconnects and no leave() comes back."""
+    """A server-side close through the sink sends leave: the client disconnects and no leave()
+    comes back."""
     hub = FakeHub()
     async with serve(hub) as (url, app), _clients(1) as (client,):
         assert (await _connect(client, url, "r4", "alice"))["event"] == "connected"
@@ -123,7 +126,8 @@ async def test_room_deleted_by_hub_disconnects_client() -> None:
 
 @pytest.mark.faults
 async def test_refuse_media_connect_does_not_complete() -> None:
-    """With refuse_media the signal join happens but the connect never completes (no answer, no ACTIVE)."""
+    """With refuse_media the signal join happens but the connect never completes (no answer, no
+    ACTIVE)."""
     hub = FakeHub(refuse=True)
     async with serve(hub) as (url, app), _clients(1) as (client,):
         await client.send("connect", url, mint_token("r5", "blocked"))

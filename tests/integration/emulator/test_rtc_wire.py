@@ -128,7 +128,8 @@ async def test_rtc_socket_rejects_bad_tokens_before_upgrade() -> None:
 
 
 async def test_join_ping_add_track_and_leave() -> None:
-    """JoinResponse comes first with the real server's ping settings; pings, add_track and leave are served."""
+    """JoinResponse comes first with the real server's ping settings; pings, add_track and leave
+    are served."""
     hub = FakeHub()
     async with serve(hub) as (url, _app), aiohttp.ClientSession() as http:
         ws = await http.ws_connect(f"{url}/rtc", headers=_auth(mint_token("r", "alice")))
@@ -165,14 +166,18 @@ async def test_join_ping_add_track_and_leave() -> None:
 
 @pytest.mark.parametrize("refuse", [False, True], ids=["answered", "refused"])
 async def test_offer_is_answered_unless_media_is_refused(refuse: bool) -> None:
-    """An offer (with candidates trickled before it) gets an answer with the same id, unless refuse_media."""
+    """An offer (with candidates trickled before it) gets an answer with the same id, unless
+    refuse_media."""
     hub = FakeHub(refuse=refuse)
     client_pc, offer_sdp = await _client_offer()
     try:
         async with serve(hub) as (url, _app), aiohttp.ClientSession() as http:
             ws = await http.ws_connect(f"{url}/rtc", headers=_auth(mint_token("r", "alice")))
             assert (await _receive(ws)).WhichOneof("message") == "join"
-            early = '{"candidate":"candidate:1 1 udp 2122260223 192.0.2.9 50000 typ host","sdpMid":"0","sdpMLineIndex":0}'
+            early = (
+                '{"candidate":"candidate:1 1 udp 2122260223 192.0.2.9 50000 typ host",'
+                '"sdpMid":"0","sdpMLineIndex":0}'
+            )
             await _send(ws, proto.SignalRequest(trickle=proto.TrickleRequest(
                 candidateInit=early, target=proto.SignalTarget.PUBLISHER)))
             await _send(

@@ -13,7 +13,10 @@ import pytest
 from voiceops.testing.harness import free_port
 
 pytestmark = pytest.mark.process
-RUN = "import sys; from voiceops.supervisor.main import run; sys.exit(run(sys.argv[1], sandbox=sys.argv[2] == '1'))"
+RUN = (
+    "import sys; from voiceops.supervisor.main import run; "
+    "sys.exit(run(sys.argv[1], sandbox=sys.argv[2] == '1'))"
+)
 
 
 @pytest.fixture(scope="module")

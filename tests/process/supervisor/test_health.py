@@ -46,7 +46,8 @@ def test_rss_under_soft_limit_is_left_alone(start_supervisor: StartSupervisor) -
 
 def test_stalled_reconcile_loop_stops_watchdog_pings(start_supervisor: StartSupervisor,
                                                      notify: NotifyListener) -> None:
-    """WATCHDOG=1 comes every half period while ticks complete, stops while the loop is stalled, resumes after."""
+    """WATCHDOG=1 comes every half period while ticks complete, stops while the loop is stalled,
+    resumes after."""
     sup = start_supervisor({"count": 1, "command": [*FAKE]}, env={
         "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000",
         "VOICEOPS_DEBUG_STALL_TICK_S": "4"})

@@ -44,7 +44,8 @@ def test_sighup_scales_down_by_fewest_jobs_and_back_up(start_supervisor: StartSu
 
 def test_rolling_restart_never_drops_below_three_ready(start_supervisor: StartSupervisor,
                                                         notify: NotifyListener) -> None:
-    """restart all on 4 workers replaces each one, replacement first: READY never below 3 (in fact 4)."""
+    """restart all on 4 workers replaces each one, replacement first: READY never below 3 (in fact
+    4)."""
     sup = start_supervisor({**WORKERS, "command": [*FAKE, "--ready-after", "0.3"]},
                            env={"NOTIFY_SOCKET": str(notify.path)})
     before = {w["name"]: w["pid"] for w in sup.wait_ready_workers(4)}
@@ -85,7 +86,8 @@ def test_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
 
 def test_bad_config_on_sighup_is_refused(start_supervisor: StartSupervisor,
                                          notify: NotifyListener) -> None:
-    """A broken config on SIGHUP is refused with the key named; the old pool keeps running untouched."""
+    """A broken config on SIGHUP is refused with the key named; the old pool keeps running
+    untouched."""
     sup = start_supervisor(
         {"count": 2, "command": [*FAKE]}, env={"NOTIFY_SOCKET": str(notify.path)}
     )

@@ -27,7 +27,8 @@ def starts(pid_file: Path) -> list[float]:
 
 def test_crash_loop_backs_off_parks_and_retries(start_supervisor: StartSupervisor,
                                                 tmp_path: Path) -> None:
-    """A worker exiting 1 quickly: growing jittered delays, PARKED (crashloop=1), retried after the cool-down (crashloop=0)."""
+    """A worker exiting 1 quickly: growing jittered delays, PARKED (crashloop=1), retried after the
+    cool-down (crashloop=0)."""
     pid_file = tmp_path / "starts"
     sup = start_supervisor({
         "count": 1, "command": [*FAKE, "--exit-after", "0.3", "--pid-file", str(pid_file)],
@@ -51,7 +52,8 @@ def test_crash_loop_backs_off_parks_and_retries(start_supervisor: StartSuperviso
 
 
 def test_crash_after_long_uptime_still_backs_off(start_supervisor: StartSupervisor) -> None:
-    """A worker that is READY for a while and then crashes, repeatedly, keeps backing off (no reset)."""
+    """A worker that is READY for a while and then crashes, repeatedly, keeps backing off (no
+    reset)."""
     sup = start_supervisor({
         "count": 1, "command": [*FAKE, "--ready-after", "0", "--exit-after", "1.5"],
         "backoff_base_s": 0.3, "backoff_max_s": 10, "stable_after_s": 60,

@@ -26,7 +26,8 @@ def signals_by_pid(log: Path) -> dict[int, list[str]]:
 @pytest.mark.parametrize("how", ["supervisor", "process-group", "twice"])
 def test_each_worker_gets_exactly_one_sigterm(start_supervisor: StartSupervisor, tmp_path: Path,
                                               how: str) -> None:
-    """SIGTERM to the supervisor, to its whole process group, or twice: each worker records one SIGTERM."""
+    """SIGTERM to the supervisor, to its whole process group, or twice: each worker records one
+    SIGTERM."""
     log = tmp_path / "signals"
     sup = start_supervisor(
         {
@@ -54,7 +55,8 @@ def test_each_worker_gets_exactly_one_sigterm(start_supervisor: StartSupervisor,
 
 def test_drain_finishes_calls_and_extends_the_stop_timeout(
         start_supervisor: StartSupervisor, notify: NotifyListener) -> None:
-    """Two active jobs for 3 s: a clean exit, STOPPING=1 first, then EXTEND_TIMEOUT_USEC while draining; the proxy stops first."""
+    """Two active jobs for 3 s: a clean exit, STOPPING=1 first, then EXTEND_TIMEOUT_USEC while
+    draining; the proxy stops first."""
     sup = start_supervisor(
         {"count": 1, "command": [*FAKE, "--jobs", "2", "--drain-s", "3"], "drain_timeout_s": 60},
         proxy={"command": [*FAKE]}, env={"NOTIFY_SOCKET": str(notify.path)})
@@ -74,7 +76,8 @@ def test_drain_finishes_calls_and_extends_the_stop_timeout(
 
 
 def test_drain_budget_kills_and_counts_cut_jobs(start_supervisor: StartSupervisor) -> None:
-    """A drain that outlives its 2 s budget is SIGKILLed; its 2 jobs count as cut; it is replaced."""
+    """A drain that outlives its 2 s budget is SIGKILLed; its 2 jobs count as cut; it is
+    replaced."""
     sup = start_supervisor({"count": 1, "command": [*FAKE, "--jobs", "2", "--drain-s", "60"],
                             "drain_timeout_s": 2})
     old = sup.wait_ready_workers(1)[0]
@@ -91,7 +94,8 @@ def test_drain_budget_kills_and_counts_cut_jobs(start_supervisor: StartSuperviso
 
 
 def test_shutdown_with_short_budget_exits(start_supervisor: StartSupervisor) -> None:
-    """On SIGTERM, a worker that will not finish is killed at the budget and the supervisor exits 0."""
+    """On SIGTERM, a worker that will not finish is killed at the budget and the supervisor exits
+    0."""
     sup = start_supervisor({"count": 1, "command": [*FAKE, "--jobs", "2", "--drain-s", "60"],
                             "drain_timeout_s": 2})
     sup.wait_ready_workers(1)

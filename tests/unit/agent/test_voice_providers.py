@@ -25,7 +25,8 @@ def test_offline_providers_need_no_key() -> None:
     (VoiceConfig(stt="pocketsphinx", tts="openai"), "OPENAI_API_KEY"),
 ])
 def test_a_missing_key_is_named(voice: VoiceConfig, key: str) -> None:
-    """Each production provider without its key is a ConfigError naming the config key and env var."""
+    """Each production provider without its key is a ConfigError naming the config key and env
+    var."""
     with pytest.raises(ConfigError, match=rf"^voice\.(stt|tts): provider '\w+' needs {key}"):
         providers.resolve_keys(voice, {})
 
@@ -78,7 +79,8 @@ def test_agent_id_from_metadata_else_default() -> None:
 
 
 def test_the_sandbox_speaks_offline() -> None:
-    """Under `voiceops run --sandbox` (VOICEOPS_SANDBOX=1) [voice] is pocketsphinx + piper: no keys."""
+    """Under `voiceops run --sandbox` (VOICEOPS_SANDBOX=1) [voice] is pocketsphinx + piper: no
+    keys."""
     cfg = config.from_dict({"voice": {"stt": "deepgram", "tts": "cartesia"}})
     assert providers.voice_for(cfg, {"VOICEOPS_SANDBOX": "1"}) == VoiceConfig(
         "pocketsphinx", "piper"

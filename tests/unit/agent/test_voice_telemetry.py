@@ -46,7 +46,8 @@ def wired() -> tuple[rtc.EventEmitter, list[events.Event], CallTelemetry]:
 
 
 def test_metrics_become_voice_metric_events(wired: tuple) -> None:
-    """LLM ttft, TTS ttfb and the EOU transcription delay map to their metric names; -1 is dropped."""
+    """LLM ttft, TTS ttfb and the EOU transcription delay map to their metric names; -1 is
+    dropped."""
     session, sent, _ = wired
     for m in (llm_metrics(0.25), llm_metrics(-1), llm_metrics(0.3, cancelled=True),
               tts_metrics(0.12), tts_metrics(-1), eou_metrics(0.6, 0.35), eou_metrics(0.0, 0.0)):
@@ -77,15 +78,17 @@ def test_turns_replies_and_interruptions(wired: tuple, caplog: pytest.LogCapture
             old_state="listening", new_state=user_state))
     got = [(e.TYPE, getattr(e, "metric", getattr(e, "what", "")), getattr(e, "value_s", None))
            for e in sent]
+    # the interruption counts once: the barge-in, not the flagged message
     assert got == [("voice_count", "turn", None), ("voice_metric", "voice_response", 0.9),
-                   ("voice_count", "interruption", None)]  # once: the barge-in, not the flagged message
+                   ("voice_count", "interruption", None)]
     assert (tel.turns, tel.interruptions) == (1, 1)
     logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "chars" in logged and SECRET_WORDS not in logged and "Paris" not in logged
 
 
 def test_a_failed_letta_turn_becomes_letta_error(wired: tuple) -> None:
-    """The brain's failed turn (the caller heard the apology) is a letta_error event; an ok one is not."""
+    """The brain's failed turn (the caller heard the apology) is a letta_error event; an ok one is
+    not."""
     _, sent, tel = wired
     tel.on_brain_event(BrainEvent(kind=BrainOutcome.OK, letta_agent_id="agent-1", duration_s=0.4))
     tel.on_brain_event(BrainEvent(kind=BrainOutcome.TIMEOUT, letta_agent_id="agent-1",

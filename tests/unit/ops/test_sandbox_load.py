@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_sandbox_uses_its_max_jobs_only_when_none_is_configured() -> None:
-    """max_jobs 0 becomes SANDBOX_MAX_JOBS in the sandbox; a configured value, or no sandbox, stays."""
+    """max_jobs 0 becomes SANDBOX_MAX_JOBS in the sandbox; a configured value, or no sandbox,
+    stays."""
     assert sandbox.worker_max_jobs(0, sandbox=True) == sandbox.SANDBOX_MAX_JOBS
     assert sandbox.worker_max_jobs(20, sandbox=True) == 20
     assert sandbox.worker_max_jobs(0, sandbox=False) == 0

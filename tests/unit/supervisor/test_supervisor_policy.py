@@ -123,7 +123,8 @@ def test_unexpected_exits_back_off_with_growing_ceiling() -> None:
 
 
 def test_long_uptime_crash_still_backs_off() -> None:
-    """A crash after a long (unstable-never-ready) run still counts: backoff, not an instant loop."""
+    """A crash after a long (unstable-never-ready) run still counts: backoff, not an instant
+    loop."""
     rec = FailureRecord(times=(), streak=3)
     d = decide_restart(ExitReason("signal", -11), rec, 10_000.0, P, FixedRng(1.0))
     assert d.action is Action.RESTART and d.delay_s == 8.0
