@@ -27,6 +27,15 @@ tools:
 test: $(STAMP) $(JS_STAMP) tools browser
 	bash scripts/run-tests.sh
 
+## lint: ruff (src tests bench), mypy --strict (src), no import cycles in src (.ci/run runs it first)
+.PHONY: lint
+lint: $(STAMP)
+	@rc=0; \
+	$(BIN)/ruff check src tests bench || rc=1; \
+	$(BIN)/mypy src || rc=1; \
+	$(BIN)/python scripts/check-imports.py || rc=1; \
+	exit $$rc
+
 ## bench: benchmarks, printed as ratios against a baseline measured in the same run
 bench: $(STAMP)
 	$(BIN)/python -m bench
