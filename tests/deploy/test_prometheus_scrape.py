@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from deploy_helpers import (
     RULES_PATH, add_traffic, load_dashboard, panel_queries, populated_metrics, substitute,
 )
-from voiceops.monitor.metrics import Metrics
+from voiceops.metrics import Metrics
 from voiceops.testing.prom import Alertmanager, Prometheus
 from voiceops.testing.prom_plugin import AlertmanagerFactory, PrometheusFactory
 from voiceops.testing.tools import require_tool

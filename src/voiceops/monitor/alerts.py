@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from voiceops.monitor.metrics import ALERTS
+from voiceops.metrics import ALERTS
 
 DISPATCH_UNANSWERED: Final = "DispatchUnanswered"
 HEARTBEAT_FAILED: Final = "HeartbeatFailed"

@@ -47,7 +47,7 @@ from voiceops.monitor.heartbeat import (
     is_probe_room,
     next_state,
 )
-from voiceops.monitor.metrics import Metrics
+from voiceops.metrics import Metrics
 from voiceops.monitor.recorder import HEARTBEAT_SOURCE, Recorder
 from voiceops.monitor.sinks import SinkOptions, WebhookSinks, log_change, metrics_change
 from voiceops.monitor.workerinfo import fetch_all

@@ -22,7 +22,7 @@ from voiceops.events import (
     LettaError,
     VoiceMetric,
 )
-from voiceops.monitor.metrics import (
+from voiceops.metrics import (
     CALL_CUT_REASONS,
     DISPATCH_OUTCOMES,
     JOB_OUTCOMES,

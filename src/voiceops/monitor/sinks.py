@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from voiceops.metrics import Metrics
 from voiceops.monitor.alerts import Alert, Change, Edge, SEVERITY, SUMMARY
-from voiceops.monitor.metrics import Metrics
 
 alert_log = logging.getLogger("voiceops.alerts")
 logger = logging.getLogger("voiceops.monitor.sinks")

@@ -16,10 +16,10 @@ from voiceops.events import (
     LettaError,
     Ready,
 )
+from voiceops.metrics import Metrics
 from voiceops.monitor import alerts as A
 from voiceops.monitor import lettacalls
 from voiceops.monitor.heartbeat import ProbeOutcome, ProbeResult
-from voiceops.monitor.metrics import Metrics
 from voiceops.monitor.monitor import Monitor, MonitorOptions
 
 AGENT = "letta-voice-agent"

@@ -9,9 +9,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from voiceops import config
+from voiceops.metrics import Metrics
 from voiceops.monitor import alerts as A
 from voiceops.monitor.heartbeat import ProbeOutcome, ProbeResult
-from voiceops.monitor.metrics import Metrics
 from voiceops.monitor.monitor import Monitor, MonitorOptions
 from voiceops.monitor.poolcheck import planned_outage
 

@@ -14,7 +14,7 @@ from voiceops.events import (
     VoiceCount,
     VoiceMetric,
 )
-from voiceops.monitor.metrics import Metrics
+from voiceops.metrics import Metrics
 from voiceops.monitor.recorder import Recorder
 
 A = "letta-voice-agent"

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from voiceops.monitor.metrics import PROCESS_STATES
+from voiceops.metrics import PROCESS_STATES
 from voiceops.supervisor.state import (RUNNING, TRANSITIONS, IllegalTransition, State,
                                        check_transition)
 
