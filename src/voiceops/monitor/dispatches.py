@@ -120,7 +120,7 @@ class Dispatches:
         if ev.source == HEARTBEAT_SOURCE:
             return
         if ev.reason not in DISPATCH_OUTCOMES or ev.reason in ("ok", "reused"):
-            logger.debug("event_dropped type=dispatch_failed reason_len=%d", len(ev.reason))
+            logger.debug("event_dropped type=dispatch_failed value=%.40r", ev.reason)
             self._m.events_dropped.inc()
             return
         self._m.dispatch_requests.labels(self._agent, ev.reason).inc()

@@ -1,10 +1,13 @@
-"""The monitor: events in; metrics, correlation, heartbeat probes and alerts out.
+"""The monitor: routes every child event to its owner and owns the background tasks.
 
-``Monitor`` is an EventSink the supervisor feeds with every child event, and owns its
-background tasks (one TaskGroup, started by :meth:`start`, cancelled by :meth:`aclose`):
-the correlation tick (deadlines, ListDispatch confirmations, expiry), the heartbeat, the
-LiveKit and Letta reachability checks, the pool check, and webhook delivery. One long-lived
-``LiveKitAPI`` serves them all.
+``Monitor`` is the EventSink the supervisor feeds. It wires the parts and routes: proxy
+dispatches and their jobs to :class:`~voiceops.monitor.dispatches.Dispatches` (the dispatch
+path, its metrics and DispatchUnanswered), probes to the heartbeat and
+:class:`~voiceops.monitor.probing.Probing` (HeartbeatFailed, LiveKitUnreachable), failed Letta
+turns to :class:`~voiceops.monitor.lettahealth.LettaHealth`, the rest to the
+:class:`~voiceops.monitor.recorder.Recorder`. Every alert edge passes through :meth:`fire` /
+:meth:`resolve` to the alert book and its sinks. One TaskGroup (:meth:`start`, :meth:`aclose`)
+runs the parts' loops, and one long-lived ``LiveKitAPI`` serves them all.
 """
 
 from __future__ import annotations
@@ -23,22 +26,13 @@ from livekit import api
 from voiceops.config import Config, Secrets, http_url
 from voiceops.events import AgentJoined, Event, JobRequest, LettaError, Ready
 from voiceops.metrics import Metrics
-from voiceops.monitor import alerts as A
 from voiceops.monitor import diagnose, lettacalls, poolcheck, reach
 from voiceops.monitor.alerts import AlertBook, Change
 from voiceops.monitor.correlate import CorrelateOptions
 from voiceops.monitor.dispatches import Dispatches, DispatchOptions
-from voiceops.monitor.heartbeat import (
-    Action,
-    Heartbeat,
-    HeartbeatState,
-    ProbeOutcome,
-    ProbeResult,
-    failures_to_fire,
-    is_probe_room,
-    next_state,
-)
+from voiceops.monitor.heartbeat import Heartbeat, is_probe_room
 from voiceops.monitor.lettahealth import LettaHealth
+from voiceops.monitor.probing import Probing, ProbingOptions
 from voiceops.monitor.recorder import Recorder
 from voiceops.monitor.sinks import SinkOptions, WebhookSinks, log_change, metrics_change
 from voiceops.monitor.workerinfo import fetch_all
@@ -90,16 +84,16 @@ class Monitor:
         self.webhooks = WebhookSinks(cfg.alerts.webhooks, cfg.alerts.alertmanager_url, host=host,
                                      wall=wall, firing=self.book.firing, opts=self.opts.sinks)
         self.dispatches = Dispatches(
-            metrics, DispatchOptions(CorrelateOptions(
-                deadline_s=cfg.monitor.job_request_deadline_s,
-                redispatch=cfg.monitor.redispatch_unanswered,
-                join_timeout_s=self.opts.join_timeout_s, max_entries=self.opts.max_tracked),
-                confirm_concurrency=self.opts.confirm_concurrency,
-                livekit_timeout_s=self.opts.livekit_timeout_s),
-            fire=self.fire, resolve=self.resolve, livekit=lambda: self._api().agent_dispatch,
-            facts=self.facts, wait_pool_ready=self.wait_pool_ready, clock=clock)
-        self.hb_state = HeartbeatState()
-        self.livekit = reach.Reachability()
+            metrics, self._dispatch_options(), fire=self.fire, resolve=self.resolve,
+            livekit=lambda: self._api().agent_dispatch, facts=self.facts,
+            wait_pool_ready=self.wait_pool_ready, clock=clock)
+        self.probing = Probing(
+            self.heartbeat, metrics, ProbingOptions(
+                cfg.heartbeat, cfg.livekit.url, cfg.workers.start_timeout_s,
+                self.opts.livekit_timeout_s),
+            livekit=self._api, status=self._safe_status, fire=self.fire, resolve=self.resolve,
+            facts=self.facts, probe_observed=self.dispatches.probe_observed,
+            wait_pool_ready=self.wait_pool_ready, clock=clock, wall=wall)
         self.letta = LettaHealth(cfg.letta.base_url, secrets.letta_api_key,
                                  window_s=self.opts.letta_failure_window_s,
                                  timeout_s=self.opts.livekit_timeout_s, fire=self.fire,
@@ -112,6 +106,16 @@ class Monitor:
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self.tg: asyncio.TaskGroup | None = None
+
+    def _dispatch_options(self) -> DispatchOptions:
+        mon = self.cfg.monitor
+        return DispatchOptions(
+            CorrelateOptions(deadline_s=mon.job_request_deadline_s,
+                             redispatch=mon.redispatch_unanswered,
+                             join_timeout_s=self.opts.join_timeout_s,
+                             max_entries=self.opts.max_tracked),
+            confirm_concurrency=self.opts.confirm_concurrency,
+            livekit_timeout_s=self.opts.livekit_timeout_s)
 
     # ---- EventSink -----------------------------------------------------------------------
 
@@ -173,7 +177,7 @@ class Monitor:
         try:
             return self._status()
         except Exception:  # the supervisor mid-shutdown must not take the monitor with it
-            logger.exception("status provider failed")
+            logger.exception("status_provider_failed")
             return {}
 
     def _facts_status(self) -> dict[str, Any]:
@@ -197,7 +201,7 @@ class Monitor:
         recent_missing = self.dispatches.joins_missing_recently()
         return diagnose.Facts(
             agent_name=self.cfg.agent.name, livekit_url=self.cfg.livekit.url,
-            livekit=self.livekit, pool=status.get("pool", {}),
+            livekit=self.probing.livekit, pool=status.get("pool", {}),
             processes=status.get("processes", []), workers=workers,
             load_threshold=self.cfg.workers.load_threshold,
             joins_missing=joins_missing or recent_missing, listing=listing,
@@ -210,10 +214,6 @@ class Monitor:
         if self._lk is None:
             raise RuntimeError("monitor not started")
         return self._lk
-
-    @property
-    def lkapi(self) -> api.LiveKitAPI:
-        return self._api()
 
     async def start(self) -> None:
         """Open the LiveKit session and start the background tasks."""
@@ -252,15 +252,15 @@ class Monitor:
             tg.create_task(self._every(self.opts.pool_check_interval_s, self._check_pool),
                            name="pool check")
             tg.create_task(self._every(reach.check_interval_s(
-                self.cfg.heartbeat, self.opts.livekit_check_interval_s), self._check_livekit),
-                           name="livekit check")
+                self.cfg.heartbeat, self.opts.livekit_check_interval_s),
+                self.probing.check_livekit), name="livekit check")
             if self.opts.letta_enabled:
                 tg.create_task(self._every(self.opts.letta_check_interval_s, self._check_letta),
                                name="letta check")
             tg.create_task(self._every(self.opts.pool_check_interval_s, self.letta.tick),
                            name="letta calls")
             if self.cfg.heartbeat.enabled:
-                tg.create_task(self._heartbeat_loop(), name="heartbeat")
+                tg.create_task(self.probing.run(), name="heartbeat")
             tg.create_task(self.webhooks.run(), name="webhooks")
 
     async def _every(self, interval_s: float, step: Callable[[], Awaitable[None]]) -> None:
@@ -271,73 +271,18 @@ class Monitor:
             try:
                 await step()
             except Exception:
-                logger.exception("monitor step %s failed", getattr(step, "__name__", step))
+                logger.exception("monitor_step_failed step=%s", getattr(step, "__name__", "?"))
             await asyncio.sleep(max(0.0, started + interval_s - self._clock()))
 
     # ---- checks --------------------------------------------------------------------------
-
-    def observe_livekit(self, error: BaseException | None) -> None:
-        self.livekit = reach.observe(self.livekit, error)
-        if self.livekit.firing:
-            diagnosis = reach.livekit_diagnosis(self.livekit, self.cfg.livekit.url)
-            self.fire(A.LIVEKIT_UNREACHABLE, diagnosis, {"reason": str(self.livekit.last_failure)})
-            hb = self.hb_state
-            if hb.consecutive_failures >= failures_to_fire(True) and not hb.firing \
-                    and self.planned_outage() is None:
-                # The last probe failed and LiveKit is down: the heartbeat is failing now.
-                self.hb_state = HeartbeatState(hb.consecutive_failures, firing=True)
-                self.fire(A.HEARTBEAT_FAILED, f"the last probe failed: {diagnosis}",
-                          {"result": str(ProbeResult.DISPATCH_ERROR)})
-        else:
-            self.resolve(A.LIVEKIT_UNREACHABLE)
-
-    async def _check_livekit(self) -> None:
-        if self._safe_status().get("state") == "stopping":
-            return  # the sandbox's emulator stops with us
-        try:
-            async with asyncio.timeout(reach.check_timeout_s(self.cfg.heartbeat,
-                                                        self.opts.livekit_timeout_s)):
-                await self._api().room.list_rooms(api.ListRoomsRequest(names=["voiceops-ping"]))
-        except Exception as exc:
-            self.observe_livekit(exc)
-        else:
-            self.observe_livekit(None)
 
     async def _check_letta(self) -> None:
         if self._http is None:
             raise RuntimeError("monitor not started")
         await self.letta.check(self._http)
 
-    def planned_outage(self) -> str | None:
-        """A stop or drain the operator asked for is under way (alerts about it are held)."""
-        status = self._safe_status()
-        return poolcheck.planned_outage(status) if status else None
-
     async def _check_pool(self) -> None:
         self.pool.check(self._safe_status())  # decisions read the status fresh
-
-    # ---- heartbeat -----------------------------------------------------------------------
-
-    async def _heartbeat_loop(self) -> None:
-        # Workers need a while to register (the sandbox's emulator first): a probe before
-        # then would only report the start-up as an outage.
-        await self.wait_pool_ready(max(self.cfg.heartbeat.interval_s,
-                                       self.cfg.workers.start_timeout_s))
-        interval = self.cfg.heartbeat.interval_s
-        while True:
-            started = self._clock()
-            try:
-                planned = self.planned_outage()
-                if planned is None:
-                    await self.apply_probe(await self.heartbeat.probe())
-                else:
-                    logger.info("heartbeat probe skipped: %s", planned)
-            except Exception:
-                logger.exception("heartbeat probe failed unexpectedly")
-            if 0 < self.hb_state.consecutive_failures and not self.hb_state.firing:
-                continue  # confirm a first failure at once rather than a whole interval later
-            # Start to start, so a slow failing probe does not stretch the period.
-            await asyncio.sleep(max(0.0, started + interval - self._clock()))
 
     async def wait_pool_ready(self, max_wait_s: float) -> None:
         """Soon after the pool is ready (at once when no local worker is wanted: workers
@@ -348,28 +293,3 @@ class Monitor:
             if int(pool.get("ready", 0)) > 0 or pool.get("desired") == 0:
                 return
             await asyncio.sleep(self.opts.tick_s)
-
-    async def apply_probe(self, outcome: ProbeOutcome) -> None:
-        if outcome.result is not ProbeResult.OK and (planned := self.planned_outage()):
-            # The probe overlapped a stop the operator asked for: not a failure of the path.
-            logger.info("heartbeat probe %s: %s during a planned stop (%s): not counted",
-                        outcome.room, outcome.result, planned)
-            return
-        self.metrics.heartbeat_probes.labels(str(outcome.result)).inc()
-        self.observe_livekit(outcome.error if outcome.result is ProbeResult.DISPATCH_ERROR
-                             else None)
-        self.dispatches.probe_observed(outcome)
-        if outcome.result is ProbeResult.OK:
-            self.metrics.heartbeat_last_success.set(self._wall())
-        livekit_down = self.livekit.firing and outcome.result is ProbeResult.DISPATCH_ERROR
-        self.hb_state, action = next_state(self.hb_state, outcome.result,
-                                           failures_to_fire(livekit_down))
-        if action is Action.RESOLVE:
-            self.resolve(A.HEARTBEAT_FAILED)
-        elif self.hb_state.firing:
-            facts = await self.facts(joins_missing=outcome.result is ProbeResult.NO_JOIN,
-                                     listing=outcome.listing)
-            self.fire(A.HEARTBEAT_FAILED, f"{outcome.result} on {outcome.room}: "
-                      f"{diagnose.dispatch_path(facts)}", {"result": str(outcome.result)})
-        logger.info("heartbeat probe %s: %s (consecutive failures %d)", outcome.room,
-                    outcome.result, self.hb_state.consecutive_failures)

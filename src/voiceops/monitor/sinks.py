@@ -131,7 +131,7 @@ class Target:
                 await asyncio.sleep(retry_delay_s(attempt, self.opts.backoff_base_s,
                                                   self.opts.backoff_max_s))
         self.failed += 1
-        logger.warning("alert webhook %s failed after %d attempts: %s", redact(self.url),
+        logger.warning("alert_webhook_failed url=%s attempts=%d error=%s", redact(self.url),
                        self.opts.attempts, error)
 
 

@@ -110,15 +110,15 @@ def test_process_exit_forgets_port_and_jobs(mon: Monitor) -> None:
 async def test_probe_outcomes_drive_heartbeat_alert(mon: Monitor) -> None:
     """Two failed probes fire HeartbeatFailed with a diagnosis; an ok probe resolves it."""
     fail = ProbeOutcome(ProbeResult.NO_JOB_REQUEST, "voiceops-probe-h-1", "AD_x")
-    await mon.apply_probe(fail)
+    await mon.probing.apply_probe(fail)
     assert not mon.book.is_firing(A.HEARTBEAT_FAILED)
-    await mon.apply_probe(fail)
+    await mon.probing.apply_probe(fail)
     alert = mon.alerts()[0]
     assert alert["alert"] == A.HEARTBEAT_FAILED
     assert "LiveKit sent no JobRequest" in alert["diagnosis"]
     assert value(mon, "voiceops_dispatch_unanswered_total", agent_name=AGENT,
                  source="heartbeat") == 2
-    await mon.apply_probe(ProbeOutcome(ProbeResult.OK, "voiceops-probe-h-3", "AD_y",
+    await mon.probing.apply_probe(ProbeOutcome(ProbeResult.OK, "voiceops-probe-h-3", "AD_y",
                                        job_request_s=0.05))
     assert mon.alerts() == []
     assert value(mon, "voiceops_heartbeat_last_success_timestamp_seconds") == 1_700_000_000.0
