@@ -18,7 +18,7 @@ Events in (the monitor routes them here; heartbeat probes never come):
 * Heartbeat outcomes (:meth:`Dispatches.probe_observed`) feed the same histograms and
   ``{source="heartbeat"}``.
 
-Collaborators are explicit: ``fire``/``resolve`` (the alert book and its sinks), ``livekit``
+Collaborators are explicit: ``alerts`` (fire/resolve: the alert book and its sinks), ``livekit``
 (the LiveKit AgentDispatch service, looked up when needed), ``facts`` (the evidence behind a
 diagnosis), ``wait_pool_ready`` and the clock. :meth:`Dispatches.run` owns every task it starts.
 """
@@ -34,7 +34,14 @@ from typing import Any, Final, Protocol
 
 from livekit import api
 
-from voiceops.events import AgentJoined, DispatchCreated, DispatchFailed, Event, JobEnded, JobRequest
+from voiceops.events import (
+    AgentJoined,
+    DispatchCreated,
+    DispatchFailed,
+    Event,
+    JobEnded,
+    JobRequest,
+)
 from voiceops.metrics import DISPATCH_OUTCOMES, Metrics
 from voiceops.monitor import alerts as A
 from voiceops.monitor import diagnose
@@ -49,7 +56,6 @@ HEARTBEAT_SOURCE: Final = "heartbeat"  # dispatch events of probes: their own me
 JOB_KEY: Final = "job:"  # joins held until their job is tied to a dispatch
 JOIN_FAILURES: Final = frozenset({"connect_failed", "failed"})  # job_ended outcomes before a join
 
-Fire = Callable[[str, str, dict[str, str] | None], None]
 Facts = Callable[..., Awaitable[diagnose.Facts]]  # (joins_missing=, listing=)
 
 
@@ -74,14 +80,14 @@ def _seconds_ok(value: float) -> bool:
 
 
 class Dispatches:
-    def __init__(self, metrics: Metrics, options: DispatchOptions, *, fire: Fire,
-                 resolve: Callable[[str], None], livekit: Callable[[], DispatchService],
-                 facts: Facts, wait_pool_ready: Callable[[float], Awaitable[None]],
+    def __init__(self, metrics: Metrics, options: DispatchOptions, *, alerts: A.Alerting,
+                 livekit: Callable[[], DispatchService], facts: Facts,
+                 wait_pool_ready: Callable[[float], Awaitable[None]],
                  clock: Callable[[], float]) -> None:
         self._m = metrics
         self._agent = metrics.agent_name
         self.opts = options
-        self._fire, self._resolve, self._livekit = fire, resolve, livekit
+        self._fire, self._resolve, self._livekit = alerts.fire, alerts.resolve, livekit
         self._facts, self._wait_pool_ready, self._clock = facts, wait_pool_ready, clock
         self.correlator = Correlator(options.correlate, clock)
         self.early = EarlyEvents(clock)

@@ -15,15 +15,13 @@ from voiceops.events import LettaError
 from voiceops.monitor import alerts as A
 from voiceops.monitor import lettacalls, reach
 
-Fire = Callable[[str, str, dict[str, str] | None], None]
-
 
 class LettaHealth:
     def __init__(self, base_url: str, api_key: str, *, window_s: float, timeout_s: float,
-                 fire: Fire, resolve: Callable[[str], None], clock: Callable[[], float]) -> None:
+                 alerts: A.Alerting, clock: Callable[[], float]) -> None:
         self._base_url, self._api_key = base_url, api_key
         self._window_s, self._timeout_s = window_s, timeout_s
-        self._fire, self._resolve, self._clock = fire, resolve, clock
+        self._fire, self._resolve, self._clock = alerts.fire, alerts.resolve, clock
         self.reach = reach.Reachability()
         self.calls = lettacalls.CallFailures()
 

@@ -84,22 +84,21 @@ class Monitor:
         self.webhooks = WebhookSinks(cfg.alerts.webhooks, cfg.alerts.alertmanager_url, host=host,
                                      wall=wall, firing=self.book.firing, opts=self.opts.sinks)
         self.dispatches = Dispatches(
-            metrics, self._dispatch_options(), fire=self.fire, resolve=self.resolve,
+            metrics, self._dispatch_options(), alerts=self,
             livekit=lambda: self._api().agent_dispatch, facts=self.facts,
             wait_pool_ready=self.wait_pool_ready, clock=clock)
         self.probing = Probing(
             self.heartbeat, metrics, ProbingOptions(
                 cfg.heartbeat, cfg.livekit.url, cfg.workers.start_timeout_s,
                 self.opts.livekit_timeout_s),
-            livekit=self._api, status=self._safe_status, fire=self.fire, resolve=self.resolve,
-            facts=self.facts, probe_observed=self.dispatches.probe_observed,
+            livekit=self._api, status=self._safe_status, alerts=self, facts=self.facts, probe_observed=self.dispatches.probe_observed,
             wait_pool_ready=self.wait_pool_ready, clock=clock, wall=wall)
         self.letta = LettaHealth(cfg.letta.base_url, secrets.letta_api_key,
                                  window_s=self.opts.letta_failure_window_s,
-                                 timeout_s=self.opts.livekit_timeout_s, fire=self.fire,
-                                 resolve=self.resolve, clock=clock)
-        self.pool = poolcheck.PoolWatch(grace_s=self.opts.no_ready_grace_s, fire=self.fire,
-                                        resolve=self.resolve, clock=clock)
+                                 timeout_s=self.opts.livekit_timeout_s, alerts=self,
+                                 clock=clock)
+        self.pool = poolcheck.PoolWatch(grace_s=self.opts.no_ready_grace_s, alerts=self,
+                                        clock=clock)
         self.worker_ports: dict[str, int] = {}
         self._last_job_request: float | None = None
         self._lk: api.LiveKitAPI | None = None

@@ -53,9 +53,10 @@ def planned_outage(status: dict[str, Any]) -> str | None:
 
 
 class PoolWatch:
-    def __init__(self, *, grace_s: float, fire: Callable[[str, str, dict[str, str] | None], None],
-                 resolve: Callable[[str], None], clock: Callable[[], float]) -> None:
-        self._grace_s, self._fire, self._resolve, self._clock = grace_s, fire, resolve, clock
+    def __init__(self, *, grace_s: float, alerts: A.Alerting,
+                 clock: Callable[[], float]) -> None:
+        self._grace_s, self._clock = grace_s, clock
+        self._fire, self._resolve = alerts.fire, alerts.resolve
         self.no_ready_since: float | None = None
 
     def check(self, status: dict[str, Any]) -> None:

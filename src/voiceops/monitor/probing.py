@@ -33,7 +33,6 @@ from voiceops.monitor.heartbeat import (
 )
 
 logger = logging.getLogger("voiceops.monitor.probing")
-Fire = Callable[[str, str, dict[str, str] | None], None]
 
 
 @dataclass(frozen=True)
@@ -47,13 +46,13 @@ class ProbingOptions:
 class Probing:
     def __init__(self, heartbeat: Heartbeat, metrics: Metrics, options: ProbingOptions, *,
                  livekit: Callable[[], api.LiveKitAPI], status: Callable[[], dict[str, Any]],
-                 fire: Fire, resolve: Callable[[str], None],
-                 facts: Callable[..., Awaitable[diagnose.Facts]],
+                 alerts: A.Alerting, facts: Callable[..., Awaitable[diagnose.Facts]],
                  probe_observed: Callable[[ProbeOutcome], None],
                  wait_pool_ready: Callable[[float], Awaitable[None]],
                  clock: Callable[[], float], wall: Callable[[], float]) -> None:
         self.heartbeat, self.metrics, self.opts = heartbeat, metrics, options
-        self._livekit, self._status, self._fire, self._resolve = livekit, status, fire, resolve
+        self._livekit, self._status = livekit, status
+        self._fire, self._resolve = alerts.fire, alerts.resolve
         self._facts, self._probe_observed = facts, probe_observed
         self._wait_pool_ready, self._clock, self._wall = wait_pool_ready, clock, wall
         self.hb_state = HeartbeatState()
@@ -112,7 +111,7 @@ class Probing:
                     logger.info("heartbeat_probe_skipped reason=planned_outage")
             except Exception:
                 logger.exception("heartbeat_probe_crashed")
-            if 0 < self.hb_state.consecutive_failures and not self.hb_state.firing:
+            if self.hb_state.consecutive_failures > 0 and not self.hb_state.firing:
                 continue  # confirm a first failure at once rather than a whole interval later
             await asyncio.sleep(max(0.0, started + interval - self._clock()))
 

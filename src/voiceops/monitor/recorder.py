@@ -16,8 +16,8 @@ from voiceops.events import (
     JobEnded,
     JobRequest,
     Jobs,
-    VoiceCount,
     LettaError,
+    VoiceCount,
     VoiceMetric,
 )
 from voiceops.metrics import (

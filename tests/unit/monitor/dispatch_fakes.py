@@ -34,7 +34,7 @@ class Alerts:
         self.calls: list[tuple[str, str]] = []  # ("fire" | "resolve", alert name)
         self._changed = asyncio.Event()
 
-    def fire(self, name: str, diagnosis: str, labels: dict[str, str] | None) -> None:
+    def fire(self, name: str, diagnosis: str, labels: dict[str, str] | None = None) -> None:
         self.firing[name] = (diagnosis, dict(labels or {}))
         self.calls.append(("fire", name))
         self._changed.set()
@@ -101,5 +101,5 @@ def make_dispatches(clock: Clock, alerts: Alerts, livekit: FakeLiveKit, *,
                                                join_timeout_s=120.0, linger_s=30.0),
                               livekit_timeout_s=1.0)
     return Dispatches(metrics or Metrics(AGENT, CollectorRegistry()), options,
-                      fire=alerts.fire, resolve=alerts.resolve, livekit=lambda: livekit,
+                      alerts=alerts, livekit=lambda: livekit,
                       facts=facts, wait_pool_ready=no_wait, clock=clock)

@@ -8,12 +8,16 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
-
 from dispatch_fakes import AGENT, Alerts, Clock, FakeLiveKit, make_dispatches
+from prometheus_client import CollectorRegistry
+
+from voiceops import config
 from voiceops.events import AgentJoined, DispatchCreated, DispatchFailed, JobEnded, JobRequest
+from voiceops.metrics import Metrics
 from voiceops.monitor import alerts as A
 from voiceops.monitor.dispatches import Dispatches
 from voiceops.monitor.heartbeat import ProbeOutcome, ProbeResult
+from voiceops.monitor.monitor import Monitor, MonitorOptions
 from voiceops.supervisor.policy import ExitReason
 
 
@@ -243,12 +247,6 @@ def test_probe_outcomes_feed_the_same_histograms(d: Dispatches, alerts: Alerts) 
 def test_a_replayed_early_job_request_is_counted_once_by_the_monitor(clock: Clock) -> None:
     """The monitor replays an early JobRequest inside Dispatches only: job_requests_total (the
     recorder's) counts it once, not again on the replay."""
-    from prometheus_client import CollectorRegistry
-
-    from voiceops import config
-    from voiceops.metrics import Metrics
-    from voiceops.monitor.monitor import Monitor, MonitorOptions
-
     mon = Monitor(config.from_dict({"agent": {"name": AGENT}}),
                   config.Secrets(livekit_api_secret="s"), Metrics(AGENT, CollectorRegistry()),
                   status_provider=dict, clock=clock, options=MonitorOptions(host="h"))

@@ -4,19 +4,19 @@ become metric values; bad label values are dropped, never new series."""
 from __future__ import annotations
 
 import pytest
+from dispatch_fakes import Alerts, Clock, FakeLiveKit, make_dispatches
 from prometheus_client import CollectorRegistry
 
 from voiceops.events import (
     DispatchCreated,
     DispatchFailed,
+    Event,
     JobEnded,
     JobRequest,
     Jobs,
     VoiceCount,
     VoiceMetric,
 )
-from dispatch_fakes import Alerts, Clock, FakeLiveKit, make_dispatches
-from voiceops.events import Event
 from voiceops.metrics import Metrics
 from voiceops.monitor.recorder import Recorder
 
