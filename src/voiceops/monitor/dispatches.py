@@ -189,8 +189,8 @@ class Dispatches:
         if not held or (reason.requested and reason.kind != "drain_timeout"):
             return None
         text = death_text(name, reason.kind, reason.returncode, held)
-        logger.error("worker_died_with_jobs process=%s kind=%s live=%d joining=%d", name,
-                     reason.kind, len(held.live), len(held.joining))
+        # The death text (process, signal, counts) as it was: tests/e2e/test_worker_death pins it.
+        logger.error("worker_died_with_jobs: %s", text)
         entries = [e for c in held.joining if (e := self.correlator.join_failed(c.dispatch_id))]
         if entries:
             self._spawn(self._worker_died(entries, text), "worker died")
