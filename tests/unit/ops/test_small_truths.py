@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from voiceops import cli
+from voiceops.cli.app import build_parser
 from voiceops.emulator import cli as emulator_cli
 from voiceops.emulator.faults import Faults, parse_faults
 from voiceops.testing.tools import require_tool
@@ -82,7 +82,7 @@ def test_every_cli_flag_is_in_the_readme() -> None:
     sentence about the shared control options; the emulator's in its own section."""
     commands = README.split("## Commands", 1)[1].split("\n## ", 1)[0]
     shared = commands.split("also take", 1)[1].split("\n\n", 1)[0]
-    sub = next(a for a in cli.build_parser()._actions  # noqa: SLF001
+    sub = next(a for a in build_parser()._actions  # noqa: SLF001
                if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
     missing = []
     for name, parser in sub.choices.items():
