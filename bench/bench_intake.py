@@ -26,7 +26,7 @@ from pathlib import Path
 
 from voiceops import events
 from voiceops.config import Secrets, from_dict
-from voiceops.monitor.metrics import Metrics
+from voiceops.metrics import Metrics
 from voiceops.monitor.monitor import Monitor
 from voiceops.supervisor.eventsock import EventSocket
 

@@ -14,7 +14,7 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from voiceops.monitor.metrics import Metrics
+from voiceops.metrics import Metrics
 from voiceops.testing.tools import REPO_ROOT
 
 DASHBOARDS = REPO_ROOT / "dashboards"

@@ -131,7 +131,7 @@ def test_http_url_from_ws_url() -> None:
 
 def test_check_reports_a_threshold_above_livekit_target_load() -> None:
     """`voiceops check` says a load_threshold above 0.7 is used as 0.7, and what load means."""
-    from voiceops.checks import check_load
+    from voiceops.cli.check import check_load
 
     high = check_load(config.from_dict({"workers": {"load_threshold": 0.9}}))
     assert high.ok and "above LiveKit's target load 0.7" in high.detail

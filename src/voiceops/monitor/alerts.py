@@ -10,9 +10,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from voiceops.monitor.metrics import ALERTS
+from voiceops.metrics import ALERTS
 
 DISPATCH_UNANSWERED: Final = "DispatchUnanswered"
 HEARTBEAT_FAILED: Final = "HeartbeatFailed"
@@ -38,6 +38,13 @@ SUMMARY: Final[dict[str, str]] = {
     LIVEKIT_UNREACHABLE: "LiveKit is unreachable or refuses our credentials",
     LETTA_UNREACHABLE: "Letta is unreachable",
 }
+
+
+class Alerting(Protocol):
+    """Where the monitor's parts send alert edges (the monitor: its book and sinks)."""
+
+    def fire(self, name: str, diagnosis: str, labels: dict[str, str] | None = None) -> None: ...
+    def resolve(self, name: str) -> None: ...
 
 
 class AlertState(enum.StrEnum):

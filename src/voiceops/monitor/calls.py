@@ -9,19 +9,13 @@ Memory is bounded: at most ``max_jobs`` (oldest dropped), and a joining job olde
 
 from __future__ import annotations
 
-import logging
 import signal
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
-
-if TYPE_CHECKING:
-    from voiceops.monitor.monitor import Monitor
-    from voiceops.supervisor.policy import ExitReason
+from typing import Final
 
 MAX_JOBS: Final = 50_000
-logger = logging.getLogger("voiceops.monitor")
 
 
 @dataclass
@@ -97,19 +91,3 @@ def death_text(process: str, kind: str, returncode: int | None, held: Held) -> s
     calls = f"{len(held.live)} call{'s' if len(held.live) != 1 else ''}"
     return f"{process} {verb} ({how}) holding {calls} and {len(held.joining)} joining"
 
-
-def end_held_jobs(monitor: Monitor, name: str, reason: ExitReason) -> None:
-    """Live calls of a process that exited unasked were cut; its joining dispatches will not be
-    answered (alerted, counted, re-dispatched if enabled). A graceful stop ends nothing here."""
-    held = monitor.calls.take(name)
-    if not held or (reason.requested and reason.kind != "drain_timeout"):
-        return
-    text = death_text(name, reason.kind, reason.returncode, held)
-    logger.error("worker_died_with_jobs: %s", text)
-    m = monitor.metrics
-    m.jobs.labels(m.agent_name, "cut").inc(len(held.live) + len(held.joining))
-    if reason.kind != "drain_timeout":  # the drain kill counted its own cuts
-        m.calls_cut.labels("worker_died").inc(len(held.live))
-    entries = [e for c in held.joining if (e := monitor.correlator.join_failed(c.dispatch_id))]
-    if entries and monitor.tg is not None:
-        monitor.tg.create_task(monitor.watch.worker_died(entries, text))

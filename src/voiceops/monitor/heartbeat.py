@@ -173,7 +173,7 @@ class Heartbeat:
             async with asyncio.timeout(self.cfg.timeout_s):
                 dispatch = await self._lkapi().agent_dispatch.create_dispatch(req)
         except Exception as exc:  # any failure to dispatch is the probe's result
-            logger.info("heartbeat probe %s: CreateDispatch failed: %r", room, exc)
+            logger.info("heartbeat_create_dispatch_failed error=%s", type(exc).__name__)
             return ProbeOutcome(ProbeResult.DISPATCH_ERROR, room, error=exc)
         pending.dispatch_id = dispatch.id
         jr_s = await self._wait(pending.job_request, pending.started + self.cfg.timeout_s)
@@ -206,7 +206,8 @@ class Heartbeat:
             async with asyncio.timeout(timeout_s):
                 dispatches = await self._lkapi().agent_dispatch.list_dispatch(room)
         except Exception as exc:  # cannot confirm: treat as not answered
-            logger.info("heartbeat probe %s: ListDispatch failed: %r", room, exc)
+            logger.info("heartbeat_list_dispatch_failed dispatch_id=%s error=%s", dispatch_id,
+                        type(exc).__name__)
             return Listing(room, dispatch_id, answered=False)
         ours = [d for d in dispatches if d.agent_name == self.agent_name]
         return Listing(room, dispatch_id, found=any(d.id == dispatch_id for d in ours),
@@ -218,4 +219,4 @@ class Heartbeat:
             async with asyncio.timeout(timeout_s):
                 await self._lkapi().room.delete_room(api.DeleteRoomRequest(room=room))
         except Exception as exc:
-            logger.debug("heartbeat probe %s: DeleteRoom failed: %r", room, exc)
+            logger.debug("heartbeat_delete_room_failed error=%s", type(exc).__name__)

@@ -1,10 +1,13 @@
-"""The monitor: events in; metrics, correlation, heartbeat probes and alerts out.
+"""The monitor: routes every child event to its owner and owns the background tasks.
 
-``Monitor`` is an EventSink the supervisor feeds with every child event, and owns its
-background tasks (one TaskGroup, started by :meth:`start`, cancelled by :meth:`aclose`):
-the correlation tick (deadlines, ListDispatch confirmations, expiry), the heartbeat, the
-LiveKit and Letta reachability checks, the pool check, and webhook delivery. One long-lived
-``LiveKitAPI`` serves them all.
+``Monitor`` is the EventSink the supervisor feeds. It wires the parts and routes: proxy
+dispatches and their jobs to :class:`~voiceops.monitor.dispatches.Dispatches` (the dispatch
+path, its metrics and DispatchUnanswered), probes to the heartbeat and
+:class:`~voiceops.monitor.probing.Probing` (HeartbeatFailed, LiveKitUnreachable), failed Letta
+turns to :class:`~voiceops.monitor.lettahealth.LettaHealth`, the rest to the
+:class:`~voiceops.monitor.recorder.Recorder`. Every alert edge passes through :meth:`fire` /
+:meth:`resolve` to the alert book and its sinks. One TaskGroup (:meth:`start`, :meth:`aclose`)
+runs the parts' loops, and one long-lived ``LiveKitAPI`` serves them all.
 """
 
 from __future__ import annotations
@@ -21,34 +24,16 @@ import aiohttp
 from livekit import api
 
 from voiceops.config import Config, Secrets, http_url
-from voiceops.events import (
-    AgentJoined,
-    DispatchCreated,
-    Event,
-    JobEnded,
-    JobRequest,
-    LettaError,
-    Ready,
-)
-from voiceops.monitor import alerts as A
+from voiceops.events import AgentJoined, Event, JobRequest, LettaError, Ready
+from voiceops.metrics import Metrics
 from voiceops.monitor import diagnose, lettacalls, poolcheck, reach
 from voiceops.monitor.alerts import AlertBook, Change
-from voiceops.monitor.calls import CallBook, end_held_jobs
-from voiceops.monitor.correlate import CorrelateOptions, Correlator
-from voiceops.monitor.dispatchwatch import DispatchWatch
-from voiceops.monitor.early import EarlyEvents
-from voiceops.monitor.heartbeat import (
-    Action,
-    Heartbeat,
-    HeartbeatState,
-    ProbeOutcome,
-    ProbeResult,
-    failures_to_fire,
-    is_probe_room,
-    next_state,
-)
-from voiceops.monitor.metrics import Metrics
-from voiceops.monitor.recorder import HEARTBEAT_SOURCE, Recorder
+from voiceops.monitor.correlate import CorrelateOptions
+from voiceops.monitor.dispatches import Dispatches, DispatchOptions
+from voiceops.monitor.heartbeat import Heartbeat, is_probe_room
+from voiceops.monitor.lettahealth import LettaHealth
+from voiceops.monitor.probing import Probing, ProbingOptions
+from voiceops.monitor.recorder import Recorder
 from voiceops.monitor.sinks import SinkOptions, WebhookSinks, log_change, metrics_change
 from voiceops.monitor.workerinfo import fetch_all
 from voiceops.signing import SignedTokens, install
@@ -56,8 +41,6 @@ from voiceops.supervisor.policy import ExitReason
 
 logger = logging.getLogger("voiceops.monitor")
 STATUS_REUSE_S = 0.5  # how long one status snapshot serves the diagnoses of a burst
-JOB_KEY = "job:"  # joins held until their job is tied to a dispatch
-JOIN_FAILURES = frozenset({"connect_failed", "failed"})  # job_ended outcomes before a join
 
 
 @dataclass(frozen=True)
@@ -97,128 +80,65 @@ class Monitor:
         host = self.opts.host or socket.gethostname()
         self.recorder = Recorder(metrics)
         self.book = AlertBook(wall)
-        self.correlator = Correlator(CorrelateOptions(
-            deadline_s=cfg.monitor.job_request_deadline_s,
-            redispatch=cfg.monitor.redispatch_unanswered,
-            join_timeout_s=self.opts.join_timeout_s, max_entries=self.opts.max_tracked), clock)
         self.heartbeat = Heartbeat(cfg.heartbeat, cfg.agent.name, self._api, clock=clock, host=host)
         self.webhooks = WebhookSinks(cfg.alerts.webhooks, cfg.alerts.alertmanager_url, host=host,
                                      wall=wall, firing=self.book.firing, opts=self.opts.sinks)
-        self.watch = DispatchWatch(self)
-        self.calls = CallBook(clock, join_timeout_s=self.opts.join_timeout_s)
-        self.early = EarlyEvents(clock)
-        self.hb_state = HeartbeatState()
-        self.livekit = reach.Reachability()
-        self.letta = reach.Reachability()
-        self.letta_calls = lettacalls.CallFailures()
+        self.dispatches = Dispatches(
+            metrics, self._dispatch_options(), alerts=self,
+            livekit=lambda: self._api().agent_dispatch, facts=self.facts,
+            wait_pool_ready=self.wait_pool_ready, clock=clock)
+        self.probing = Probing(
+            self.heartbeat, metrics, ProbingOptions(
+                cfg.heartbeat, cfg.livekit.url, cfg.workers.start_timeout_s,
+                self.opts.livekit_timeout_s),
+            livekit=self._api, status=self._safe_status, alerts=self, facts=self.facts, probe_observed=self.dispatches.probe_observed,
+            wait_pool_ready=self.wait_pool_ready, clock=clock, wall=wall)
+        self.letta = LettaHealth(cfg.letta.base_url, secrets.letta_api_key,
+                                 window_s=self.opts.letta_failure_window_s,
+                                 timeout_s=self.opts.livekit_timeout_s, alerts=self,
+                                 clock=clock)
+        self.pool = poolcheck.PoolWatch(grace_s=self.opts.no_ready_grace_s, alerts=self,
+                                        clock=clock)
         self.worker_ports: dict[str, int] = {}
-        self._no_ready_since: float | None = None
-        self._last_join_ok = float("-inf")
-        self._last_join_missing = float("-inf")
         self._last_job_request: float | None = None
         self._lk: api.LiveKitAPI | None = None
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self.tg: asyncio.TaskGroup | None = None
 
+    def _dispatch_options(self) -> DispatchOptions:
+        mon = self.cfg.monitor
+        return DispatchOptions(
+            CorrelateOptions(deadline_s=mon.job_request_deadline_s,
+                             redispatch=mon.redispatch_unanswered,
+                             join_timeout_s=self.opts.join_timeout_s,
+                             max_entries=self.opts.max_tracked),
+            confirm_concurrency=self.opts.confirm_concurrency,
+            livekit_timeout_s=self.opts.livekit_timeout_s)
+
     # ---- EventSink -----------------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
         self.recorder.on_event(event)
-        if isinstance(event, DispatchCreated):
-            if event.source != HEARTBEAT_SOURCE and not event.reused and \
-                    self.correlator.dispatched(event.dispatch_id, event.room, event.agent_name):
-                for early in self.early.take(event.dispatch_id):
-                    self.on_event(early)  # the worker was faster than LiveKit's answer
-        elif isinstance(event, JobRequest):
-            self._job_request(event)
-        elif isinstance(event, AgentJoined):
-            self._agent_joined(event)
-        elif isinstance(event, JobEnded):
-            self._job_ended(event)
-        elif isinstance(event, LettaError):
-            self._letta_error(event)
-        elif isinstance(event, Ready) and event.http_port > 0 and event.process:
-            self.worker_ports[event.process] = event.http_port
+        if isinstance(event, JobRequest):
+            self._last_job_request = self._clock()  # probe or not: LiveKit reaches our workers
+        if isinstance(event, LettaError):
+            self.letta.call_failed(event)
+        elif isinstance(event, Ready):
+            if event.http_port > 0 and event.process:
+                self.worker_ports[event.process] = event.http_port
+        elif not self._probe_event(event):
+            self.dispatches.on_event(event)
 
-    def _job_request(self, ev: JobRequest) -> None:
-        self._last_job_request = self._clock()  # probe or not: LiveKit reaches our workers
-        if self.heartbeat.job_request_seen(ev.room, ev.dispatch_id) or is_probe_room(ev.room):
-            return  # our probe (handled by the heartbeat), or another host's probe
-        if ev.decision == "accepted" and not ev.probe:
-            self.calls.accepted(ev.process, ev.job_id, ev.dispatch_id, ev.room)
-        if ev.dispatch_id and self.correlator.get(ev.dispatch_id) is None:
-            self.early.hold(ev.dispatch_id, ev)
-            return
-        seconds = self.correlator.job_request(ev.dispatch_id, ev.job_id, ev.room)
-        if seconds is not None:
-            self.metrics.dispatch_job_request.labels(self.metrics.agent_name).observe(seconds)
-            self._emit(self.book.resolve(A.DISPATCH_UNANSWERED))
-        self.jobs_known((ev.job_id,))
-
-    def jobs_known(self, job_ids: tuple[str, ...]) -> None:
-        """These jobs are now tied to their dispatch: count the joins that waited for them."""
-        for job_id in job_ids:
-            for held in self.early.take(JOB_KEY + job_id):
-                self.on_event(held)
-
-    def _agent_joined(self, ev: AgentJoined) -> None:
-        if self.heartbeat.agent_joined_seen(ev.room, ev.dispatch_id) or is_probe_room(ev.room):
-            return
-        if ev.source == "worker":
-            self.calls.joined(ev.job_id)
-        if ev.dispatch_id and self.correlator.get(ev.dispatch_id) is None:
-            self.early.hold(ev.dispatch_id, ev)
-            return
-        job_id = ev.job_id or ev.identity.removeprefix("agent-")
-        if not self.correlator.knows_job(job_id):
-            if job_id:  # no JobRequest for it yet: counted once its job is tied to a dispatch
-                self.early.hold(JOB_KEY + job_id, ev)
-            return
-        found = self.correlator.agent_joined(job_id=job_id, dispatch_id=ev.dispatch_id,
-                                             room=ev.room, identity=ev.identity)
-        if found is not None:
-            self.metrics.time_to_join.labels(self.metrics.agent_name).observe(found[1])
-            self._last_join_ok = self._clock()
-            self.resolve(A.DISPATCH_UNANSWERED)  # an agent got in: the path works again
-
-    def _job_ended(self, ev: JobEnded) -> None:
-        """A job that ended before its agent joined (connect failed, entrypoint crashed)."""
-        self.calls.ended(ev.job_id)
-        if ev.reason and ev.outcome != "cut":  # a named failure, e.g. no Letta agent for the call
-            logger.warning("job failed: %s", ev.reason, extra={"job_id": ev.job_id,
-                                                                "dispatch_id": ev.dispatch_id})
-        if ev.outcome not in JOIN_FAILURES or self.tg is None:
-            return
-        entry = self.correlator.join_failed(ev.dispatch_id) if ev.dispatch_id else None
-        if entry is None:
-            return
-        self.tg.create_task(self.watch.join_missing(
-            entry.dispatch_id, entry.room,
-            f"its job {ev.job_id or '?'} on {ev.process or 'a worker'} ended '{ev.outcome}' "
-            "before joining"))
-
-    def _letta_error(self, ev: LettaError) -> None:
-        """A call's Letta turn failed: two within the window fire LettaUnreachable."""
-        self.letta_calls = lettacalls.record(self.letta_calls, self._clock(), ev.kind, ev.detail,
-                                             self.opts.letta_failure_window_s)
-        self._letta_verdict()
-
-    def _letta_verdict(self) -> None:
-        """LettaUnreachable fires on a failing health check or on failing calls; both must
-        be well again (calls: no two failures within the window) to resolve it."""
-        window = self.opts.letta_failure_window_s
-        self.letta_calls = lettacalls.prune(self.letta_calls, self._clock(), window)
-        base_url = self.cfg.letta.base_url
-        if self.letta.firing:
-            self.fire(A.LETTA_UNREACHABLE, reach.letta_diagnosis(self.letta, base_url))
-        elif lettacalls.firing(self.letta_calls, self._clock(), window):
-            self.fire(A.LETTA_UNREACHABLE, lettacalls.diagnosis(self.letta_calls, base_url, window))
-        else:
-            self.resolve(A.LETTA_UNREACHABLE)
-
-    async def _letta_calls_tick(self) -> None:
-        self._letta_verdict()  # failures age out of the window with no new event
+    def _probe_event(self, ev: Event) -> bool:
+        """Our heartbeat's probe (the heartbeat handles it), or another host's probe."""
+        if isinstance(ev, JobRequest):
+            return self.heartbeat.job_request_seen(ev.room, ev.dispatch_id) or \
+                is_probe_room(ev.room)
+        if isinstance(ev, AgentJoined):
+            return self.heartbeat.agent_joined_seen(ev.room, ev.dispatch_id) or \
+                is_probe_room(ev.room)
+        return False
 
     def process_exited(self, name: str) -> None:
         """The supervisor saw ``name`` exit: forget its job count and health port."""
@@ -227,15 +147,15 @@ class Monitor:
 
     def process_died(self, name: str, reason: ExitReason) -> None:
         """A process exited: the jobs it still held end now, with the cause."""
-        end_held_jobs(self, name, reason)
+        held = self.dispatches.process_died(name, reason)
+        if held is not None:
+            self.recorder.jobs_cut(held, reason.kind)
 
     def alerts(self) -> list[dict[str, Any]]:
         return self.book.alerts()
 
     def dispatch_timeline(self, dispatch_id: str) -> dict[str, Any] | None:
-        """Where a tracked dispatch is: JobRequest and join times after its creation."""
-        entry = self.correlator.get(dispatch_id)
-        return None if entry is None else entry.timeline()
+        return self.dispatches.timeline(dispatch_id)
 
     # ---- alert plumbing ------------------------------------------------------------------
 
@@ -256,7 +176,7 @@ class Monitor:
         try:
             return self._status()
         except Exception:  # the supervisor mid-shutdown must not take the monitor with it
-            logger.exception("status provider failed")
+            logger.exception("status_provider_failed")
             return {}
 
     def _facts_status(self) -> dict[str, Any]:
@@ -277,10 +197,10 @@ class Monitor:
         if self._http is not None and self.worker_ports:
             workers = await fetch_all(self._http, dict(self.worker_ports),
                                       self.opts.worker_info_timeout_s)
-        recent_missing = self._last_join_missing > self._last_join_ok
+        recent_missing = self.dispatches.joins_missing_recently()
         return diagnose.Facts(
             agent_name=self.cfg.agent.name, livekit_url=self.cfg.livekit.url,
-            livekit=self.livekit, pool=status.get("pool", {}),
+            livekit=self.probing.livekit, pool=status.get("pool", {}),
             processes=status.get("processes", []), workers=workers,
             load_threshold=self.cfg.workers.load_threshold,
             joins_missing=joins_missing or recent_missing, listing=listing,
@@ -293,10 +213,6 @@ class Monitor:
         if self._lk is None:
             raise RuntimeError("monitor not started")
         return self._lk
-
-    @property
-    def lkapi(self) -> api.LiveKitAPI:
-        return self._api()
 
     async def start(self) -> None:
         """Open the LiveKit session and start the background tasks."""
@@ -331,19 +247,19 @@ class Monitor:
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             self.tg = tg
-            tg.create_task(self._every(self.opts.tick_s, self.watch.tick), name="correlate")
+            tg.create_task(self.dispatches.run(self.opts.tick_s), name="dispatches")
             tg.create_task(self._every(self.opts.pool_check_interval_s, self._check_pool),
                            name="pool check")
             tg.create_task(self._every(reach.check_interval_s(
-                self.cfg.heartbeat, self.opts.livekit_check_interval_s), self._check_livekit),
-                           name="livekit check")
+                self.cfg.heartbeat, self.opts.livekit_check_interval_s),
+                self.probing.check_livekit), name="livekit check")
             if self.opts.letta_enabled:
                 tg.create_task(self._every(self.opts.letta_check_interval_s, self._check_letta),
                                name="letta check")
-            tg.create_task(self._every(self.opts.pool_check_interval_s, self._letta_calls_tick),
+            tg.create_task(self._every(self.opts.pool_check_interval_s, self.letta.tick),
                            name="letta calls")
             if self.cfg.heartbeat.enabled:
-                tg.create_task(self._heartbeat_loop(), name="heartbeat")
+                tg.create_task(self.probing.run(), name="heartbeat")
             tg.create_task(self.webhooks.run(), name="webhooks")
 
     async def _every(self, interval_s: float, step: Callable[[], Awaitable[None]]) -> None:
@@ -354,104 +270,18 @@ class Monitor:
             try:
                 await step()
             except Exception:
-                logger.exception("monitor step %s failed", getattr(step, "__name__", step))
+                logger.exception("monitor_step_failed step=%s", getattr(step, "__name__", "?"))
             await asyncio.sleep(max(0.0, started + interval_s - self._clock()))
 
     # ---- checks --------------------------------------------------------------------------
 
-    def observe_livekit(self, error: BaseException | None) -> None:
-        self.livekit = reach.observe(self.livekit, error)
-        if self.livekit.firing:
-            diagnosis = reach.livekit_diagnosis(self.livekit, self.cfg.livekit.url)
-            self.fire(A.LIVEKIT_UNREACHABLE, diagnosis, {"reason": str(self.livekit.last_failure)})
-            hb = self.hb_state
-            if hb.consecutive_failures >= failures_to_fire(True) and not hb.firing \
-                    and self.planned_outage() is None:
-                # The last probe failed and LiveKit is down: the heartbeat is failing now.
-                self.hb_state = HeartbeatState(hb.consecutive_failures, firing=True)
-                self.fire(A.HEARTBEAT_FAILED, f"the last probe failed: {diagnosis}",
-                          {"result": str(ProbeResult.DISPATCH_ERROR)})
-        else:
-            self.resolve(A.LIVEKIT_UNREACHABLE)
-
-    async def _check_livekit(self) -> None:
-        if self._safe_status().get("state") == "stopping":
-            return  # the sandbox's emulator stops with us
-        try:
-            async with asyncio.timeout(reach.check_timeout_s(self.cfg.heartbeat,
-                                                        self.opts.livekit_timeout_s)):
-                await self._api().room.list_rooms(api.ListRoomsRequest(names=["voiceops-ping"]))
-        except Exception as exc:
-            self.observe_livekit(exc)
-        else:
-            self.observe_livekit(None)
-
     async def _check_letta(self) -> None:
-        assert self._http is not None
-        url = self.cfg.letta.base_url.rstrip("/") + "/v1/health/"
-        key = self._secrets.letta_api_key
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        error: BaseException | None = None
-        try:
-            async with self._http.get(url, headers=headers, timeout=aiohttp.ClientTimeout(
-                    total=self.opts.livekit_timeout_s)) as resp:
-                resp.raise_for_status()
-        except Exception as exc:
-            error = exc
-        self.letta = reach.observe(self.letta, error)
-        self._letta_verdict()
-
-    def planned_outage(self) -> str | None:
-        """A stop or drain the operator asked for is under way (alerts about it are held)."""
-        status = self._safe_status()
-        return poolcheck.planned_outage(status) if status else None
+        if self._http is None:
+            raise RuntimeError("monitor not started")
+        await self.letta.check(self._http)
 
     async def _check_pool(self) -> None:
-        status = self._safe_status()
-        if not status:
-            return
-        if poolcheck.planned_outage(status) is not None:
-            self._no_ready_since = None  # the grace starts again once the planned part is over
-            return
-        verdict = poolcheck.check_pool(status, self._no_ready_since, self._clock(),
-                                       self.opts.no_ready_grace_s)
-        self._no_ready_since = verdict.no_ready_since
-        if verdict.no_ready_fire:
-            self.fire(A.NO_READY_WORKERS, diagnose.no_ready_workers(
-                status.get("pool", {}), status.get("processes", [])))
-        elif verdict.no_ready_since is None:
-            self.resolve(A.NO_READY_WORKERS)
-        if verdict.parked:
-            self.fire(A.WORKER_CRASH_LOOP, diagnose.crash_loop(verdict.parked),
-                      {"process": str(verdict.parked[0].get("name", ""))})
-        else:
-            self.resolve(A.WORKER_CRASH_LOOP)
-
-    def note_join_missing(self) -> None:
-        self._last_join_missing = self._clock()
-
-    # ---- heartbeat -----------------------------------------------------------------------
-
-    async def _heartbeat_loop(self) -> None:
-        # Workers need a while to register (the sandbox's emulator first): a probe before
-        # then would only report the start-up as an outage.
-        await self.wait_pool_ready(max(self.cfg.heartbeat.interval_s,
-                                       self.cfg.workers.start_timeout_s))
-        interval = self.cfg.heartbeat.interval_s
-        while True:
-            started = self._clock()
-            try:
-                planned = self.planned_outage()
-                if planned is None:
-                    await self.apply_probe(await self.heartbeat.probe())
-                else:
-                    logger.info("heartbeat probe skipped: %s", planned)
-            except Exception:
-                logger.exception("heartbeat probe failed unexpectedly")
-            if 0 < self.hb_state.consecutive_failures and not self.hb_state.firing:
-                continue  # confirm a first failure at once rather than a whole interval later
-            # Start to start, so a slow failing probe does not stretch the period.
-            await asyncio.sleep(max(0.0, started + interval - self._clock()))
+        self.pool.check(self._safe_status())  # decisions read the status fresh
 
     async def wait_pool_ready(self, max_wait_s: float) -> None:
         """Soon after the pool is ready (at once when no local worker is wanted: workers
@@ -462,35 +292,3 @@ class Monitor:
             if int(pool.get("ready", 0)) > 0 or pool.get("desired") == 0:
                 return
             await asyncio.sleep(self.opts.tick_s)
-
-    async def apply_probe(self, outcome: ProbeOutcome) -> None:
-        m, agent = self.metrics, self.metrics.agent_name
-        if outcome.result is not ProbeResult.OK and (planned := self.planned_outage()):
-            # The probe overlapped a stop the operator asked for: not a failure of the path.
-            logger.info("heartbeat probe %s: %s during a planned stop (%s): not counted",
-                        outcome.room, outcome.result, planned)
-            return
-        m.heartbeat_probes.labels(str(outcome.result)).inc()
-        self.observe_livekit(outcome.error if outcome.result is ProbeResult.DISPATCH_ERROR
-                             else None)
-        if outcome.job_request_s is not None:
-            m.dispatch_job_request.labels(agent).observe(outcome.job_request_s)
-        if outcome.join_s is not None:
-            m.time_to_join.labels(agent).observe(outcome.join_s)
-        if outcome.result is ProbeResult.OK:
-            m.heartbeat_last_success.set(self._wall())
-            self.resolve(A.DISPATCH_UNANSWERED)  # the path works again
-        elif outcome.result is ProbeResult.NO_JOB_REQUEST:
-            m.dispatch_unanswered.labels(agent, "heartbeat").inc()
-        livekit_down = self.livekit.firing and outcome.result is ProbeResult.DISPATCH_ERROR
-        self.hb_state, action = next_state(self.hb_state, outcome.result,
-                                           failures_to_fire(livekit_down))
-        if action is Action.RESOLVE:
-            self.resolve(A.HEARTBEAT_FAILED)
-        elif self.hb_state.firing:
-            facts = await self.facts(joins_missing=outcome.result is ProbeResult.NO_JOIN,
-                                     listing=outcome.listing)
-            self.fire(A.HEARTBEAT_FAILED, f"{outcome.result} on {outcome.room}: "
-                      f"{diagnose.dispatch_path(facts)}", {"result": str(outcome.result)})
-        logger.info("heartbeat probe %s: %s (consecutive failures %d)", outcome.room,
-                    outcome.result, self.hb_state.consecutive_failures)

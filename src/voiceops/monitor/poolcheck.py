@@ -1,10 +1,15 @@
-"""Pool alerts from the supervisor's status(): NoReadyWorkers and WorkerCrashLoop (pure)."""
+"""Pool alerts from the supervisor's status(): NoReadyWorkers and WorkerCrashLoop.
+
+The policy is pure functions; :class:`PoolWatch` applies it to each fresh status."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+
+from voiceops.monitor import alerts as A
+from voiceops.monitor import diagnose
 
 # Stop reasons an operator (or the supervisor on their behalf) asked for: not an incident.
 REQUESTED_STOPS: Final = frozenset({"manual", "scale", "reload", "shutdown"})
@@ -45,3 +50,31 @@ def planned_outage(status: dict[str, Any]) -> str | None:
     if draining and not others:
         return f"{', '.join(str(p.get('name')) for p in draining)} draining on request"
     return None
+
+
+class PoolWatch:
+    def __init__(self, *, grace_s: float, alerts: A.Alerting,
+                 clock: Callable[[], float]) -> None:
+        self._grace_s, self._clock = grace_s, clock
+        self._fire, self._resolve = alerts.fire, alerts.resolve
+        self.no_ready_since: float | None = None
+
+    def check(self, status: dict[str, Any]) -> None:
+        """Fire or resolve both pool alerts from ``status`` (nothing when it is empty)."""
+        if not status:
+            return
+        if planned_outage(status) is not None:
+            self.no_ready_since = None  # the grace starts again once the planned part is over
+            return
+        verdict = check_pool(status, self.no_ready_since, self._clock(), self._grace_s)
+        self.no_ready_since = verdict.no_ready_since
+        if verdict.no_ready_fire:
+            self._fire(A.NO_READY_WORKERS, diagnose.no_ready_workers(
+                status.get("pool", {}), status.get("processes", [])), None)
+        elif verdict.no_ready_since is None:
+            self._resolve(A.NO_READY_WORKERS)
+        if verdict.parked:
+            self._fire(A.WORKER_CRASH_LOOP, diagnose.crash_loop(verdict.parked),
+                       {"process": str(verdict.parked[0].get("name", ""))})
+        else:
+            self._resolve(A.WORKER_CRASH_LOOP)

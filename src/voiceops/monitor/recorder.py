@@ -1,9 +1,9 @@
-"""Feeds :class:`Metrics` from child events (counters, latency, active jobs, voice histograms).
+"""Feeds :class:`Metrics` from child events (job counters, active jobs, voice, Letta errors).
 
 Labels stay bounded: the ``agent_name`` label is always the configured agent (the one name
 voiceops dispatches), and an outcome/decision/metric outside its enum is counted in
-``voiceops_events_dropped_total`` instead of creating a series. Correlation histograms
-(JobRequest, join) are the monitor's business, not this module's.
+``voiceops_events_dropped_total`` instead of creating a series. Dispatch metrics (requests,
+latency, JobRequest, join, unanswered) are written by ``monitor/dispatches.py`` alone.
 """
 
 from __future__ import annotations
@@ -12,29 +12,25 @@ import logging
 import math
 
 from voiceops.events import (
-    DispatchCreated,
-    DispatchFailed,
     Event,
     JobEnded,
     JobRequest,
     Jobs,
-    VoiceCount,
     LettaError,
+    VoiceCount,
     VoiceMetric,
 )
-from voiceops.monitor.metrics import (
+from voiceops.metrics import (
     CALL_CUT_REASONS,
-    DISPATCH_OUTCOMES,
     JOB_OUTCOMES,
     JOB_REQUEST_DECISIONS,
     LETTA_ERROR_KINDS,
     VOICE_METRICS,
     Metrics,
 )
+from voiceops.monitor.calls import Held
 
-logger = logging.getLogger("voiceops.monitor")
-
-HEARTBEAT_SOURCE = "heartbeat"
+logger = logging.getLogger("voiceops.monitor.recorder")
 
 
 def _seconds_ok(value: float) -> bool:
@@ -51,8 +47,6 @@ class Recorder:
 
     def on_event(self, event: Event) -> None:
         handler = {
-            DispatchCreated: self._dispatch_created,
-            DispatchFailed: self._dispatch_failed,
             JobRequest: self._job_request,
             JobEnded: self._job_ended,
             Jobs: self._jobs,
@@ -63,36 +57,20 @@ class Recorder:
         if handler is not None:
             handler(event)  # type: ignore[operator]
 
-    def _drop(self, what: str) -> None:
-        logger.debug("event dropped: %s", what)
+    def _drop(self, kind: str, value: object) -> None:
+        logger.debug("event_dropped type=%s value=%.40r", kind, value)
         self.metrics.events_dropped.inc()
-
-    def _dispatch_created(self, ev: DispatchCreated) -> None:
-        if ev.source == HEARTBEAT_SOURCE:
-            return  # probes have their own metric
-        outcome = "reused" if ev.reused else "ok"
-        self.metrics.dispatch_requests.labels(self._agent, outcome).inc()
-        if _seconds_ok(ev.latency_s):
-            self.metrics.dispatch_latency.labels(self._agent).observe(ev.latency_s)
-
-    def _dispatch_failed(self, ev: DispatchFailed) -> None:
-        if ev.source == HEARTBEAT_SOURCE:
-            return
-        if ev.reason not in DISPATCH_OUTCOMES or ev.reason in ("ok", "reused"):
-            self._drop(f"dispatch_failed reason {ev.reason!r}")
-            return
-        self.metrics.dispatch_requests.labels(self._agent, ev.reason).inc()
 
     def _job_request(self, ev: JobRequest) -> None:
         decision = "probe" if ev.probe else ev.decision
         if decision not in JOB_REQUEST_DECISIONS:
-            self._drop(f"job_request decision {decision!r}")
+            self._drop("job_request", decision)
             return
         self.metrics.job_requests.labels(self._agent, decision).inc()
 
     def _job_ended(self, ev: JobEnded) -> None:
         if ev.outcome not in JOB_OUTCOMES:
-            self._drop(f"job_ended outcome {ev.outcome!r}")
+            self._drop("job_ended", ev.outcome)
             return
         self.metrics.jobs.labels(self._agent, ev.outcome).inc()
         if ev.outcome == "cut":
@@ -101,16 +79,22 @@ class Recorder:
             logger.warning("call_cut job_id=%s reason=%s process=%s", ev.job_id, reason,
                            ev.process)
 
+    def jobs_cut(self, held: Held, kind: str) -> None:
+        """A worker died holding these jobs: each ended cut; its live calls were cut by it."""
+        self.metrics.jobs.labels(self._agent, "cut").inc(len(held.live) + len(held.joining))
+        if kind != "drain_timeout":  # the drain kill counted its own cuts
+            self.metrics.calls_cut.labels("worker_died").inc(len(held.live))
+
     def _jobs(self, ev: Jobs) -> None:
         if ev.active_jobs < 0 or not ev.process:
-            self._drop("jobs event without a process or with a negative count")
+            self._drop("jobs", ev.active_jobs)
             return
         self._active[ev.process] = ev.active_jobs
         self._publish_active()
 
     def _voice_metric(self, ev: VoiceMetric) -> None:
         if ev.metric not in VOICE_METRICS or not _seconds_ok(ev.value_s):
-            self._drop(f"voice_metric {ev.metric!r}")
+            self._drop("voice_metric", ev.metric)
             return
         self.metrics.voice[ev.metric].labels(self._agent).observe(ev.value_s)
 
@@ -122,10 +106,11 @@ class Recorder:
         elif ev.what == "interruption":
             m.voice_interruptions.labels(a).inc()
         else:
-            self._drop(f"voice_count {ev.what!r}")
+            self._drop("voice_count", ev.what)
+
     def _letta_error(self, ev: LettaError) -> None:
         if ev.kind not in LETTA_ERROR_KINDS:
-            self._drop(f"letta_error kind {ev.kind!r}")
+            self._drop("letta_error", ev.kind)
             return
         self.metrics.letta_errors.labels(self._agent, ev.kind).inc()
 

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from voiceops.monitor.alerts import Alert, Change, Edge, SEVERITY, SUMMARY
-from voiceops.monitor.metrics import Metrics
+from voiceops.metrics import Metrics
+from voiceops.monitor.alerts import SEVERITY, SUMMARY, Alert, Change, Edge
 
 alert_log = logging.getLogger("voiceops.alerts")
 logger = logging.getLogger("voiceops.monitor.sinks")
@@ -75,7 +75,7 @@ def alertmanager_alert(name: str, labels: dict[str, str], diagnosis: str, starts
 
 def retry_delay_s(attempt: int, base_s: float, max_s: float) -> float:
     """Backoff before retry number ``attempt`` (0-based): base·2^attempt, capped."""
-    return min(max_s, base_s * (2 ** min(attempt, 30)))
+    return min(max_s, base_s * (2.0 ** min(attempt, 30)))
 
 
 def redact(url: str) -> str:
@@ -131,7 +131,7 @@ class Target:
                 await asyncio.sleep(retry_delay_s(attempt, self.opts.backoff_base_s,
                                                   self.opts.backoff_max_s))
         self.failed += 1
-        logger.warning("alert webhook %s failed after %d attempts: %s", redact(self.url),
+        logger.warning("alert_webhook_failed url=%s attempts=%d error=%s", redact(self.url),
                        self.opts.attempts, error)
 
 

@@ -27,7 +27,8 @@ async def fetch_one(session: aiohttp.ClientSession, process: str, port: int,
                 return None
             body = await resp.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        logger.debug("GET %s failed: %r", url, exc)
+        logger.debug("worker_info_failed process=%s port=%d error=%s", process, port,
+                     type(exc).__name__)
         return None
     if not isinstance(body, dict):
         return None

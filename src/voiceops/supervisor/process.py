@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voiceops.events import Ready
-from voiceops.monitor.metrics import Metrics
+from voiceops.metrics import Metrics
 from voiceops.supervisor import oom, policy
 from voiceops.supervisor.child import Child, ChildRegistry, child_env
 from voiceops.supervisor.logs import Forwarder

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from voiceops import __version__, config, events
 from voiceops.config import Config, ConfigError
-from voiceops.monitor.metrics import Metrics
+from voiceops.metrics import Metrics
 from voiceops.supervisor import preflight, reaper
 from voiceops.supervisor.api import ControlError, EventSink
 from voiceops.supervisor.child import ChildRegistry

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from voiceops import __version__
-from voiceops.monitor.metrics import Metrics
+from voiceops.metrics import Metrics
 from voiceops.supervisor.http import HttpServer, not_ready_reason, start_http_server
 
 

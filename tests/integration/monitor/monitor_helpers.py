@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 
 from voiceops import config, events
-from voiceops.monitor.metrics import Metrics
+from voiceops.metrics import Metrics
 from voiceops.monitor.monitor import Monitor, MonitorOptions
 from voiceops.monitor.sinks import SinkOptions
 

@@ -161,7 +161,7 @@ async def test_dispatch_answered_by_a_worker_we_do_not_own(livekit_server: Any, 
                      WORKER_READY_S, "a probe answered elsewhere")
     ev = await dispatch(livekit_server, name, "call-elsewhere")
     h.monitor.on_event(ev)
-    entry = h.monitor.correlator.get(ev.dispatch_id)
+    entry = h.monitor.dispatches.correlator.get(ev.dispatch_id)
     assert entry is not None
     await wait_until(lambda: entry.phase != "waiting" and entry.phase != "confirming",
                      DEADLINE_S + 5, "the ListDispatch confirmation")

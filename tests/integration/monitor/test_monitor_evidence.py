@@ -38,8 +38,8 @@ async def test_evidence_is_absent_when_healthy_and_named_when_jobs_are_swallowed
     h.monitor.on_event(ok)
     await wait_until(lambda: h.monitor.dispatch_timeline(ok.dispatch_id)["job_request_after_s"]
                      is not None, 20, "the healthy JobRequest")
-    entry = h.monitor.correlator.get(ok.dispatch_id)
-    answered, listed = await h.monitor.watch._listed(entry)  # noqa: SLF001
+    entry = h.monitor.dispatches.correlator.get(ok.dispatch_id)
+    answered, listed = await h.monitor.dispatches.listed(entry)
     listing = diagnose.Listing(entry.room, entry.dispatch_id, answered=answered,
                                found=listed is not None,
                                jobs=len(listed.state.jobs) if listed else 0)

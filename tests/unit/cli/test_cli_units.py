@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from voiceops import cli
+from voiceops.cli.app import build_parser, main
+from voiceops.cli.common import socket_path
+from voiceops.cli.status import format_duration, format_status
 from voiceops.config import Config, ControlConfig
 from voiceops.supervisor.control import default_socket_path
 
 
 def test_every_subcommand_has_a_handler() -> None:
     """Each registered subcommand parses and carries its handler."""
-    parser = cli.build_parser()
+    parser = build_parser()
     for argv in (["run"], ["status"], ["scale", "2"], ["restart", "all"], ["drain", "worker-0"]):
         assert callable(parser.parse_args(argv).handler), argv
 
@@ -22,7 +24,7 @@ def test_every_subcommand_has_a_handler() -> None:
 def test_scale_needs_an_integer(capsys: pytest.CaptureFixture[str]) -> None:
     """`scale x` is a usage error (exit 2) naming the argument."""
     with pytest.raises(SystemExit) as exc:
-        cli.main(["scale", "x"])
+        main(["scale", "x"])
     assert exc.value.code == 2
     assert "N" in capsys.readouterr().err
 
@@ -42,7 +44,7 @@ def test_default_socket_path_rules(cfg: Config, env: dict[str, str], want: Path)
 def test_socket_option_overrides_config(tmp_path: Path) -> None:
     """--socket is used as given, without reading any config."""
     args = argparse.Namespace(socket="/x/c.sock", config=str(tmp_path / "missing.toml"))
-    assert cli.socket_path(args, {}) == Path("/x/c.sock")
+    assert socket_path(args, {}) == Path("/x/c.sock")
 
 
 def test_socket_from_voiceops_config_env(tmp_path: Path) -> None:
@@ -50,13 +52,13 @@ def test_socket_from_voiceops_config_env(tmp_path: Path) -> None:
     cfg = tmp_path / "v.toml"
     cfg.write_text('[control]\nsocket = "/y/c.sock"\n')
     args = argparse.Namespace(socket=None, config=None)
-    assert cli.socket_path(args, {"VOICEOPS_CONFIG": str(cfg)}) == Path("/y/c.sock")
+    assert socket_path(args, {"VOICEOPS_CONFIG": str(cfg)}) == Path("/y/c.sock")
 
 
 def test_missing_explicit_config_exits_78(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """An explicit --config that does not exist is a config error (78), not a crash."""
-    assert cli.main(["status", "--config", str(tmp_path / "nope.toml")]) == 78
+    assert main(["status", "--config", str(tmp_path / "nope.toml")]) == 78
     assert "file not found" in capsys.readouterr().err
 
 
@@ -66,7 +68,7 @@ def test_missing_explicit_config_exits_78(tmp_path: Path,
 ])
 def test_format_duration(seconds: float | None, text: str) -> None:
     """Durations print compactly at the right unit."""
-    assert cli.format_duration(seconds) == text
+    assert format_duration(seconds) == text
 
 
 def test_format_status_aligns_and_tolerates_missing_fields() -> None:
@@ -76,7 +78,7 @@ def test_format_status_aligns_and_tolerates_missing_fields() -> None:
               "processes": [{"name": "worker-10", "state": "parked", "pss_bytes": 3 * 2**20},
                             {"name": "proxy", "state": "ready", "pid": 7, "uptime_s": 5}],
               "alerts": []}
-    lines = cli.format_status(status, now_s=0.0).splitlines()
+    lines = format_status(status, now_s=0.0).splitlines()
     assert lines[1].split() == ["worker-10", "parked", "-", "-", "-", "3.0", "-"]
     assert lines[0].index("STATE") == lines[1].index("parked") == lines[2].index("ready")
     assert lines[-2] == ("pool: 0/1 workers ready, 1 parked, UNHEALTHY; "
@@ -86,7 +88,7 @@ def test_format_status_aligns_and_tolerates_missing_fields() -> None:
 
 def test_a_running_sandbox_is_recognised_by_its_emulator() -> None:
     """`voiceops check` treats a supervisor with an emulator child as a sandbox, others not."""
-    from voiceops.checks import sandbox_running
+    from voiceops.cli.check import sandbox_running
 
     assert sandbox_running({"processes": [{"name": "emulator", "kind": "emulator"}]})
     assert not sandbox_running({"processes": [{"name": "worker-0", "kind": "worker"}]})

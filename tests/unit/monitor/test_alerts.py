@@ -8,9 +8,9 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry
 
+from voiceops.metrics import ALERTS, Metrics
 from voiceops.monitor import alerts as A
 from voiceops.monitor.alerts import AlertBook, Edge
-from voiceops.monitor.metrics import ALERTS, Metrics
 from voiceops.monitor.sinks import (
     EVENT_FIRED,
     EVENT_RESOLVED,

@@ -16,10 +16,10 @@ from voiceops.events import (
     LettaError,
     Ready,
 )
+from voiceops.metrics import Metrics
 from voiceops.monitor import alerts as A
 from voiceops.monitor import lettacalls
 from voiceops.monitor.heartbeat import ProbeOutcome, ProbeResult
-from voiceops.monitor.metrics import Metrics
 from voiceops.monitor.monitor import Monitor, MonitorOptions
 
 AGENT = "letta-voice-agent"
@@ -84,7 +84,7 @@ def test_early_events_of_unknown_dispatches_expire(mon: Monitor, clock: Clock) -
     mon.on_event(JobRequest(job_id="AJ_3", dispatch_id="AD_3", room="r3", agent_name=AGENT))
     clock.now += 60
     mon.on_event(JobRequest(job_id="AJ_4", dispatch_id="AD_4", room="r4", agent_name=AGENT))
-    assert len(mon.early) == 1 and mon.early.expired == 1
+    assert len(mon.dispatches.early) == 1 and mon.dispatches.early.expired == 1
 
 
 def test_probe_traffic_is_not_proxy_traffic(mon: Monitor) -> None:
@@ -93,7 +93,7 @@ def test_probe_traffic_is_not_proxy_traffic(mon: Monitor) -> None:
                             agent_name=AGENT, probe=True, decision="probe"))
     assert value(mon, "voiceops_dispatch_job_request_seconds_count", agent_name=AGENT) == 0
     assert value(mon, "voiceops_job_requests_total", agent_name=AGENT, decision="probe") == 1
-    assert len(mon.correlator) == 0
+    assert len(mon.dispatches.correlator) == 0
 
 
 def test_process_exit_forgets_port_and_jobs(mon: Monitor) -> None:
@@ -110,15 +110,15 @@ def test_process_exit_forgets_port_and_jobs(mon: Monitor) -> None:
 async def test_probe_outcomes_drive_heartbeat_alert(mon: Monitor) -> None:
     """Two failed probes fire HeartbeatFailed with a diagnosis; an ok probe resolves it."""
     fail = ProbeOutcome(ProbeResult.NO_JOB_REQUEST, "voiceops-probe-h-1", "AD_x")
-    await mon.apply_probe(fail)
+    await mon.probing.apply_probe(fail)
     assert not mon.book.is_firing(A.HEARTBEAT_FAILED)
-    await mon.apply_probe(fail)
+    await mon.probing.apply_probe(fail)
     alert = mon.alerts()[0]
     assert alert["alert"] == A.HEARTBEAT_FAILED
     assert "LiveKit sent no JobRequest" in alert["diagnosis"]
     assert value(mon, "voiceops_dispatch_unanswered_total", agent_name=AGENT,
                  source="heartbeat") == 2
-    await mon.apply_probe(ProbeOutcome(ProbeResult.OK, "voiceops-probe-h-3", "AD_y",
+    await mon.probing.apply_probe(ProbeOutcome(ProbeResult.OK, "voiceops-probe-h-3", "AD_y",
                                        job_request_s=0.05))
     assert mon.alerts() == []
     assert value(mon, "voiceops_heartbeat_last_success_timestamp_seconds") == 1_700_000_000.0
@@ -152,7 +152,7 @@ async def test_job_ending_before_the_join_fires_dispatch_unanswered(clock: Clock
         assert "connect_failed" in alert["diagnosis"] and alert["labels"]["reason"] == "no_join"
         mon.on_event(JobEnded(job_id="AJ_5", dispatch_id="AD_5", room="r5",
                               outcome="connect_failed"))
-        assert mon.correlator.get("AD_5").phase == "unanswered"  # handled once
+        assert mon.dispatches.correlator.get("AD_5").phase == "unanswered"  # handled once
     finally:
         await mon.aclose()
 
@@ -193,7 +193,7 @@ def test_two_failed_turns_in_the_window_fire_letta_unreachable_then_it_ages_out(
     alert = next(a for a in mon.alerts() if a["alert"] == A.LETTA_UNREACHABLE)
     assert "2 call turns" in alert["diagnosis"] and "dropped" in alert["diagnosis"]
     clock.now += 61
-    mon._letta_verdict()
+    mon.letta.verdict()
     assert A.LETTA_UNREACHABLE not in firing(mon)
 
 

@@ -9,9 +9,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from voiceops import config
+from voiceops.metrics import Metrics
 from voiceops.monitor import alerts as A
 from voiceops.monitor.heartbeat import ProbeOutcome, ProbeResult
-from voiceops.monitor.metrics import Metrics
 from voiceops.monitor.monitor import Monitor, MonitorOptions
 from voiceops.monitor.poolcheck import planned_outage
 
@@ -77,11 +77,11 @@ async def test_failed_probes_during_a_requested_stop_do_not_fire_heartbeat_faile
     """Two unanswered probes overlapping a stop are not counted; the same two while running
     fire HeartbeatFailed."""
     miss = ProbeOutcome(ProbeResult.NO_JOB_REQUEST, "voiceops-probe-h-1", "AD_1")
-    await mon.apply_probe(miss)
-    await mon.apply_probe(miss)
+    await mon.probing.apply_probe(miss)
+    await mon.probing.apply_probe(miss)
     assert not mon.book.is_firing(A.HEARTBEAT_FAILED)
-    assert mon.hb_state.consecutive_failures == 0
+    assert mon.probing.hb_state.consecutive_failures == 0
     world["status"] = status("running", worker("worker-0", "backoff"))
-    await mon.apply_probe(miss)
-    await mon.apply_probe(miss)
+    await mon.probing.apply_probe(miss)
+    await mon.probing.apply_probe(miss)
     assert mon.book.is_firing(A.HEARTBEAT_FAILED)

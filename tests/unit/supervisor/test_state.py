@@ -6,14 +6,9 @@ import itertools
 
 import pytest
 
-from voiceops.monitor.metrics import PROCESS_STATES
-from voiceops.supervisor.state import (
-    RUNNING,
-    TRANSITIONS,
-    IllegalTransition,
-    State,
-    check_transition,
-)
+from voiceops.metrics import PROCESS_STATES
+from voiceops.supervisor.state import (RUNNING, TRANSITIONS, IllegalTransition, State,
+                                       check_transition)
 
 ALLOWED = {
     ("starting", "ready"), ("starting", "draining"), ("starting", "stopping"),

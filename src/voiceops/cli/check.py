@@ -6,6 +6,7 @@ The command exits non-zero when any check fails.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 from collections.abc import Mapping
@@ -16,6 +17,8 @@ import aiohttp
 from livekit import api
 
 from voiceops import config
+from voiceops.cli.client import status_or_none
+from voiceops.cli.common import EX_FAILURE, EX_OK, SubParsers, add_socket_options, load_config
 from voiceops.config import Config, ConfigError, Secrets
 from voiceops.text import plural
 
@@ -54,7 +57,7 @@ async def check_livekit(cfg: Config, secrets: Secrets, *, sandbox: bool = False)
                                                  f"key '{cfg.livekit.api_key}' (HTTP {exc.status})")
         return CheckResult("livekit", False, f"{cfg.livekit.url} answered HTTP {exc.status}: "
                                              f"{exc.message}")
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         hint = ("is `voiceops run --sandbox` running?" if sandbox
                 else "is the server running?")
         return CheckResult("livekit", False, f"cannot reach {cfg.livekit.url}: "
@@ -76,7 +79,7 @@ async def check_letta(cfg: Config, secrets: Secrets, *, sandbox: bool = False) -
                 if resp.status != 200:
                     return CheckResult("letta", False, f"{url} answered HTTP {resp.status}")
             agent = await _default_agent(s, base, cfg.letta.default_agent_id)
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         hint = ("`voiceops run --sandbox` serves its Letta stand-in there; skip this check with "
                 "--no-letta" if sandbox else "is the Letta server running? (--no-letta skips this)")
         return CheckResult("letta", False, f"cannot reach {cfg.letta.base_url}: "
@@ -104,14 +107,16 @@ async def _default_agent(s: aiohttp.ClientSession, base: str, agent_id: str) -> 
 def check_agent_names(cfg: Config, status: dict[str, Any] | None) -> CheckResult:
     """Workers of a running supervisor must be registered under the configured agent name."""
     if status is None:
-        return CheckResult("agent name", True, f"workers and dispatches use '{cfg.agent.name}' "
-                                               "(supervisor not running: registrations not checked)")
+        return CheckResult("agent name", True,
+                           f"workers and dispatches use '{cfg.agent.name}' "
+                           "(supervisor not running: registrations not checked)")
     names = {p.get("agent_name") for p in status.get("processes", [])
              if p.get("kind") == "worker" and p.get("agent_name")}
     wrong = sorted(n for n in names if n != cfg.agent.name)
     if wrong:
-        return CheckResult("agent name", False, f"workers registered as {', '.join(map(repr, wrong))} "
-                                                f"but dispatches ask for '{cfg.agent.name}'")
+        return CheckResult("agent name", False,
+                           f"workers registered as {', '.join(map(repr, wrong))} "
+                           f"but dispatches ask for '{cfg.agent.name}'")
     if not names:
         return CheckResult("agent name", False, "no worker has registered with LiveKit yet; "
                                                 "see `voiceops status` and the worker logs")
@@ -167,11 +172,31 @@ async def run_checks(cfg: Config, secrets: Secrets, status: dict[str, Any] | Non
     return results
 
 
-def load_for_check(path: str | None) -> tuple[Config, Secrets]:
-    """Load config and secrets, raising ConfigError naming the key."""
-    cfg = config.load(config.resolve_path(path))
-    return cfg, config.load_secrets(cfg)
+def _check(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, os.environ)
+    status = status_or_none(args)
+    # What `run --sandbox` would use: its dev secret unless one is configured.
+    sandbox = args.sandbox or sandbox_running(status)
+    if sandbox and not args.sandbox:
+        print("note: the running supervisor is a sandbox; checking what it uses")
+    secrets = config.load_secrets(cfg, sandbox=sandbox)
+    results = asyncio.run(run_checks(cfg, secrets, status, letta=not args.no_letta,
+                                     sandbox=sandbox))
+    for result in results:
+        print(result.line())
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        print(f"voiceops check: {plural(len(failed), 'problem')}: {', '.join(failed)}")
+        return EX_FAILURE
+    return EX_OK
 
 
-__all__ = ["CheckResult", "ConfigError", "check_agent_names", "load_for_check", "plural",
-           "run_checks", "sandbox_running"]
+def add_check(sub: SubParsers) -> None:
+    """Register ``check``."""
+    p = sub.add_parser("check",
+                       help="validate config, reach LiveKit and Letta, compare agent names")
+    p.add_argument("--sandbox", action="store_true",
+                   help="check what `voiceops run --sandbox` uses (its dev secret, its emulator)")
+    p.add_argument("--no-letta", action="store_true", help="skip the Letta check")
+    add_socket_options(p)
+    p.set_defaults(handler=_check)

@@ -7,7 +7,9 @@ worker's events. Each missing step is named, with what it usually means.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,11 +19,13 @@ from typing import Any
 import aiohttp
 
 from voiceops import config
+from voiceops.cli.common import SubParsers, add_socket_options, load_config, socket_path
 from voiceops.config import Config
 from voiceops.supervisor import control
 
 POLL_INTERVAL_S = 0.05
-JOIN_WAIT_S = 30.0  # after the JobRequest; ctx.connect() gives up after ~60 s, most joins take < 2 s
+# After the JobRequest; ctx.connect() gives up after ~60 s, most joins take < 2 s.
+JOIN_WAIT_S = 30.0
 
 NO_JOB_REQUEST = (
     "no worker received a JobRequest within {deadline:.0f} s: LiveKit found no available worker "
@@ -60,7 +64,7 @@ async def post_dispatch(cfg: Config, opts: DispatchOptions) -> tuple[dict[str, A
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             async with session.post(url, json=body, headers=headers) as resp:
                 answer = await resp.json(content_type=None)
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         raise DispatchFailed(f"the proxy at {url} did not answer ({type(exc).__name__}); "
                              "is `voiceops run` up?") from None
     elapsed = time.monotonic() - start
@@ -120,3 +124,32 @@ async def run(cfg: Config, opts: DispatchOptions, emit: Callable[[str], None]) -
         emit(f"  {exc}")
         return 1
     return 0
+
+
+def _api_key(cfg: config.Config) -> str:
+    """The key for the proxy's /api/*: $VOICEOPS_API_KEY, else the first in proxy.api_keys_file."""
+    if os.environ.get("VOICEOPS_API_KEY"):
+        return os.environ["VOICEOPS_API_KEY"]
+    keys = config.load_secrets(cfg, {}).proxy_api_keys if cfg.proxy.api_keys_file else frozenset()
+    return min(keys) if keys else ""
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, os.environ)
+    sock: Path | None = socket_path(args)
+    if sock is not None and not sock.exists():
+        sock = None
+    opts = DispatchOptions(
+        room=args.room, agent_name=cfg.agent.name, agent_id=args.agent_id or "",
+        api_key=_api_key(cfg), socket_path=sock,
+        deadline_s=cfg.monitor.job_request_deadline_s)
+    return asyncio.run(run(cfg, opts, print))
+
+
+def add_dispatch(sub: SubParsers) -> None:
+    """Register ``dispatch ROOM``."""
+    p = sub.add_parser("dispatch", help="dispatch the agent to ROOM and print the timeline")
+    p.add_argument("room", metavar="ROOM")
+    p.add_argument("--agent-id", metavar="ID", help="the Letta agent for this call")
+    add_socket_options(p)
+    p.set_defaults(handler=_dispatch)

@@ -1,4 +1,5 @@
-"""Every voiceops metric, in the supervisor's one registry.
+"""Every voiceops metric, in the supervisor's one registry (the supervisor and the monitor both
+import it; it imports neither).
 
 The names are a contract (DESIGN.md "Metrics"): dashboards, rules and users depend on them.
 Labels are bounded enums only — never a room name or a dispatch id. Label children are
