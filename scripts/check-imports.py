@@ -23,13 +23,6 @@ from pathlib import Path
 # module joining one of them fails the check. The coordinator deletes this allow-list once
 # those branches have landed (an entry no longer needed is reported as stale).
 KNOWN_CYCLES: list[tuple[frozenset[str], str]] = [
-    (frozenset({"voiceops.cli", "voiceops.cli_ops"}), "n-cli (#14.2): cli package"),
-    (
-        frozenset(
-            {"voiceops.monitor.monitor", "voiceops.monitor.dispatchwatch", "voiceops.monitor.calls"}
-        ),
-        "m-dispatch (#14.1): monitor/dispatches",
-    ),
     (
         frozenset(
             {

@@ -8,6 +8,7 @@ created up front so error series exist at zero before the first error.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from typing import Final
 
@@ -74,7 +75,10 @@ class Metrics:
             "voiceops_dispatch_job_request_seconds", "Dispatch created to JobRequest received.",
             DISPATCH_BUCKETS_S)
         self.time_to_join = self._histogram(
-            "voiceops_time_to_join_seconds", "Dispatch created to agent in the room.", JOIN_BUCKETS_S)
+            "voiceops_time_to_join_seconds",
+            "Dispatch created to agent in the room.",
+            JOIN_BUCKETS_S,
+        )
         self.dispatch_unanswered = self._counter(
             "voiceops_dispatch_unanswered_total", "Dispatches with no JobRequest by the deadline.",
             (*a, "source"))
@@ -89,7 +93,9 @@ class Metrics:
         self.heartbeat_last_success = self._gauge(
             "voiceops_heartbeat_last_success_timestamp_seconds",
             "Unix time of the last successful heartbeat probe.")
-        self.alert_active = self._gauge("voiceops_alert_active", "1 while the alert fires.", ("alert",))
+        self.alert_active = self._gauge(
+            "voiceops_alert_active", "1 while the alert fires.", ("alert",)
+        )
         self.alerts_fired = self._counter(
             "voiceops_alerts_fired_total", "Times each alert started firing.", ("alert",))
 
@@ -192,12 +198,8 @@ class Metrics:
     def remove_process(self, name: str) -> None:
         """Drop a scaled-away process's gauges (counters stay: they must be monotonic)."""
         for gauge in (self.process_up, self.process_crashloop, self.process_pss):
-            try:
+            with contextlib.suppress(KeyError):
                 gauge.remove(name)
-            except KeyError:
-                pass
         for s in PROCESS_STATES:
-            try:
+            with contextlib.suppress(KeyError):
                 self.process_state.remove(name, s)
-            except KeyError:
-                pass

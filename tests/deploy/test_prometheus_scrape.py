@@ -8,11 +8,16 @@ from contextlib import contextmanager
 
 import psutil
 import pytest
+from deploy_helpers import (
+    RULES_PATH,
+    add_traffic,
+    load_dashboard,
+    panel_queries,
+    populated_metrics,
+    substitute,
+)
 from prometheus_client import CollectorRegistry, start_http_server
 
-from deploy_helpers import (
-    RULES_PATH, add_traffic, load_dashboard, panel_queries, populated_metrics, substitute,
-)
 from voiceops.metrics import Metrics
 from voiceops.testing.prom import Alertmanager, Prometheus
 from voiceops.testing.prom_plugin import AlertmanagerFactory, PrometheusFactory
@@ -114,7 +119,7 @@ def test_rule_alert_reaches_webhook(prometheus: PrometheusFactory,
                                     webhook_receiver: WebhookReceiver,
                                     served_metrics: tuple[Metrics, str]) -> None:
     """voiceops_alert_active=1 → shipped rule VoiceopsAlertActive fires → Alertmanager → webhook."""
-    metrics, address = served_metrics
+    _metrics, address = served_metrics
     am = alertmanager(webhook_url=webhook_receiver.url)
     prom = prometheus([address], rule_files=[RULES_PATH], alertmanager=am)
     alert = prom.wait_for_alert("VoiceopsAlertActive", timeout_s=60)

@@ -61,9 +61,11 @@ async def post_dispatch(cfg: Config, opts: DispatchOptions) -> tuple[dict[str, A
     headers = {"Authorization": f"Bearer {opts.api_key}"} if opts.api_key else {}
     start = time.monotonic()
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            async with session.post(url, json=body, headers=headers) as resp:
-                answer = await resp.json(content_type=None)
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
+            session.post(url, json=body, headers=headers) as resp,
+        ):
+            answer = await resp.json(content_type=None)
     except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         raise DispatchFailed(f"the proxy at {url} did not answer ({type(exc).__name__}); "
                              "is `voiceops run` up?") from None

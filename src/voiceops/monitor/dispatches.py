@@ -29,7 +29,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from livekit import api
@@ -69,7 +69,7 @@ class DispatchService(Protocol):
 
 @dataclass(frozen=True)
 class DispatchOptions:
-    correlate: CorrelateOptions = CorrelateOptions()
+    correlate: CorrelateOptions = field(default_factory=CorrelateOptions)
     confirm_concurrency: int = 32  # ListDispatch calls in flight at once
     livekit_timeout_s: float = 5.0
     redispatch_wait_s: float = 60.0  # for a ready worker before re-dispatching a dead one's

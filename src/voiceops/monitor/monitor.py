@@ -88,11 +88,23 @@ class Monitor:
             livekit=lambda: self._api().agent_dispatch, facts=self.facts,
             wait_pool_ready=self.wait_pool_ready, clock=clock)
         self.probing = Probing(
-            self.heartbeat, metrics, ProbingOptions(
-                cfg.heartbeat, cfg.livekit.url, cfg.workers.start_timeout_s,
-                self.opts.livekit_timeout_s),
-            livekit=self._api, status=self._safe_status, alerts=self, facts=self.facts, probe_observed=self.dispatches.probe_observed,
-            wait_pool_ready=self.wait_pool_ready, clock=clock, wall=wall)
+            self.heartbeat,
+            metrics,
+            ProbingOptions(
+                cfg.heartbeat,
+                cfg.livekit.url,
+                cfg.workers.start_timeout_s,
+                self.opts.livekit_timeout_s,
+            ),
+            livekit=self._api,
+            status=self._safe_status,
+            alerts=self,
+            facts=self.facts,
+            probe_observed=self.dispatches.probe_observed,
+            wait_pool_ready=self.wait_pool_ready,
+            clock=clock,
+            wall=wall,
+        )
         self.letta = LettaHealth(cfg.letta.base_url, secrets.letta_api_key,
                                  window_s=self.opts.letta_failure_window_s,
                                  timeout_s=self.opts.livekit_timeout_s, alerts=self,

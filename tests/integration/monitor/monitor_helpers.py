@@ -8,6 +8,7 @@ status dict (pool ready count from ``ready`` events) stands in for ``status()``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -140,10 +141,8 @@ class Child:
         return out
 
     async def kill(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         await self.proc.wait()
         deadline = time.monotonic() + 15
         while (left := self._group()) and time.monotonic() < deadline:

@@ -163,7 +163,7 @@ async def test_dispatch_answered_by_a_worker_we_do_not_own(livekit_server: Any, 
     h.monitor.on_event(ev)
     entry = h.monitor.dispatches.correlator.get(ev.dispatch_id)
     assert entry is not None
-    await wait_until(lambda: entry.phase != "waiting" and entry.phase != "confirming",
+    await wait_until(lambda: entry.phase not in {"waiting", "confirming"},
                      DEADLINE_S + 5, "the ListDispatch confirmation")
     assert entry.phase in ("requested", "joined")
     assert h.alert(A.DISPATCH_UNANSWERED) is None and h.alert(A.HEARTBEAT_FAILED) is None

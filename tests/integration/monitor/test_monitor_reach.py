@@ -24,8 +24,11 @@ async def test_livekit_down_then_back(livekit_server: Any, livekit_server_factor
     """Stopping LiveKit fires LiveKitUnreachable ('unreachable'); a server back on the port
     resolves it."""
     h = await harness(monitor_config(livekit_server, agent_name="a", heartbeat=False), desired=0)
-    await wait_until(lambda: h.monitor.probing.livekit.failures == 0 and not h.alert(A.LIVEKIT_UNREACHABLE),
-                     5, "LiveKit reachable at first")
+    await wait_until(
+        lambda: h.monitor.probing.livekit.failures == 0 and not h.alert(A.LIVEKIT_UNREACHABLE),
+        5,
+        "LiveKit reachable at first",
+    )
     port = livekit_server.url.rsplit(":", 1)[1]
     os.kill(livekit_server.pid, signal.SIGTERM)
     psutil.wait_procs([psutil.Process(livekit_server.pid)], timeout=10)

@@ -46,4 +46,7 @@ def test_death_text_names_the_signal_and_the_counts() -> None:
     assert death_text("worker-1", "oom", -signal.SIGKILL, held).startswith(
         "worker-1 died (out of memory, SIGKILL)")
     one = Held(live=held.live[:1], joining=())
-    assert death_text("worker-2", "crash", 1, one) == "worker-2 exited (code 1) holding 1 call and 0 joining"
+    assert (
+        death_text("worker-2", "crash", 1, one)
+        == "worker-2 exited (code 1) holding 1 call and 0 joining"
+    )

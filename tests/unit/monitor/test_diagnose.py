@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from livekit import api
 
 from voiceops.monitor import diagnose
@@ -95,7 +93,7 @@ def test_livekit_unreachable_and_credentials_refused() -> None:
     text = diagnose.dispatch_path(facts(livekit=denied))
     assert "refused our credentials (HTTP 401 unauthenticated)" in text
     assert "LIVEKIT_API_SECRET" in text
-    timeout = observe(Reachability(), asyncio.TimeoutError())
+    timeout = observe(Reachability(), TimeoutError())
     assert "unreachable (timed out)" in diagnose.dispatch_path(facts(livekit=timeout))
 
 

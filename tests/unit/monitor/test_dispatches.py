@@ -57,7 +57,7 @@ async def running(d: Dispatches) -> AsyncIterator[Dispatches]:
 
 
 def value(d: Dispatches, name: str, **labels: str) -> float | None:
-    return d._m.registry.get_sample_value(name, {"agent_name": AGENT, **labels})  # noqa: SLF001
+    return d._m.registry.get_sample_value(name, {"agent_name": AGENT, **labels})
 
 
 def created(did: str, room: str = "r1", **kw: object) -> DispatchCreated:
@@ -105,7 +105,7 @@ def test_reused_failed_and_probe_dispatches(d: Dispatches) -> None:
     assert value(d, "voiceops_dispatch_requests_total", outcome="reused") == 1
     assert value(d, "voiceops_dispatch_requests_total", outcome="rate_limited") == 1
     assert value(d, "voiceops_dispatch_requests_total", outcome="ok") == 0
-    assert d._m.registry.get_sample_value("voiceops_events_dropped_total") == 1  # noqa: SLF001
+    assert d._m.registry.get_sample_value("voiceops_events_dropped_total") == 1
     assert len(d.correlator) == 0
 
 

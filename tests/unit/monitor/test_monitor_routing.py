@@ -140,7 +140,9 @@ async def test_job_ending_before_the_join_fires_dispatch_unanswered(clock: Clock
         deadline = loop.time() + 10
         while mon.tg is None and loop.time() < deadline:
             await asyncio.sleep(0.01)  # the monitor's task group comes up on its first step
-        mon.on_event(DispatchCreated(dispatch_id="AD_5", room="r5", agent_name=AGENT, latency_s=0.0))
+        mon.on_event(
+            DispatchCreated(dispatch_id="AD_5", room="r5", agent_name=AGENT, latency_s=0.0)
+        )
         mon.on_event(JobRequest(job_id="AJ_5", dispatch_id="AD_5", room="r5", agent_name=AGENT))
         mon.on_event(JobEnded(job_id="AJ_5", dispatch_id="AD_5", room="r5",
                               outcome="connect_failed"))

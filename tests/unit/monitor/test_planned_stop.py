@@ -65,10 +65,10 @@ async def test_no_ready_workers_stays_quiet_during_a_requested_stop(
         mon: Monitor, world: dict[str, Any]) -> None:
     """Zero ready workers while the supervisor stops fires nothing; the same pool while
     running (workers crashed) fires NoReadyWorkers."""
-    await mon._check_pool()  # noqa: SLF001
+    await mon._check_pool()
     assert not mon.book.is_firing(A.NO_READY_WORKERS)
     world["status"] = status("running", worker("worker-0", "backoff"))
-    await mon._check_pool()  # noqa: SLF001
+    await mon._check_pool()
     assert mon.book.is_firing(A.NO_READY_WORKERS)
 
 

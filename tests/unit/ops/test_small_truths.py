@@ -48,7 +48,7 @@ def test_install_tools_clean_removes_only_what_it_recorded(tmp_path: Path) -> No
     (tools / "outside-files").write_text(f"{ours}\n")
     env = {**os.environ, "VOICEOPS_TOOLS_DIR": str(tools)}
     done = subprocess.run(["bash", str(REPO / "scripts" / "install-tools.sh"), "--clean"],
-                          env=env, capture_output=True, text=True, timeout=30)
+                          env=env, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
     assert not ours.exists() and theirs.exists()
     assert not (tools / "outside-files").exists()
@@ -58,7 +58,7 @@ def test_install_tools_clean_removes_only_what_it_recorded(tmp_path: Path) -> No
 def test_make_clean_runs_the_installer_clean_step() -> None:
     """`make clean` removes what install-tools.sh put under /usr/share before deleting .tools."""
     plan = subprocess.run(["make", "-n", "clean"], cwd=REPO, capture_output=True, text=True,
-                          timeout=30).stdout
+                          timeout=30, check=False).stdout
     assert "install-tools.sh --clean" in plan
     assert plan.index("install-tools.sh --clean") < plan.index("rm -rf")
 
@@ -66,14 +66,14 @@ def test_make_clean_runs_the_installer_clean_step() -> None:
 def test_first_setup_says_what_it_does_and_shows_progress() -> None:
     """The venv step announces itself and lets pip list packages (no -q on the big install)."""
     plan = subprocess.run(["make", "-n", "-B", ".venv/.installed"], cwd=REPO,
-                          capture_output=True, text=True, timeout=30).stdout
+                          capture_output=True, text=True, timeout=30, check=False).stdout
     assert "installing voiceops and its dependencies" in plan
     big = next(line for line in plan.splitlines() if "install" in line and "-e " in line)
     assert " -q " not in big
 
 
 def _flags(parser: argparse.ArgumentParser) -> set[str]:
-    return {opt for action in parser._actions for opt in action.option_strings  # noqa: SLF001
+    return {opt for action in parser._actions for opt in action.option_strings
             if opt.startswith("--") and opt != "--help"}
 
 
@@ -82,8 +82,8 @@ def test_every_cli_flag_is_in_the_readme() -> None:
     sentence about the shared control options; the emulator's in its own section."""
     commands = README.split("## Commands", 1)[1].split("\n## ", 1)[0]
     shared = commands.split("also take", 1)[1].split("\n\n", 1)[0]
-    sub = next(a for a in build_parser()._actions  # noqa: SLF001
-               if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    sub = next(a for a in build_parser()._actions
+               if isinstance(a, argparse._SubParsersAction))
     missing = []
     for name, parser in sub.choices.items():
         if name == "emulator":
@@ -114,11 +114,13 @@ def test_install_tools_lists_what_it_writes_outside_and_clean_removes_it(tmp_pat
     env = {**os.environ, "VOICEOPS_TOOLS_DIR": str(tools),
            "VOICEOPS_AM_TEMPLATE_DIR": str(target)}
     script = str(REPO / "scripts" / "install-tools.sh")
-    done = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["bash", script], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     listed = (tools / "outside-files").read_text().split()
     assert str(target / "default.tmpl") in listed and f"{tmp_path / 'share'}/" in listed
     assert (target / "default.tmpl").is_file()
     done = subprocess.run(["bash", script, "--clean"], env=env, capture_output=True, text=True,
-                          timeout=30)
+                          timeout=30, check=False)
     assert done.returncode == 0 and not (tmp_path / "share").exists(), done.stdout

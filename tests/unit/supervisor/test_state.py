@@ -7,8 +7,13 @@ import itertools
 import pytest
 
 from voiceops.metrics import PROCESS_STATES
-from voiceops.supervisor.state import (RUNNING, TRANSITIONS, IllegalTransition, State,
-                                       check_transition)
+from voiceops.supervisor.state import (
+    RUNNING,
+    TRANSITIONS,
+    IllegalTransition,
+    State,
+    check_transition,
+)
 
 ALLOWED = {
     ("starting", "ready"), ("starting", "draining"), ("starting", "stopping"),
