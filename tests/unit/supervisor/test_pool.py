@@ -272,3 +272,60 @@ async def test_pool_status_and_backoff_deadline(world: FakeWorld, pool: Pool) ->
     assert pool.pool_status() == {"desired": 2, "ready": 1, "parked": 0, "unhealthy": False,
                                   "min_ready": 1}
     assert "1 backoff" in pool.summary()
+
+
+async def test_scale_to_zero_retires_workers_their_surge_and_the_standby(
+        world: FakeWorld, make_pool: MakePool) -> None:
+    """Scale to 0 mid-rollout: the workers, the replacement and the standby all drain as retiring."""
+    pool = make_pool(config(standby=1))
+    pool.start()
+    await tick(world, pool)
+    ready_all(pool)
+    assert "1/1 standby" in pool.summary()
+    pool.restart("worker-0")
+    await tick(world, pool)
+    assert "worker-0" in pool.surges
+    pool.scale(0)
+    await tick(world, pool)
+    assert pool.surges == {} and pool.standbys == {} and names(pool) == ["proxy"]
+    assert sorted(p.name for p in pool.retiring) == \
+        ["standby-0", "worker-0", "worker-0", "worker-1"]
+    roles = {i.get("role") for i in pool.process_status() if i["kind"] == "worker"}
+    assert roles == {"retiring"}
+    assert all(c.signals == [signal.SIGTERM] for c in world.host.children
+               if c.spec.name != "proxy")
+
+
+async def test_no_takeover_during_shutdown(world: FakeWorld, make_pool: MakePool) -> None:
+    """Once the pool is stopping, a dead worker keeps its own (backoff) handling; the standby stays a standby."""
+    pool = make_pool(config(standby=1))
+    pool.start()
+    await tick(world, pool)
+    ready_all(pool)
+    pool.begin_shutdown()
+    world.host.latest("worker-0").exit(1)
+    await world.settle()
+    assert pool.procs["worker-0"].state is State.BACKOFF
+    assert pool.standbys["standby-0"].standby
+    assert world.host.latest("standby-0").signals == []
+
+
+async def test_a_starting_replacements_ready_event_reaches_it_by_name(
+        world: FakeWorld, pool: Pool) -> None:
+    """A ready event naming a slot whose replacement is starting goes to the replacement."""
+    pool.restart("worker-1")
+    await tick(world, pool)
+    pool.on_event(Ready(process="worker-1", pid=1))
+    assert pool.surges["worker-1"].state is State.READY
+
+
+async def test_reload_rebuilds_a_changed_standby(world: FakeWorld, make_pool: MakePool) -> None:
+    """apply_config: a standby whose spec changed is retired and a new one is built."""
+    pool = make_pool(config(standby=1))
+    pool.start()
+    await tick(world, pool)
+    old = pool.standbys["standby-0"]
+    pool.apply_config(config(standby=1, command=("other-worker",)))
+    assert old in pool.retiring and old.final
+    await tick(world, pool)
+    assert pool.standbys["standby-0"].spec.argv == ("other-worker",)
