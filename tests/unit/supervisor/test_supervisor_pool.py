@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from conftest import CONFIG, config, ready
+from unit_supervisor_helpers import CONFIG, config, ready
 
 from voiceops.config import Config, ProxyConfig
 from voiceops.events import Jobs, Ready

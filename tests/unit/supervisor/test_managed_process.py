@@ -6,7 +6,7 @@ import asyncio
 import signal
 
 import pytest
-from conftest import MakeProc, config, ready
+from unit_supervisor_helpers import MakeProc, config, ready
 
 from voiceops.events import PROCESS_ENV
 from voiceops.supervisor.process import SPAWN_FAILED_RC, ManagedProcess
