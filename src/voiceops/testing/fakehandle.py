@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import psutil
 
-from voiceops.monitor.metrics import Metrics
+from voiceops.metrics import Metrics
 from voiceops.supervisor.child import ChildRegistry
 from voiceops.supervisor.handle import Host
 from voiceops.supervisor.logs import ChildOutput, Forwarder
