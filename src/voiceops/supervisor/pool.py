@@ -19,8 +19,7 @@ from typing import Any
 
 from voiceops.config import Config
 from voiceops.events import Event, Jobs, Ready
-from voiceops.supervisor import policy, reaper
-from voiceops.supervisor.proctable import ProcTable
+from voiceops.supervisor import policy
 from voiceops.supervisor.process import ManagedProcess, Runtime
 from voiceops.supervisor.policy import ExitReason
 from voiceops.supervisor.spec import (ChildSpec, Tuning, build_specs, options_for,
@@ -89,7 +88,7 @@ class Pool:
     async def tick(self, now: float) -> None:
         """Compare desired with actual and act; idempotent, safe to call at any time."""
         may_spawn = not self.unhealthy() and not self.stopping and self._livekit_up()
-        table = ProcTable.take()  # one look at /proc for the whole tick
+        table = self.rt.host.proc_table()  # one look at /proc for the whole tick
         for proc in list(self.everything()):
             await proc.tick(now, may_spawn=may_spawn or proc.spec.kind != "worker", table=table)
         if not self.stopping:
@@ -98,8 +97,8 @@ class Pool:
             self._advance_rollout()
         self._drop_retired()
         if not self.rt.registry.spawning:
-            killed = reaper.sweep_orphans(self.rt.registry.pids, self.rt.registry.groups,
-                                          table)
+            killed = self.rt.host.sweep_orphans(self.rt.registry.pids,
+                                                self.rt.registry.groups, table)
             if killed:
                 self.rt.metrics.orphans_killed.inc(killed)
                 log.warning("orphans_killed process=- count=%d", killed)
@@ -186,8 +185,8 @@ class Pool:
                 self._swap(old, new)
             elif old is None or new.state is State.PARKED or (
                     new.state is State.EXITED and new.last_exit is not None):
-                log.error("rollout_failed process=%s state=%s config_error=%r (the old process "
-                          "keeps serving)", name, new.state.value, new.config_error or "-")
+                log.error("rollout_failed process=%s state=%s config_error=%r old=serving", name,
+                          new.state.value, new.config_error or "-")
                 if old is not None and new.config_error:
                     old.rollout_error = f"reload not applied (old config serves): " \
                                         f"{new.config_error}"

@@ -4,7 +4,9 @@ Stopping follows livekit-agents' contract: the main PID gets exactly ONE SIGTERM
 signal drains; a second one makes the worker ``os._exit(1)`` and drops every call). If the
 drain outlives its budget, the whole tree gets SIGKILL and the jobs still active are counted
 in ``voiceops_drain_killed_jobs_total``. Deadlines are checked by :meth:`tick`, which the
-pool's level-triggered reconcile loop calls.
+pool's level-triggered reconcile loop calls. The OS side is behind :class:`Host` and
+:class:`ChildHandle` (``supervisor/handle.py``); the state and its sub-state are one
+:class:`~voiceops.supervisor.state.Phase`.
 """
 
 from __future__ import annotations
@@ -16,18 +18,20 @@ import re
 import signal
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from voiceops.events import Ready
 from voiceops.metrics import Metrics
 from voiceops.supervisor import oom, policy
-from voiceops.supervisor.child import Child, ChildRegistry, child_env
+from voiceops.supervisor.child import ChildRegistry, child_env
+from voiceops.supervisor.handle import ChildHandle, Host
 from voiceops.supervisor.logs import Forwarder
 from voiceops.supervisor.policy import Action, ExitReason, FailureRecord
 from voiceops.supervisor.proctable import ProcTable
 from voiceops.supervisor.spec import ChildOptions, ChildSpec
-from voiceops.supervisor.state import RUNNING, State, check_transition
+from voiceops.supervisor.state import (RUNNING, PendingStop, Phase, State, StopOrder, amend,
+                                       transition)
 
 SPAWN_FAILED_RC = 127  # like a shell's "command not found"
 # How our children report a config error on stderr: "<program>: <key>: <what is wrong>".
@@ -52,9 +56,10 @@ class Runtime:
     # A worker died unexpectedly and would restart: a warm standby may take its slot instead
     # (returns True when it did; this process object is then finished).
     takeover: Callable[[ManagedProcess, ExitReason], bool] | None = None
+    host: Host = field(default_factory=Host)  # spawning and /proc: a fake in unit tests
 
 
-def config_error_line(child: Child | None) -> str:
+def config_error_line(child: ChildHandle | None) -> str:
     """The child's own config error ("proxy.api_keys_file: cannot read …") from its last lines."""
     lines = list(child.output.tail) if child is not None else []
     for line in reversed(lines):
@@ -69,17 +74,15 @@ class ManagedProcess:
     def __init__(self, spec: ChildSpec, options: ChildOptions, rt: Runtime, *,
                  owns_metrics: bool = True) -> None:
         self.spec, self.options, self.rt = spec, options, rt
-        self.state = State.EXITED
+        self.phase = Phase()  # the state, and the sub-state the table governs with it
         self.owns_metrics = owns_metrics
-        self.child: Child | None = None
+        self.child: ChildHandle | None = None
         self.record = FailureRecord()
         self.restarts = 0
         self.last_exit: ExitReason | None = None
         self.active_jobs = 0
         self.ready_since: float | None = None
         self.started_at: float | None = None
-        self.next_start_at: float | None = None
-        self.final = False  # once set, the next exit is the last
         self.info: dict[str, str] = {}
         self.standby = False  # READY as a standby: registered, warm, taking no jobs yet
         self.config_error = ""  # set while held down by its own config error (exit 78)
@@ -88,10 +91,6 @@ class ManagedProcess:
         self.cpu_s = 0.0
         self._cpu_seen = 0.0
         self._rss_streak = 0
-        self._stop_reason: str | None = None
-        self._we_sent: signal.Signals | None = None
-        self._deadline: float | None = None
-        self._pending_stop: tuple[str, float | None] | None = None
         self._oom_kills: int | None = None  # the kernel's OOM kill count when it started
         self.exited = asyncio.Event()  # set whenever the process is not running
         self.exited.set()
@@ -101,11 +100,27 @@ class ManagedProcess:
         return self.spec.name
 
     @property
+    def state(self) -> State:
+        return self.phase.state
+
+    @property
+    def final(self) -> bool:
+        """Once set, the next exit is the last."""
+        return self.phase.final
+
+    @property
+    def next_start_at(self) -> float | None:
+        return self.phase.next_start_at
+
+    @property
     def running(self) -> bool:
         return self.state in RUNNING
 
-    def _set(self, new: State) -> None:
-        self.state = check_transition(self.state, new)
+    def _amend(self, **changes: Any) -> None:
+        self.phase = amend(self.phase, **changes)
+
+    def _set(self, new: State, **changes: Any) -> None:
+        self.phase = transition(self.phase, new, **changes)
         if self.running:
             self.exited.clear()
         else:
@@ -134,7 +149,8 @@ class ManagedProcess:
         self._set(State.STARTING)
         env = child_env(self.spec, self.rt.events_path, self.rt.base_env)
         try:
-            child = await Child.spawn(self.spec, env, self.rt.forwarder, self.rt.registry)
+            child = await self.rt.host.spawn(self.spec, env, self.rt.forwarder,
+                                             self.rt.registry)
         except OSError as exc:
             log.error("process_spawn_failed process=%s argv0=%s error=%s", self.name,
                       self.spec.argv[0], exc.strerror or exc)
@@ -143,28 +159,28 @@ class ManagedProcess:
         self.child = child
         log.info("process_started process=%s pid=%d", self.name, child.pid)
         self.rt.create_task(self._watch(child))
-        if self._pending_stop is not None:  # a stop arrived while we were spawning
-            reason, budget = self._pending_stop
-            self.request_stop(reason, restart=not self.final, budget_s=budget)
+        pending = self.phase.pending
+        if pending is not None:  # a stop arrived while we were spawning
+            self.request_stop(pending.reason, restart=not self.final, budget_s=pending.budget_s)
 
     def _reset_generation(self) -> None:
-        self.started_at, self.ready_since, self.next_start_at = self.rt.clock(), None, None
-        self._stop_reason, self._we_sent, self._deadline = None, None, None
-        self._pending_stop = None
+        self.started_at, self.ready_since = self.rt.clock(), None
         self.config_error = ""
-        self._oom_kills = oom.oom_kill_count()
+        self._oom_kills = self.rt.host.oom_kills()
         self.active_jobs, self._rss_streak, self.pss_bytes = 0, 0, 0
         self.cpu_s, self._cpu_seen = 0.0, 0.0
         self.info = {}
 
-    async def _watch(self, child: Child) -> None:
+    async def _watch(self, child: ChildHandle) -> None:
         rc = await child.wait()
         orphans, _ = await asyncio.gather(child.settle(), child.drain_output())
         await self._exited(child, rc, orphans)
 
-    async def _exited(self, child: Child | None, rc: int, orphans: int) -> None:
-        reason = policy.classify_exit(rc, self._we_sent, self._stop_reason,
-                                      oom_killed=oom.rose(self._oom_kills, oom.oom_kill_count()))
+    async def _exited(self, child: ChildHandle | None, rc: int, orphans: int) -> None:
+        stop = self.phase.stop
+        reason = policy.classify_exit(
+            rc, stop.sent if stop else None, stop.reason if stop else None,
+            oom_killed=oom.rose(self._oom_kills, self.rt.host.oom_kills()))
         self.last_exit, self.child = reason, None
         if self.rt.on_exit is not None:
             self.rt.on_exit(self.name, reason)
@@ -182,27 +198,25 @@ class ManagedProcess:
         self.record = decision.record
         if decision.action is Action.RESTART and not reason.requested \
                 and self.rt.takeover is not None and self.rt.takeover(self, reason):
-            self.final = True
+            self._amend(final=True)
             return
         if decision.action is Action.RESTART and decision.delay_s <= 0:
             await self.start()
         elif decision.action is Action.RESTART:
-            self.next_start_at = now + decision.delay_s
             log.info("process_backoff process=%s delay_s=%.2f failures=%d", self.name,
                      decision.delay_s, decision.record.streak)
-            self._set(State.BACKOFF)
+            self._set(State.BACKOFF, next_start_at=now + decision.delay_s)
         elif decision.action is Action.HOLD:
-            self.next_start_at = None
-            log.error("process_held process=%s config_error=%r (exit 78: fix the config, then "
-                      "reload or `voiceops restart %s`)", self.name, self.config_error, self.name)
+            # exit 78: held until the config is fixed (a reload, or `voiceops restart NAME`)
+            log.error("process_held process=%s config_error=%r exit_code=%d", self.name,
+                      self.config_error, policy.EX_CONFIG)
             self._set(State.PARKED)
         elif decision.action is Action.PARK:
-            self.next_start_at = now + decision.delay_s
             log.error("process_parked process=%s failures=%d cooldown_s=%.1f", self.name,
                       len(decision.record.times), decision.delay_s)
-            self._set(State.PARKED)
+            self._set(State.PARKED, next_start_at=now + decision.delay_s)
 
-    def _log_exit(self, child: Child | None, reason: ExitReason) -> None:
+    def _log_exit(self, child: ChildHandle | None, reason: ExitReason) -> None:
         pid = child.pid if child else 0
         if reason.requested or reason.kind == "shutdown":
             log.info("process_exited process=%s pid=%d reason=%s", self.name, pid, reason.text)
@@ -235,22 +249,23 @@ class ManagedProcess:
 
     def request_stop(self, reason: str, *, restart: bool, budget_s: float | None = None) -> None:
         """Graceful stop: one SIGTERM, then the drain budget. Never a second SIGTERM."""
-        self.final = self.final or not restart
+        if not restart:
+            self._amend(final=True)
         now = self.rt.clock()
         budget = self.options.drain_timeout_s if budget_s is None else budget_s
+        stop = self.phase.stop
         if self.state in (State.STARTING, State.READY) and self.child is not None:
-            self._stop_reason, self._we_sent = reason, signal.SIGTERM
-            self._deadline = now + budget
+            order = StopOrder(reason, signal.SIGTERM, now + budget)
             self.child.send(signal.SIGTERM)
             log.info("process_draining process=%s reason=%s budget_s=%.1f jobs=%d", self.name,
                      reason, budget, self.active_jobs)
-            self._set(State.DRAINING)
+            self._set(State.DRAINING, stop=order)
         elif self.state is State.STARTING:
-            self._pending_stop = (reason, budget_s)
-        elif self.state is State.DRAINING and self._deadline is not None:
-            self._deadline = min(self._deadline, now + budget)
+            self._amend(pending=PendingStop(reason, budget_s))
+        elif self.state is State.DRAINING and stop is not None and stop.deadline is not None:
+            self._amend(stop=replace(stop, deadline=min(stop.deadline, now + budget)))
         elif self.state in (State.BACKOFF, State.PARKED, State.EXITED):
-            self.next_start_at = None
+            self._amend(next_start_at=None)
             if not restart and self.state is not State.EXITED:
                 self._set(State.EXITED)
             elif restart:
@@ -259,8 +274,10 @@ class ManagedProcess:
 
     def shorten(self, cap_s: float) -> None:
         """A second stop signal: cut the remaining budget to at most ``cap_s``."""
-        if self.state is State.DRAINING and self._deadline is not None:
-            self._deadline = policy.shortened_deadline(self.rt.clock(), self._deadline, cap_s)
+        stop = self.phase.stop
+        if self.state is State.DRAINING and stop is not None and stop.deadline is not None:
+            deadline = policy.shortened_deadline(self.rt.clock(), stop.deadline, cap_s)
+            self._amend(stop=replace(stop, deadline=deadline))
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do for this process, if ever."""
@@ -269,13 +286,16 @@ class ManagedProcess:
         if self.state is State.STARTING and self.started_at is not None:
             return self.started_at + self.options.start_timeout_s
         if self.state is State.DRAINING:
-            return self._deadline
+            return self._drain_deadline()
         return None
 
+    def _drain_deadline(self) -> float | None:
+        stop = self.phase.stop
+        return stop.deadline if stop is not None and self.state is State.DRAINING else None
+
     def drain_remaining(self, now: float) -> float:
-        if self.state is not State.DRAINING or self._deadline is None:
-            return 0.0
-        return max(0.0, self._deadline - now)
+        deadline = self._drain_deadline()
+        return 0.0 if deadline is None else max(0.0, deadline - now)
 
     def kill(self, reason: str) -> None:
         if self.child is None or self.state not in (State.STARTING, State.READY, State.DRAINING):
@@ -284,20 +304,19 @@ class ManagedProcess:
             self.rt.metrics.drain_killed_jobs.inc(self.active_jobs)
             self.rt.metrics.calls_cut.labels("drain_timeout").inc(self.active_jobs)
             log.error("drain_timeout process=%s jobs_cut=%d", self.name, self.active_jobs)
-        self._stop_reason, self._we_sent = reason, signal.SIGKILL
         log.warning("process_killed process=%s reason=%s", self.name, reason)
-        self._set(State.STOPPING)
+        self._set(State.STOPPING, stop=StopOrder(reason, signal.SIGKILL))
         self.child.kill_tree()
 
     async def tick(self, now: float, *, may_spawn: bool = True,
                    table: ProcTable | None = None) -> None:
         """Level-triggered: act on whatever deadline has passed (``table``: this tick's
         look at /proc, shared by every process)."""
-        st = self.state
+        st, deadline = self.state, self._drain_deadline()
         if st is State.STARTING and self.started_at is not None \
                 and now - self.started_at >= self.options.start_timeout_s:
             self.kill("start_timeout")
-        elif st is State.DRAINING and self._deadline is not None and now >= self._deadline:
+        elif deadline is not None and now >= deadline:
             self.kill("drain_timeout")
         elif st is State.READY:
             self.record = policy.reset_if_stable(self.record, self.ready_since, now,
@@ -340,8 +359,7 @@ class ManagedProcess:
             "last_exit": self.last_exit.text if self.last_exit else None,
             "worker_id": self.info.get("worker_id"), "agent_name": self.info.get("agent_name"),
             "failures": self.record.streak,
-            "stop_reason": self._stop_reason if self.state in (State.DRAINING, State.STOPPING)
-            else None,
+            "stop_reason": self.phase.stop.reason if self.phase.stop else None,
             "drain_left_s": round(self.drain_remaining(now), 1)
             if self.state is State.DRAINING else None,
             "config_error": self.config_error or self.rollout_error or None,
