@@ -20,10 +20,16 @@ from typing import Any
 from voiceops.config import Config
 from voiceops.events import Event, Jobs, Ready
 from voiceops.supervisor import policy
-from voiceops.supervisor.process import ManagedProcess, Runtime
 from voiceops.supervisor.policy import ExitReason
-from voiceops.supervisor.spec import (ChildSpec, Tuning, build_specs, options_for,
-                                      standby_spec, worker_spec)
+from voiceops.supervisor.process import ManagedProcess, Runtime
+from voiceops.supervisor.spec import (
+    ChildSpec,
+    Tuning,
+    build_specs,
+    options_for,
+    standby_spec,
+    worker_spec,
+)
 from voiceops.supervisor.state import State
 from voiceops.text import plural
 
@@ -188,8 +194,8 @@ class Pool:
                 log.error("rollout_failed process=%s state=%s config_error=%r old=serving", name,
                           new.state.value, new.config_error or "-")
                 if old is not None and new.config_error:
-                    old.rollout_error = f"reload not applied (old config serves): " \
-                                        f"{new.config_error}"
+                    old.rollout_error = (
+                        f"reload not applied (old config serves): {new.config_error}")
                 new.request_stop("manual", restart=False)
                 self.retiring.append(self.surges.pop(name))
         while not self.surges and self.rollout:

@@ -30,8 +30,15 @@ from voiceops.supervisor.logs import Forwarder
 from voiceops.supervisor.policy import Action, ExitReason, FailureRecord
 from voiceops.supervisor.proctable import ProcTable
 from voiceops.supervisor.spec import ChildOptions, ChildSpec
-from voiceops.supervisor.state import (RUNNING, PendingStop, Phase, State, StopOrder, amend,
-                                       transition)
+from voiceops.supervisor.state import (
+    RUNNING,
+    PendingStop,
+    Phase,
+    State,
+    StopOrder,
+    amend,
+    transition,
+)
 
 SPAWN_FAILED_RC = 127  # like a shell's "command not found"
 # How our children report a config error on stderr: "<program>: <key>: <what is wrong>".

@@ -1,4 +1,5 @@
-"""ManagedProcess on a fake host and a fake clock: every edge of the state table, every stop path."""
+"""ManagedProcess on a fake host and a fake clock: every edge of the state table, every stop
+path."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ async def exit_child(world: FakeWorld, proc: ManagedProcess, rc: int) -> None:
 
 async def test_start_spawns_and_ready_moves_starting_to_ready(world: FakeWorld,
                                                               make_proc: MakeProc) -> None:
-    """EXITED → STARTING on spawn (the child's env names it), STARTING → READY on its ready event."""
+    """EXITED → STARTING on spawn (the child's env names it), STARTING → READY on its ready
+    event."""
     proc = make_proc()
     await started(world, proc, is_ready=False)
     child = world.host.latest("worker-0")
@@ -105,7 +107,8 @@ async def test_crash_while_starting_counts_as_a_failure(world: FakeWorld,
 
 async def test_repeated_failures_park_then_retry_after_cooldown(world: FakeWorld,
                                                                 make_proc: MakeProc) -> None:
-    """Three failures in the window: EXITED → PARKED (crashloop gauge 1); PARKED → STARTING after the cool-down, even when the pool forbids spawns."""
+    """Three failures in the window: EXITED → PARKED (crashloop gauge 1); PARKED → STARTING after
+    the cool-down, even when the pool forbids spawns."""
     proc = make_proc()
     await started(world, proc)
     for _ in range(2):
@@ -127,7 +130,8 @@ async def test_repeated_failures_park_then_retry_after_cooldown(world: FakeWorld
 
 
 async def test_stable_ready_forgets_failures(world: FakeWorld, make_proc: MakeProc) -> None:
-    """After stable_after_s in READY the failure streak resets, so the next crash backs off from base."""
+    """After stable_after_s in READY the failure streak resets, so the next crash backs off from
+    base."""
     proc = make_proc()
     await started(world, proc)
     await exit_child(world, proc, 1)
@@ -144,7 +148,8 @@ async def test_stable_ready_forgets_failures(world: FakeWorld, make_proc: MakePr
 
 
 async def test_config_error_holds_until_asked(world: FakeWorld, make_proc: MakeProc) -> None:
-    """Exit 78: EXITED → PARKED with no retry time and the child's own error line; a restart request moves PARKED → STARTING."""
+    """Exit 78: EXITED → PARKED with no retry time and the child's own error line; a restart
+    request moves PARKED → STARTING."""
     proc = make_proc()
     await started(world, proc, is_ready=False)
     child = world.host.latest("worker-0")
@@ -161,7 +166,8 @@ async def test_config_error_holds_until_asked(world: FakeWorld, make_proc: MakeP
 
 async def test_graceful_stop_sends_one_sigterm_and_restarts_at_once(
         world: FakeWorld, make_proc: MakeProc) -> None:
-    """READY → DRAINING with one SIGTERM (a second request only shortens the budget); DRAINING → EXITED → STARTING with no delay."""
+    """READY → DRAINING with one SIGTERM (a second request only shortens the budget); DRAINING →
+    EXITED → STARTING with no delay."""
     proc = make_proc()
     await started(world, proc)
     child = world.host.latest("worker-0")
@@ -182,7 +188,8 @@ async def test_graceful_stop_sends_one_sigterm_and_restarts_at_once(
 
 async def test_drain_timeout_kills_and_counts_cut_calls(world: FakeWorld,
                                                        make_proc: MakeProc) -> None:
-    """DRAINING → STOPPING when the budget runs out: SIGKILL, the live jobs counted as cut; STOPPING → EXITED → STARTING."""
+    """DRAINING → STOPPING when the budget runs out: SIGKILL, the live jobs counted as cut;
+    STOPPING → EXITED → STARTING."""
     proc = make_proc()
     await started(world, proc)
     child = world.host.latest("worker-0")

@@ -1,4 +1,5 @@
-"""The process state machine: one table, illegal transitions raise, sub-state lives where HOLDS says."""
+"""The process state machine: one table, illegal transitions raise, sub-state lives where HOLDS
+says."""
 
 from __future__ import annotations
 
@@ -8,9 +9,19 @@ import signal
 import pytest
 
 from voiceops.metrics import PROCESS_STATES
-from voiceops.supervisor.state import (HOLDS, RUNNING, TRANSITIONS, IllegalTransition,
-                                       PendingStop, Phase, State, StopOrder, amend,
-                                       check_transition, transition)
+from voiceops.supervisor.state import (
+    HOLDS,
+    RUNNING,
+    TRANSITIONS,
+    IllegalTransition,
+    PendingStop,
+    Phase,
+    State,
+    StopOrder,
+    amend,
+    check_transition,
+    transition,
+)
 
 ALLOWED = {
     ("starting", "ready"), ("starting", "draining"), ("starting", "stopping"),
@@ -45,7 +56,8 @@ def test_every_state_has_a_row_and_running_states_can_exit() -> None:
 
 
 def test_leaving_a_state_drops_the_sub_state_it_held() -> None:
-    """A transition drops what the new state does not hold: the stop order at EXITED, the start time at STARTING."""
+    """A transition drops what the new state does not hold: the stop order at EXITED, the start
+    time at STARTING."""
     draining = transition(transition(Phase(), State.STARTING), State.DRAINING,
                           stop=StopOrder("manual", signal.SIGTERM, 10.0))
     assert transition(draining, State.EXITED) == Phase(State.EXITED)
@@ -70,7 +82,8 @@ def test_a_state_cannot_hold_what_the_table_does_not_give_it(state: State, field
 
 
 def test_final_is_sticky_and_stops_need_an_order() -> None:
-    """A final stop cannot be taken back; DRAINING needs a stop order with a deadline, STOPPING one at all."""
+    """A final stop cannot be taken back; DRAINING needs a stop order with a deadline, STOPPING one
+    at all."""
     final = amend(Phase(), final=True)
     with pytest.raises(IllegalTransition, match="final"):
         amend(final, final=False)

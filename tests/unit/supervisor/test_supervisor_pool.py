@@ -34,7 +34,7 @@ async def pool(world: FakeWorld, make_pool: MakePool) -> AsyncIterator[Pool]:
     p.start()
     await tick(world, p)
     ready_all(p)
-    yield p
+    return p
 
 
 async def tick(world: FakeWorld, pool: Pool) -> None:
@@ -54,7 +54,8 @@ def names(pool: Pool, state: State | None = None) -> list[str]:
 
 async def test_start_spawns_the_proxy_then_the_workers(world: FakeWorld,
                                                        make_pool: MakePool) -> None:
-    """start() spawns the proxy; the first tick adds the desired workers; READY majority makes the pool ready."""
+    """start() spawns the proxy; the first tick adds the desired workers; READY majority makes the
+    pool ready."""
     pool = make_pool()
     pool.start()
     await world.settle()
@@ -70,7 +71,8 @@ async def test_start_spawns_the_proxy_then_the_workers(world: FakeWorld,
 
 
 async def test_scale_up_takes_the_lowest_free_index(world: FakeWorld, pool: Pool) -> None:
-    """Scaling back up after worker-0 was scaled away fills worker-0 first; the new one owns its metrics."""
+    """Scaling back up after worker-0 was scaled away fills worker-0 first; the new one owns its
+    metrics."""
     pool.procs["worker-1"].on_jobs(1)
     pool.scale(1)
     await tick(world, pool)
@@ -84,7 +86,8 @@ async def test_scale_up_takes_the_lowest_free_index(world: FakeWorld, pool: Pool
 
 async def test_scale_down_drains_the_idlest_and_forgets_it_once_exited(
         world: FakeWorld, pool: Pool) -> None:
-    """Scale-down drains the worker with the fewest jobs; once it exits it leaves the pool and its gauges go."""
+    """Scale-down drains the worker with the fewest jobs; once it exits it leaves the pool and its
+    gauges go."""
     pool.procs["worker-0"].on_jobs(2)
     pool.scale(1)
     await tick(world, pool)
@@ -101,8 +104,11 @@ async def test_scale_down_drains_the_idlest_and_forgets_it_once_exited(
     assert len(world.host.alive("worker-1")) == 0
 
 
-async def test_standby_takes_over_a_dead_workers_slot(world: FakeWorld, make_pool: MakePool) -> None:
-    """A worker crash with a READY standby: SIGUSR2 to the standby, which becomes that worker; a new standby is built."""
+async def test_standby_takes_over_a_dead_workers_slot(
+    world: FakeWorld, make_pool: MakePool
+) -> None:
+    """A worker crash with a READY standby: SIGUSR2 to the standby, which becomes that worker; a
+    new standby is built."""
     pool = make_pool(config(standby=1))
     pool.start()
     await tick(world, pool)
@@ -122,7 +128,9 @@ async def test_standby_takes_over_a_dead_workers_slot(world: FakeWorld, make_poo
     assert len(world.host.alive("worker-0")) == 0  # the dead one was not restarted
 
 
-async def test_no_ready_standby_means_an_ordinary_backoff(world: FakeWorld, make_pool: MakePool) -> None:
+async def test_no_ready_standby_means_an_ordinary_backoff(
+    world: FakeWorld, make_pool: MakePool
+) -> None:
     """A worker crash while the standby is still starting: the worker backs off as usual."""
     pool = make_pool(config(standby=1))
     pool.start()
@@ -135,7 +143,8 @@ async def test_no_ready_standby_means_an_ordinary_backoff(world: FakeWorld, make
 
 
 async def test_rollout_swaps_in_the_replacement_once_ready(world: FakeWorld, pool: Pool) -> None:
-    """restart(): a surge runs beside the old worker; when READY it takes the slot and the old one drains."""
+    """restart(): a surge runs beside the old worker; when READY it takes the slot and the old one
+    drains."""
     old = pool.procs["worker-0"]
     assert pool.restart("worker-0") == ["worker-0"]
     await tick(world, pool)
@@ -151,7 +160,8 @@ async def test_rollout_swaps_in_the_replacement_once_ready(world: FakeWorld, poo
 
 
 async def test_failed_rollout_keeps_the_old_process(world: FakeWorld, pool: Pool) -> None:
-    """A replacement that exits with a config error is dropped; the old process serves and says why."""
+    """A replacement that exits with a config error is dropped; the old process serves and says
+    why."""
     old = pool.procs["worker-0"]
     pool.restart("worker-0", "reload")
     await tick(world, pool)
@@ -165,8 +175,11 @@ async def test_failed_rollout_keeps_the_old_process(world: FakeWorld, pool: Pool
     assert old.rollout_error.endswith("letta.base_url: not a URL")
 
 
-async def test_rollout_without_surge_restarts_in_place(world: FakeWorld, make_pool: MakePool) -> None:
-    """In the sandbox the emulator (fixed port, no surge) restarts by drain and respawn; workers wait for it to be READY."""
+async def test_rollout_without_surge_restarts_in_place(
+    world: FakeWorld, make_pool: MakePool
+) -> None:
+    """In the sandbox the emulator (fixed port, no surge) restarts by drain and respawn; workers
+    wait for it to be READY."""
     pool = make_pool(sandbox=True)
     pool.start()
     await tick(world, pool)
@@ -207,7 +220,8 @@ async def test_drain_replaces_the_worker_after_it_exits(world: FakeWorld, pool: 
 
 
 async def test_shutdown_stops_each_kind_with_a_capped_budget(world: FakeWorld, pool: Pool) -> None:
-    """begin_shutdown + stop_kind: one SIGTERM per worker, the budget capped, nothing respawned; progress names who is left."""
+    """begin_shutdown + stop_kind: one SIGTERM per worker, the budget capped, nothing respawned;
+    progress names who is left."""
     pool.begin_shutdown()
     procs = pool.stop_kind("worker", budget_cap_s=20.0)
     assert sorted(p.name for p in procs) == ["worker-0", "worker-1"]
@@ -244,7 +258,8 @@ async def test_crash_looping_majority_makes_the_pool_unhealthy(world: FakeWorld,
 
 
 async def test_events_are_routed_by_pid_then_by_name(world: FakeWorld, pool: Pool) -> None:
-    """A jobs event reaches the process whose child has the sender's pid; an unknown one is ignored."""
+    """A jobs event reaches the process whose child has the sender's pid; an unknown one is
+    ignored."""
     child = world.host.latest("worker-1")
     pool.on_event(Jobs(process="worker-0", pid=child.pid, active_jobs=4))
     assert pool.procs["worker-1"].active_jobs == 4 and pool.procs["worker-0"].active_jobs == 0
@@ -255,7 +270,8 @@ async def test_events_are_routed_by_pid_then_by_name(world: FakeWorld, pool: Poo
 
 
 async def test_orphan_sweep_counts_kills(world: FakeWorld, pool: Pool) -> None:
-    """Each tick sweeps for orphans (not during a spawn); kills add to voiceops_orphans_killed_total."""
+    """Each tick sweeps for orphans (not during a spawn); kills add to
+    voiceops_orphans_killed_total."""
     world.host.orphans = 3
     sweeps = world.host.sweeps
     await tick(world, pool)
@@ -276,7 +292,8 @@ async def test_pool_status_and_backoff_deadline(world: FakeWorld, pool: Pool) ->
 
 async def test_scale_to_zero_retires_workers_their_surge_and_the_standby(
         world: FakeWorld, make_pool: MakePool) -> None:
-    """Scale to 0 mid-rollout: the workers, the replacement and the standby all drain as retiring."""
+    """Scale to 0 mid-rollout: the workers, the replacement and the standby all drain as
+    retiring."""
     pool = make_pool(config(standby=1))
     pool.start()
     await tick(world, pool)
@@ -297,7 +314,8 @@ async def test_scale_to_zero_retires_workers_their_surge_and_the_standby(
 
 
 async def test_no_takeover_during_shutdown(world: FakeWorld, make_pool: MakePool) -> None:
-    """Once the pool is stopping, a dead worker keeps its own (backoff) handling; the standby stays a standby."""
+    """Once the pool is stopping, a dead worker keeps its own (backoff) handling; the standby stays
+    a standby."""
     pool = make_pool(config(standby=1))
     pool.start()
     await tick(world, pool)
