@@ -35,6 +35,7 @@ def _registry() -> dict[str, tuple[str, Runner]]:
         "media": ("media forwarding", lazy("bench_media")),
         "supervisor": ("supervisor overhead", lazy("bench_supervisor")),
         "replace": ("worker replacement", lazy("bench_replace")),
+        "burst": ("bursts", lazy("bench_burst")),
     }
 
 
