@@ -27,7 +27,7 @@ from livekit.agents.worker import _DefaultLoadCalc
 from livekit.protocol import models
 
 from voiceops import events
-from voiceops.worker import drainflag
+from voiceops.worker import demand, drainflag
 from voiceops.worker.entry import wrap, wrap_setup
 from voiceops.worker.handler import RequestHandler
 from voiceops.worker.observed import ObservedAgentServer
@@ -91,9 +91,14 @@ class WorkerRuntime:
                                  draining=lambda: server.draining,
                                  on_decided=server.note_decided, emit=self._emit)
         server.rtc_session(wrap(o.entrypoint), agent_name=o.agent_name, on_request=handler)
-        server.on("worker_started", self._started.set)
+        server.on("worker_started", self._on_started)
         server.on("worker_registered", self._on_registered)
         return server
+
+    def _on_started(self) -> None:
+        # The pool exists once run() has started it: size its warm processes to demand.
+        demand.install(self._server._proc_pool, lambda: self._server._reserved_slots)
+        self._started.set()
 
     def _measure_load(self, server: AgentServer) -> float:
         # The server offers no job at load >= 0.7. livekit-agents' own measure is the machine's
@@ -180,6 +185,7 @@ class WorkerRuntime:
             if count != last:
                 last = count
                 self._emit(events.Jobs(active_jobs=count, load=round(self._load, 3)))
+            demand.trim(self._server._proc_pool)
             await asyncio.sleep(self._opts.jobs_poll_interval_s)
 
 
