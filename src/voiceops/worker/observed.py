@@ -53,6 +53,15 @@ class ObservedAgentServer(AgentServer):
         with contextlib.suppress(utils.aio.ChanClosed):
             await self._queue_msg(agent.WorkerMessage(update_worker=update))
 
+    async def _answer_availability(self, msg: agent.AvailabilityRequest,
+                                   **kwargs: Any) -> None:
+        await super()._answer_availability(msg, **kwargs)
+        # The offer now holds a reserved slot: report the load that includes it before the
+        # answer goes out, so LiveKit (random, weighted by 1 - load) spreads a burst at once
+        # instead of on the next periodic status.
+        await self._refresh_worker_load()
+        await self._update_worker_status()
+
     def note_decided(self, job_id: str) -> None:
         """The request handler answered this offer (and reported it)."""
         self._decided.add(job_id)

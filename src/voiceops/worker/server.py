@@ -104,7 +104,9 @@ class WorkerRuntime:
         # The server offers no job at load >= 0.7. livekit-agents' own measure is the machine's
         # CPU (2.5 s average); with workers.max_jobs the load counts this worker's jobs instead.
         if self._opts.max_jobs:
-            self._load = jobs_load(len(server.active_jobs), self._opts.max_jobs)
+            # Jobs being launched count too, so a burst spreads before they show as active.
+            launching = max(0, getattr(server, "_reserved_slots", 0))
+            self._load = jobs_load(len(server.active_jobs) + launching, self._opts.max_jobs)
         else:
             self._load = _DefaultLoadCalc.get_load(server)
         return self._load
