@@ -25,8 +25,9 @@ class ObservedAgentServer(AgentServer):
     """Calls ``on_declined(job)`` for offers answered unavailable without our handler."""
 
     def __init__(self, *, on_declined: Callable[[agent.Job], None], standby: bool = False,
-                 **kwargs: Any) -> None:
+                 reported_load: Callable[[], float] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._reported_load = reported_load
         self._on_declined = on_declined
         self._offers: dict[str, agent.Job] = {}
         self._decided: set[str] = set()
@@ -71,7 +72,10 @@ class ObservedAgentServer(AgentServer):
         super()._handle_availability(msg)
 
     async def _queue_msg(self, msg: agent.WorkerMessage) -> None:
-        if msg.WhichOneof("message") == "availability":
+        kind = msg.WhichOneof("message")
+        if kind == "update_worker" and self._reported_load is not None:
+            msg.update_worker.load = self._reported_load()
+        if kind == "availability":
             job_id = msg.availability.job_id
             job = self._offers.pop(job_id, None)
             decided = job_id in self._decided

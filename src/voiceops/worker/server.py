@@ -86,6 +86,7 @@ class WorkerRuntime:
             preload_modules=[o.entrypoint.partition(":")[0]], standby=o.standby,
             setup_fnc=wrap_setup(o.entrypoint),
             initialize_process_timeout=o.initialize_process_timeout_s,
+            reported_load=self._reported_load if o.max_jobs else None,
         )
         handler = RequestHandler(agent_name=o.agent_name, worker_id=lambda: server.id,
                                  draining=lambda: server.draining,
@@ -104,12 +105,17 @@ class WorkerRuntime:
         # The server offers no job at load >= 0.7. livekit-agents' own measure is the machine's
         # CPU (2.5 s average); with workers.max_jobs the load counts this worker's jobs instead.
         if self._opts.max_jobs:
-            # Jobs being launched count too, so a burst spreads before they show as active.
-            launching = max(0, getattr(server, "_reserved_slots", 0))
-            self._load = jobs_load(len(server.active_jobs) + launching, self._opts.max_jobs)
+            self._load = jobs_load(len(server.active_jobs), self._opts.max_jobs)
         else:
             self._load = _DefaultLoadCalc.get_load(server)
         return self._load
+
+    def _reported_load(self) -> float:
+        # What LiveKit sees: jobs being launched count too, so it spreads a burst before they
+        # show as active (livekit-agents' own threshold keeps its measure, active jobs only).
+        server = self._server
+        return jobs_load(len(server.active_jobs) + max(0, server._reserved_slots),
+                         self._opts.max_jobs)
 
     def _on_registered(self, worker_id: str, server_info: models.ServerInfo) -> None:
         port = self._server.worker_info.http_port
