@@ -43,6 +43,12 @@ P95_MAX_RATIO = 1.2
 
 
 @dataclass(frozen=True)
+class Joins:
+    active_s: list[float]
+    signalled_s: list[float]
+
+
+@dataclass(frozen=True)
 class BurstSizes:
     joins: int  # concurrent dispatches (and SDK joins) per round
     rounds: int  # per leg
@@ -72,30 +78,37 @@ async def _state(session: aiohttp.ClientSession, lk: LiveKitServer) -> dict[str,
         return dict(await resp.json())
 
 
-def _active_agents(state: dict[str, Any]) -> set[str]:
+def _active_agents(state: dict[str, Any], states: tuple[str, ...] = ("ACTIVE",)) -> set[str]:
     return {r["name"] for r in state["rooms"] for p in r["participants"]
-            if p["state"] == "ACTIVE" and p["kind"] == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT}
+            if p["state"] in states and p["kind"] == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT}
+
+
+SIGNALLED = ("JOINING", "JOINED", "ACTIVE")
 
 
 async def _watch(session: aiohttp.ClientSession, lk: LiveKitServer,
-                 started: dict[str, float]) -> dict[str, float]:
-    """Room -> seconds from its start to the first poll showing its agent ACTIVE."""
+                 started: dict[str, float]) -> Joins:
+    """Per room, seconds from its start to the first poll showing its agent ACTIVE, and to its
+    signal join (any state: the part before the server's WebRTC set-up)."""
     joined: dict[str, float] = {}
+    signalled: dict[str, float] = {}
     deadline = time.monotonic() + JOIN_TIMEOUT_S
     while len(joined) < len(started):
         if time.monotonic() > deadline:
             raise BenchError(f"only {len(joined)}/{len(started)} agents ACTIVE in "
                              f"{JOIN_TIMEOUT_S:g} s")
-        now_active = _active_agents(await _state(session, lk))
+        state = await _state(session, lk)
+        now_active = _active_agents(state)
         now = time.monotonic()
+        for room in _active_agents(state, SIGNALLED) & started.keys() - signalled.keys():
+            signalled[room] = now - started[room]
         for room in now_active & started.keys() - joined.keys():
             joined[room] = now - started[room]
         await asyncio.sleep(POLL_S)
-    return joined
+    return Joins(list(joined.values()), list(signalled.values()))
 
 
-async def sdk_round(session: aiohttp.ClientSession, lk: LiveKitServer, n: int
-                    ) -> list[float]:
+async def sdk_round(session: aiohttp.ClientSession, lk: LiveKitServer, n: int) -> Joins:
     """n bare SDK clients join n new rooms with agent-kind tokens, concurrently."""
     prefix = f"burst-sdk-{uuid.uuid4().hex[:6]}"
     rooms = [rtc.Room() for _ in range(n)]
@@ -115,18 +128,18 @@ async def sdk_round(session: aiohttp.ClientSession, lk: LiveKitServer, n: int
         joined = await watcher
     finally:
         await asyncio.gather(*(r.disconnect() for r in rooms), return_exceptions=True)
-    return list(joined.values())
+    return joined
 
 
 async def _watch_later(session: aiohttp.ClientSession, lk: LiveKitServer,
-                       started: dict[str, float], n: int) -> dict[str, float]:
+                       started: dict[str, float], n: int) -> Joins:
     while len(started) < n:  # every join has taken its start time (no await before it)
         await asyncio.sleep(0)
     return await _watch(session, lk, started)
 
 
 async def voiceops_round(session: aiohttp.ClientSession, lk: LiveKitServer,
-                         lkapi: api.LiveKitAPI, n: int) -> tuple[list[float], Counter[str]]:
+                         lkapi: api.LiveKitAPI, n: int) -> tuple[Joins, Counter[str]]:
     """n concurrent CreateDispatch to new rooms; per-room time to the agent ACTIVE, and jobs
     per worker id."""
     prefix = f"burst-vo-{uuid.uuid4().hex[:6]}"
@@ -145,7 +158,7 @@ async def voiceops_round(session: aiohttp.ClientSession, lk: LiveKitServer,
     spread: Counter[str] = Counter(
         job["state"].get("worker_id", "?") for d in state["dispatches"]
         if d["room"].startswith(prefix) for job in d["jobs"])
-    return list(joined.values()), spread
+    return joined, spread
 
 
 def job_processes(sup: Supervisor) -> list[int]:
@@ -170,24 +183,28 @@ def wait_idle(sup: Supervisor, lk: LiveKitServer, baseline_children: list[int]) 
 class Measured:
     sdk_s: list[float]
     voiceops_s: list[float]
+    sdk_signal_s: list[float]
+    voiceops_signal_s: list[float]
     spreads: list[Counter[str]]
 
 
 async def _measure(sup: Supervisor, lk: LiveKitServer, sizes: BurstSizes,
                    idle_children: list[int]) -> Measured:
-    sdk: list[float] = []
-    vo: list[float] = []
+    sdk, vo = Joins([], []), Joins([], [])
     spreads: list[Counter[str]] = []
     async with aiohttp.ClientSession() as session, \
             api.LiveKitAPI(lk.http_url, lk.api_key, lk.api_secret) as lkapi:
         for _ in range(sizes.rounds):
-            sdk += await sdk_round(session, lk, sizes.joins)
+            joins = await sdk_round(session, lk, sizes.joins)
+            sdk.active_s.extend(joins.active_s)
+            sdk.signalled_s.extend(joins.signalled_s)
             await asyncio.to_thread(wait_idle, sup, lk, idle_children)
-            times, spread = await voiceops_round(session, lk, lkapi, sizes.joins)
-            vo += times
+            joins, spread = await voiceops_round(session, lk, lkapi, sizes.joins)
+            vo.active_s.extend(joins.active_s)
+            vo.signalled_s.extend(joins.signalled_s)
             spreads.append(spread)
             await asyncio.to_thread(wait_idle, sup, lk, idle_children)
-    return Measured(sdk, vo, spreads)
+    return Measured(sdk.active_s, vo.active_s, sdk.signalled_s, vo.signalled_s, spreads)
 
 
 def run(quick: bool) -> Section:
@@ -231,6 +248,11 @@ def _section(m: Measured, sizes: BurstSizes) -> Section:
             f"{percentile(m.voiceops_s, 50):.2f}/{percentile(m.voiceops_s, 95):.2f}, bare SDK "
             f"{percentile(m.sdk_s, 50):.2f}/{percentile(m.sdk_s, 95):.2f}; p50 ratio "
             f"{percentile(m.voiceops_s, 50) / percentile(m.sdk_s, 50):.2f}x",
+            f"to the signal join (before WebRTC) p50/p95 s: voiceops "
+            f"{percentile(m.voiceops_signal_s, 50):.2f}/{percentile(m.voiceops_signal_s, 95):.2f}"
+            f", bare SDK {percentile(m.sdk_signal_s, 50):.2f}/"
+            f"{percentile(m.sdk_signal_s, 95):.2f} (voiceops' leg includes LiveKit's dispatch: "
+            "the emulator's 0.2 s affinity wait, offer, answer, assignment)",
             "jobs per worker by round: " + "; ".join(
                 ", ".join(str(c) for c in sorted(s.values(), reverse=True)) for s in m.spreads))
     return Section("bursts (20 concurrent dispatches vs bare SDK joins)", checks, info)
