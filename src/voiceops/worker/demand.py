@@ -62,7 +62,9 @@ def trim(pool: DemandPool) -> int:
     """Close warm processes above the target when no job waits for one; how many closed."""
     if pool._demand() > 0 or pool._jobs_waiting_for_process or pool._spawn_tasks:
         return 0
-    target = min(pool._target_idle_processes, pool._default_num_idle_processes)
+    # Back to num_idle_processes, not below: livekit-agents' lowered target (CPU load) only
+    # stops new spawns, it never closes warm processes, and neither do we.
+    target = pool._base_default
     closed = 0
     while pool._warmed_proc_queue.qsize() > target:
         proc = pool._warmed_proc_queue.get_nowait()
