@@ -25,6 +25,8 @@ class DemandPool(ProcPool):
     writes to them (its load task lowers the target under CPU load) stays the base."""
 
     _demand: Callable[[], int]
+    _base_default: int
+    _base_target: int
 
     @property
     def _default_num_idle_processes(self) -> int:
