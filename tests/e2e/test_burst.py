@@ -28,7 +28,8 @@ def children(stack: Stack) -> list[int]:
 
 def warm(stack: Stack) -> list[int] | None:
     counts = children(stack)
-    return counts if len(counts) == 2 and all(n > IDLE for n in counts) else None
+    # Both workers alike (forkserver + IDLE warm job processes): nothing is still starting.
+    return counts if len(counts) == 2 and counts[0] == counts[1] > IDLE else None
 
 
 def dispatch_burst(lk: Any, prefix: str) -> None:
@@ -47,8 +48,8 @@ def jobs_by_worker(lk: Any, prefix: str) -> Counter[str]:
 
 
 def test_burst_spreads_and_the_pool_refills(livekit_server: Any, tmp_path: Path) -> None:
-    """10 concurrent dispatches: both workers take jobs, none more than 7; then each worker's
-    job processes return to the idle target."""
+    """10 concurrent dispatches: both workers take jobs; then each worker's job processes
+    return to the idle target (the ones pre-started for the burst are closed again)."""
     sections = stack_config(tmp_path, livekit_server, workers=2, workers__num_idle_processes=IDLE,
                             workers__entrypoint="voiceops.agent.basic:entrypoint")
     stack = Stack.start(tmp_path, sections, livekit_server)
@@ -57,8 +58,13 @@ def test_burst_spreads_and_the_pool_refills(livekit_server: Any, tmp_path: Path)
         dispatch_burst(livekit_server, "burst")
         spread = wait_for(lambda: c if sum((c := jobs_by_worker(livekit_server, "burst"))
                                            .values()) == BURST else None, 60, "every job running")
-        assert len(spread) == 2 and max(spread.values()) <= BURST // 2 + 2, spread
-        wait_for(lambda: children(stack) == idle, 90,
-                 f"each worker back at its idle job processes {idle}")
+        # LiveKit's choice is random (weighted by 1 - load): how even is for bench/, not here.
+        assert len(spread) == 2, spread
+        last: list[list[int]] = []
+        try:
+            wait_for(lambda: last.append(children(stack)) or last[-1] == idle, 90,
+                     f"each worker back at its idle job processes {idle}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last seen {last[-1:]}") from None
     finally:
         stack.close()

@@ -56,12 +56,14 @@ class ObservedAgentServer(AgentServer):
 
     async def _answer_availability(self, msg: agent.AvailabilityRequest,
                                    **kwargs: Any) -> None:
+        reserved = getattr(self, "_reserved_slots", 0)  # set by run(), before any offer
         await super()._answer_availability(msg, **kwargs)
-        # The offer now holds a reserved slot: report the load that includes it before the
-        # answer goes out, so LiveKit (random, weighted by 1 - load) spreads a burst at once
-        # instead of on the next periodic status.
-        await self._refresh_worker_load()
-        await self._update_worker_status()
+        if getattr(self, "_reserved_slots", 0) > reserved:
+            # The offer now holds a reserved slot: report the load that includes it before the
+            # answer goes out, so LiveKit (random, weighted by 1 - load) leans away from this
+            # worker within a burst instead of from the next periodic status on.
+            await self._refresh_worker_load()
+            await self._update_worker_status()
 
     def note_decided(self, job_id: str) -> None:
         """The request handler answered this offer (and reported it)."""
