@@ -7,6 +7,8 @@ import asyncio
 import json
 import math
 import os
+import subprocess
+import sys
 import types
 from typing import Any
 
@@ -211,3 +213,17 @@ async def test_an_accepted_offer_reports_a_load_counting_it_before_the_answer() 
     answer.set()
     sent = await asyncio.wait_for(server._msg_chan.recv(), 5.0)
     assert sent.availability.job_id == "AJ_b" and not sent.availability.available
+
+
+def test_job_process_setup_starts_the_rtc_runtime() -> None:
+    """The job process's set-up (``run_setup``) starts livekit's rtc FFI runtime in that process,
+    so a job's first ``ctx.connect()`` does not pay for it; checked in a fresh interpreter."""
+    code = ("import os\n"
+            "from livekit.rtc._ffi_client import FfiClient\n"
+            "from voiceops.worker.entry import run_setup\n"
+            "assert FfiClient._instance is None, 'started before the set-up'\n"
+            "run_setup('voiceops.agent.basic:entrypoint', None)\n"
+            "assert FfiClient._instance is not None and FfiClient._instance._pid == os.getpid()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
