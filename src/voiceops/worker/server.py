@@ -74,8 +74,8 @@ class WorkerRuntime:
         o = self._opts
         for name in _NAME_OVERRIDES:
             if os.environ.pop(name, None) is not None:
-                logger.warning("ignoring env override of the agent name; agent.name rules",
-                               extra={"env": name, "agent_name": o.agent_name})
+                logger.warning("agent_name_override_ignored env=%s agent_name=%s", name,
+                               o.agent_name)
         handler: RequestHandler
         server = ObservedAgentServer(
             on_declined=lambda job: handler.declined(job),
@@ -122,16 +122,15 @@ class WorkerRuntime:
         standby = self._server.standby
         self._emit(events.Ready(worker_id=worker_id, agent_name=self._opts.agent_name,
                                 http_port=port, standby=standby))
-        logger.info("worker registered", extra={"worker_id": worker_id, "http_port": port,
-                                                "agent_name": self._opts.agent_name,
-                                                "standby": standby})
+        logger.info("worker_registered worker_id=%s http_port=%s agent_name=%s standby=%s",
+                    worker_id, port, self._opts.agent_name, standby)
 
     def _activate(self) -> None:
         """SIGUSR2 from the supervisor: this standby takes over a dead worker's slot."""
         if self._phase is Phase.RUNNING and self._server.activate():
             self._emit(events.Ready(worker_id=self._server.id, agent_name=self._opts.agent_name,
                                     http_port=self._server.worker_info.http_port))
-            logger.info("standby activated", extra={"worker_id": self._server.id})
+            logger.info("standby_activated worker_id=%s", self._server.id)
 
     async def run(self) -> int:
         """Run until stopped; return the process exit code."""
@@ -145,7 +144,7 @@ class WorkerRuntime:
         try:
             await self._server.run(devmode=False)
         except Exception as exc:  # livekit-agents gives up after its retries, or bad options
-            logger.error("worker stopped: %s", exc)
+            logger.error("worker_stopped error_type=%s error=%r", type(exc).__name__, str(exc))
             return EX_FAILED
         finally:
             await _cancel(*helpers)
@@ -161,8 +160,7 @@ class WorkerRuntime:
             while True:
                 sig = await signals.get()
                 self._phase = _ON_SIGNAL[self._phase]
-                logger.info("signal received", extra={"signal": sig.name,
-                                                      "phase": self._phase.value})
+                logger.info("signal_received signal=%s phase=%s", sig.name, self._phase.value)
                 if self._phase is Phase.DRAINING:
                     drainflag.mark(self._drain_flag)  # agents nobody called leave now
                     stopping = asyncio.create_task(self._drain_and_close(), name="drain")
@@ -175,13 +173,13 @@ class WorkerRuntime:
     async def _drain_and_close(self) -> None:
         await self._started.wait()
         timeout_s = self._opts.drain_timeout_s
-        logger.info("draining", extra={"timeout_s": timeout_s,
-                                       "active_jobs": len(self._server.active_jobs)})
+        logger.info("worker_draining timeout_s=%s active_jobs=%d", timeout_s,
+                    len(self._server.active_jobs))
         try:
             await self._server.drain(timeout=math.ceil(timeout_s))
         except TimeoutError:
-            logger.warning("drain timed out; closing the remaining jobs",
-                           extra={"active_jobs": len(self._server.active_jobs)})
+            logger.warning("drain_timed_out active_jobs=%d action=close_jobs",
+                           len(self._server.active_jobs))
         await self._server.aclose()  # run() returns once this completes
 
     async def _watch_jobs(self) -> None:
@@ -193,7 +191,10 @@ class WorkerRuntime:
             if count != last:
                 last = count
                 self._emit(events.Jobs(active_jobs=count, load=round(self._load, 3)))
-            demand.trim(self._server._proc_pool)
+            closed = demand.trim(self._server._proc_pool)
+            if closed:
+                logger.info("job_processes_trimmed closed=%d idle_target=%d", closed,
+                            self._opts.num_idle_processes)
             await asyncio.sleep(self._opts.jobs_poll_interval_s)
 
 
@@ -209,12 +210,12 @@ async def _cancel(*tasks: asyncio.Task[Any]) -> None:
             if current is not None and current.cancelling():
                 raise
         except Exception:
-            logger.exception("background task failed", extra={"task": task.get_name()})
+            logger.exception("background_task_failed task=%s", task.get_name())
 
 
 def _kill_descendants_and_exit() -> None:
     """The fast path of a second signal: no job process may outlive this worker."""
-    logger.warning("second signal: exiting now")
+    logger.warning("second_signal action=kill_job_processes_and_exit")
     me = psutil.Process()
     for child in me.children(recursive=True):
         with contextlib.suppress(psutil.Error):
