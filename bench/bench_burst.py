@@ -14,6 +14,7 @@ The per-worker job spread of each voiceops round comes from the emulator's job s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -52,6 +53,29 @@ EMULATOR_JOIN_P95_S = 1.5
 class Joins:
     active_s: list[float]
     signalled_s: list[float]
+    cpu_s: float = 0.0  # the leg's own processes (SDK clients, or the voiceops stack)
+    server_cpu_s: float = 0.0  # the emulator's, over the same span
+
+
+def tree_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) of every live process in these pids' process trees."""
+    cpu: dict[int, float] = {}
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                cpu[proc.pid] = times.user + times.system
+    return cpu
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two snapshots; a process started since counts from its start."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
 @dataclass(frozen=True)
@@ -113,10 +137,11 @@ async def _first_seen(session: aiohttp.ClientSession, lk: LiveKitServer,
     return active, signalled
 
 
-def _joins(started: dict[str, float], seen: tuple[dict[str, float], dict[str, float]]) -> Joins:
+def _joins(started: dict[str, float], seen: tuple[dict[str, float], dict[str, float]],
+           cpu_s: float, server_cpu_s: float) -> Joins:
     active, signalled = seen
     return Joins([active[r] - t for r, t in started.items()],
-                 [signalled[r] - t for r, t in started.items()])
+                 [signalled[r] - t for r, t in started.items()], cpu_s, server_cpu_s)
 
 
 async def sdk_round(session: aiohttp.ClientSession, lk: LiveKitServer, n: int) -> Joins:
@@ -128,15 +153,25 @@ async def sdk_round(session: aiohttp.ClientSession, lk: LiveKitServer, n: int) -
         cwd=REPO, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "LIVEKIT_API_SECRET": lk.api_secret})
     assert proc.stdin is not None and proc.stdout is not None
-    watcher = asyncio.ensure_future(_first_seen(session, lk, {f"{prefix}-{i}" for i in range(n)}))
+    watcher: asyncio.Future[tuple[dict[str, float], dict[str, float]]] | None = None
     try:
+        if await asyncio.wait_for(proc.stdout.readline(), JOIN_TIMEOUT_S) != b"ready\n":
+            raise BenchError(f"bench.sdk_joins exited {await proc.wait()} before joining")
+        server_before = tree_cpu([lk.pid])
+        watcher = asyncio.ensure_future(
+            _first_seen(session, lk, {f"{prefix}-{i}" for i in range(n)}))
+        proc.stdin.write(b"go\n")
         line = await asyncio.wait_for(proc.stdout.readline(), JOIN_TIMEOUT_S)
         if not line:
-            raise BenchError(f"bench.sdk_joins exited {await proc.wait()} before joining")
-        started: dict[str, float] = json.loads(line)
-        return _joins(started, await watcher)
+            raise BenchError(f"bench.sdk_joins exited {await proc.wait()} while joining")
+        report = json.loads(line)
+        seen = await watcher
+        times = psutil.Process(proc.pid).cpu_times()
+        return _joins(report["started"], seen, times.user + times.system - report["cpu_s"],
+                      cpu_spent(server_before, tree_cpu([lk.pid])))
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
         proc.stdin.close()
         try:
             await asyncio.wait_for(proc.wait(), JOIN_TIMEOUT_S)
@@ -146,7 +181,8 @@ async def sdk_round(session: aiohttp.ClientSession, lk: LiveKitServer, n: int) -
 
 
 async def voiceops_round(session: aiohttp.ClientSession, lk: LiveKitServer,
-                         lkapi: api.LiveKitAPI, n: int) -> tuple[Joins, Counter[str]]:
+                         lkapi: api.LiveKitAPI, stack_pid: int,
+                         n: int) -> tuple[Joins, Counter[str]]:
     """n concurrent CreateDispatch to new rooms; per-room time to the agent ACTIVE, and jobs
     per worker id."""
     prefix = f"burst-vo-{uuid.uuid4().hex[:6]}"
@@ -158,10 +194,13 @@ async def voiceops_round(session: aiohttp.ClientSession, lk: LiveKitServer,
         await lkapi.agent_dispatch.create_dispatch(
             api.CreateAgentDispatchRequest(agent_name=AGENT, room=name))
 
+    stack_before, server_before = tree_cpu([stack_pid]), tree_cpu([lk.pid])
     watcher = asyncio.ensure_future(_first_seen(session, lk, set(names)))
     try:
         await asyncio.gather(*(dispatch(name) for name in names))
-        joined = _joins(started, await watcher)
+        seen = await watcher
+        joined = _joins(started, seen, cpu_spent(stack_before, tree_cpu([stack_pid])),
+                        cpu_spent(server_before, tree_cpu([lk.pid])))
     finally:
         watcher.cancel()
     state = await _state(session, lk)
@@ -196,25 +235,34 @@ class Measured:
     sdk_signal_s: list[float]
     voiceops_signal_s: list[float]
     spreads: list[Counter[str]]
+    # CPU seconds summed over the rounds: SDK clients, emulator in the SDK leg; voiceops stack
+    # (supervisor, workers, job processes), emulator in the voiceops leg
+    cpu_s: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
 
 async def _measure(sup: Supervisor, lk: LiveKitServer, sizes: BurstSizes,
                    idle_children: list[int]) -> Measured:
     sdk, vo = Joins([], []), Joins([], [])
     spreads: list[Counter[str]] = []
+    cpu = [0.0, 0.0, 0.0, 0.0]
     async with aiohttp.ClientSession() as session, \
             api.LiveKitAPI(lk.http_url, lk.api_key, lk.api_secret) as lkapi:
         for _ in range(sizes.rounds):
             joins = await sdk_round(session, lk, sizes.joins)
             sdk.active_s.extend(joins.active_s)
             sdk.signalled_s.extend(joins.signalled_s)
+            cpu[0] += joins.cpu_s
+            cpu[1] += joins.server_cpu_s
             await asyncio.to_thread(wait_idle, sup, lk, idle_children)
-            joins, spread = await voiceops_round(session, lk, lkapi, sizes.joins)
+            joins, spread = await voiceops_round(session, lk, lkapi, sup.proc.pid, sizes.joins)
             vo.active_s.extend(joins.active_s)
             vo.signalled_s.extend(joins.signalled_s)
             spreads.append(spread)
+            cpu[2] += joins.cpu_s
+            cpu[3] += joins.server_cpu_s
             await asyncio.to_thread(wait_idle, sup, lk, idle_children)
-    return Measured(sdk.active_s, vo.active_s, sdk.signalled_s, vo.signalled_s, spreads)
+    return Measured(sdk.active_s, vo.active_s, sdk.signalled_s, vo.signalled_s, spreads,
+                    (cpu[0], cpu[1], cpu[2], cpu[3]))
 
 
 def run(quick: bool) -> Section:
@@ -266,6 +314,9 @@ def _section(m: Measured, sizes: BurstSizes) -> Section:
             f", bare SDK {percentile(m.sdk_signal_s, 50):.2f}/"
             f"{percentile(m.sdk_signal_s, 95):.2f} (voiceops' leg includes LiveKit's dispatch: "
             "the emulator's 0.2 s affinity wait, offer, answer, assignment)",
+            "CPU s per round, dispatch/connect -> all ACTIVE: voiceops stack {:.2f} + emulator "
+            "{:.2f}; bare SDK clients {:.2f} + emulator {:.2f}".format(
+                *(c / sizes.rounds for c in (m.cpu_s[2], m.cpu_s[3], m.cpu_s[0], m.cpu_s[1]))),
             "jobs per worker by round: " + "; ".join(
                 ", ".join(str(c) for c in sorted(s.values(), reverse=True)) for s in m.spreads))
     return Section("bursts (20 concurrent dispatches vs bare SDK joins)", checks, info)

@@ -2,9 +2,10 @@
 PREFIX N`` (the API secret in ``LIVEKIT_API_SECRET``) joins N bare ``livekit`` rtc SDK clients
 to the rooms PREFIX-0 .. PREFIX-(N-1) concurrently, with agent-kind tokens.
 
-It prints one JSON line, room -> ``time.monotonic()`` at the start of its ``connect`` (the
-clock is system-wide, so the bench process compares it with its own polls), then stays in its
-rooms until stdin closes, and leaves them. A process of its own, like each job process of the
+It prints ``ready``, waits for a line on stdin, joins, then prints one JSON line: ``started``,
+room -> ``time.monotonic()`` at the start of its ``connect`` (the clock is system-wide, so the
+bench process compares it with its own polls), and ``cpu_s``, this process's CPU seconds when
+the joins began. It stays in its rooms until stdin closes, and leaves them. A process of its own, like each job process of the
 voiceops leg; and the bench process never loads livekit's FFI runtime, which aborted the whole
 run at interpreter exit ("panic in a function that cannot unwind").
 """
@@ -36,9 +37,12 @@ async def join_all(url: str, key: str, secret: str, prefix: str, n: int) -> None
         started[names[i]] = time.monotonic()
         await rooms[i].connect(url, tokens[i], rtc.RoomOptions(auto_subscribe=False))
 
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)  # the bench's "go", once it watches the rooms
+    cpu_s = time.process_time()
     try:
         await asyncio.gather(*(join(i) for i in range(n)))
-        print(json.dumps(started), flush=True)
+        print(json.dumps({"started": started, "cpu_s": cpu_s}), flush=True)
         await asyncio.to_thread(sys.stdin.read)  # until the bench closes our stdin
     finally:
         await asyncio.gather(*(r.disconnect() for r in rooms), return_exceptions=True)
