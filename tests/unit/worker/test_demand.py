@@ -1,10 +1,13 @@
 """Job-process pre-start sized to demand, on livekit-agents' real ProcPool (thread executors,
-so no processes): the pool warms one more per accepted offer and trims back afterwards."""
+so no processes): the pool warms one more per accepted offer and trims back afterwards; a
+burst's launches defer the reserve's refill until the burst is over."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+
+import pytest
 
 from livekit.agents import JobContext, JobExecutorType, JobProcess
 from livekit.agents.ipc.proc_pool import ProcPool
@@ -60,3 +63,29 @@ async def test_livekit_lowering_the_target_keeps_the_demand() -> None:
     pool.set_target_idle_processes(0)
     assert pool.target_idle_processes == 2
     assert pool._default_num_idle_processes == BASE + 2
+
+
+@pytest.mark.parametrize("base, pending, recent, wanted", [
+    (2, 0, 0, 2),    # idle: the reserve
+    (2, 3, 0, 5),    # offers accepted, nothing launched yet: reserve plus one each
+    (2, 0, 2, 2),    # steady traffic within the reserve: refilled at once, as before
+    (2, 0, 3, 0),    # a burst just launched: the reserve waits until it is over
+    (2, 4, 3, 4),    # ... but accepted offers still get their processes
+    (0, -1, 0, 0),   # a negative demand counts as none
+])
+def test_idle_target(base: int, pending: int, recent: int, wanted: int) -> None:
+    """Warm processes wanted for a reserve, accepted offers and recent launches."""
+    assert demand.idle_target(base, pending, recent) == wanted
+
+
+async def test_reserve_refill_waits_for_the_burst_window() -> None:
+    """More launches than the reserve within the window stop the reserve's refill (the pool's
+    own ``process_job_launched`` events count them); once the window passes, it is wanted."""
+    now = [100.0]
+    pool = demand.install(_pool(), lambda: 0, clock=lambda: now[0])
+    assert pool._default_num_idle_processes == BASE
+    for _ in range(BASE + 1):
+        pool.emit("process_job_launched", None)
+    assert pool._default_num_idle_processes == 0 and pool.target_idle_processes == 0
+    now[0] += demand.BURST_WINDOW_S + 0.1
+    assert pool._default_num_idle_processes == BASE
