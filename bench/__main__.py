@@ -34,6 +34,7 @@ def _registry() -> dict[str, tuple[str, Runner]]:
         "handler": ("JobRequest answer latency", lazy("bench_handler")),
         "supervisor": ("supervisor overhead", lazy("bench_supervisor")),
         "replace": ("worker replacement", lazy("bench_replace")),
+        "burst": ("bursts", lazy("bench_burst")),
     }
 
 

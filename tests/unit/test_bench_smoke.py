@@ -230,3 +230,27 @@ def test_voice_bench_parts_measure_and_report() -> None:
     (check,) = section.checks
     assert (check.value, check.baseline, check.max_ratio) == (2.0, 1.1, 1.3) and not check.passed
     assert "p95" in section.info[0]
+
+
+def test_burst_bench_config_and_report(tmp_path: Path) -> None:
+    """The burst benchmark's config loads (2 workers counting jobs, the placeholder agent), and
+    its report fails a burst slower than 1.2x the SDK joins, a worker above ceil(n/2) + 2, and
+    an emulator whose 20 concurrent SDK joins take over 1.5 s at p95."""
+    from collections import Counter
+
+    from bench import bench_burst
+    from voiceops.testing.livekit.pytest_plugin import LiveKitServer
+
+    lk = LiveKitServer(url="ws://127.0.0.1:7880", http_url="http://127.0.0.1:7880",
+                       api_key="devkey", api_secret="secret", is_emulator=True,
+                       faults=None)  # type: ignore[arg-type]
+    cfg = load(bench_burst.config(tmp_path / "b.toml", lk, 9310))
+    assert cfg.workers.count == 2 and cfg.workers.max_jobs == 20 and cfg.workers.standby == 0
+    assert cfg.workers.entrypoint == "voiceops.agent.basic:entrypoint"
+    sizes = bench_burst.BurstSizes(joins=20, rounds=1)
+    fast = bench_burst.Measured([1.0] * 20, [1.1] * 20, [0.5] * 20, [0.6] * 20,
+                                [Counter(a=12, b=8)])
+    assert all(c.passed for c in bench_burst._section(fast, sizes).checks)
+    slow = bench_burst.Measured([1.6] * 20, [2.0] * 20, [0.5] * 20, [0.6] * 20,
+                                [Counter(a=13, b=7)])
+    assert not any(c.passed for c in bench_burst._section(slow, sizes).checks)

@@ -20,10 +20,11 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
-from aiortc.sdp import SessionDescription, candidate_from_sdp
+from aiortc.sdp import candidate_from_sdp
 
 from voiceops.emulator.rtc_media import ForwardedTrack
 from voiceops.emulator.rtc_passthrough import forward_encoded
+from voiceops.emulator.rtc_sdp import bundled_mids, moot_candidate, sections
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +59,6 @@ def parse_candidate_init(candidate_init: str) -> RTCIceCandidate | None:
     return candidate
 
 
-def client_send_mids(sdp: str) -> set[str]:
-    """Mids of the audio/video m-lines on which the client's offer sends media."""
-    parsed = SessionDescription.parse(sdp)
-    return {
-        str(m.rtp.muxId) for m in parsed.media
-        if m.kind in ("audio", "video") and m.port != 0 and m.direction in ("sendonly", "sendrecv")
-    }
-
-
 def _set_stream_id(transceiver: RTCRtpTransceiver, stream_id: str) -> None:
     # aiortc has no API for the msid stream id; LiveKit clients need "PA_xxx|TR_xxx" there.
     transceiver.sender._stream_id = stream_id
@@ -92,6 +84,9 @@ class PeerEndpoint:
         # which cost ~1 ms per trickled candidate (a client trickles dozens per join).
         self._has_remote = False
         self._closed = False
+        # From the remote SDP: which trickled candidates no transport can use (see rtc_sdp).
+        self._bundled: frozenset[str] = frozenset()
+        self._mids: tuple[str, ...] = ()
 
     @property
     def connection_state(self) -> str:
@@ -108,7 +103,7 @@ class PeerEndpoint:
         pc = self.pc
         await self._settle()
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        self._has_remote = True
+        self._remote_set(offer_sdp)
         await self._flush_candidates()
         await pc.setLocalDescription(await pc.createAnswer())
         # aiortc gathers before resolving setLocalDescription: our candidates are in the SDP.
@@ -161,7 +156,7 @@ class PeerEndpoint:
     async def apply_answer(self, answer_sdp: str) -> None:
         pc = self.pc
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
-        self._has_remote = True
+        self._remote_set(answer_sdp)
         await self._flush_candidates()
 
     @property
@@ -228,12 +223,19 @@ class PeerEndpoint:
         except TimeoutError:
             log.warning("rtc peer %s: renegotiating before the connection settled", self.name)
 
+    def _remote_set(self, sdp: str) -> None:
+        self._has_remote = True
+        self._bundled = bundled_mids(sdp)
+        self._mids = tuple(s.mid for s in sections(sdp))
+
     async def _flush_candidates(self) -> None:
         while self._pending:
             await self._apply(self._pending.popleft())
 
     async def _apply(self, candidate_init: str) -> None:
         assert self._pc is not None
+        if moot_candidate(candidate_init, self._bundled, self._mids):
+            return
         await self._pc.addIceCandidate(parse_candidate_init(candidate_init))
 
     def _create_pc(self) -> RTCPeerConnection:

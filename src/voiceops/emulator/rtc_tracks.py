@@ -23,7 +23,8 @@ from livekit.protocol import rtc as proto
 from voiceops.emulator import rtc_messages as msgs
 from voiceops.emulator.rtc_contract import RtcHub
 from voiceops.emulator.rtc_media import ForwardedTrack
-from voiceops.emulator.rtc_peer import PeerEndpoint, client_send_mids
+from voiceops.emulator.rtc_peer import PeerEndpoint
+from voiceops.emulator.rtc_sdp import client_send_mids
 
 log = logging.getLogger(__name__)
 

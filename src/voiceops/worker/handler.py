@@ -55,5 +55,5 @@ class RequestHandler:
             agent_name=job.agent_name or self._agent_name, probe=probe,
             decision=decision.value, worker_id=self._worker_id(),
         ))
-        logger.info("job request", extra={"job_id": job.id, "dispatch_id": job.dispatch_id,
-                                          "decision": decision.value})
+        logger.info("job_request job_id=%s dispatch_id=%s decision=%s", job.id, job.dispatch_id,
+                    decision.value)

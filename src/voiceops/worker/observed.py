@@ -25,8 +25,9 @@ class ObservedAgentServer(AgentServer):
     """Calls ``on_declined(job)`` for offers answered unavailable without our handler."""
 
     def __init__(self, *, on_declined: Callable[[agent.Job], None], standby: bool = False,
-                 **kwargs: Any) -> None:
+                 reported_load: Callable[[], float] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._reported_load = reported_load
         self._on_declined = on_declined
         self._offers: dict[str, agent.Job] = {}
         self._decided: set[str] = set()
@@ -53,6 +54,17 @@ class ObservedAgentServer(AgentServer):
         with contextlib.suppress(utils.aio.ChanClosed):
             await self._queue_msg(agent.WorkerMessage(update_worker=update))
 
+    async def _answer_availability(self, msg: agent.AvailabilityRequest,
+                                   **kwargs: Any) -> None:
+        reserved = getattr(self, "_reserved_slots", 0)  # set by run(), before any offer
+        await super()._answer_availability(msg, **kwargs)
+        if getattr(self, "_reserved_slots", 0) > reserved:
+            # The offer now holds a reserved slot: report the load that includes it before the
+            # answer goes out, so LiveKit (random, weighted by 1 - load) leans away from this
+            # worker within a burst instead of from the next periodic status on.
+            await self._refresh_worker_load()
+            await self._update_worker_status()
+
     def note_decided(self, job_id: str) -> None:
         """The request handler answered this offer (and reported it)."""
         self._decided.add(job_id)
@@ -62,7 +74,10 @@ class ObservedAgentServer(AgentServer):
         super()._handle_availability(msg)
 
     async def _queue_msg(self, msg: agent.WorkerMessage) -> None:
-        if msg.WhichOneof("message") == "availability":
+        kind = msg.WhichOneof("message")
+        if kind == "update_worker" and self._reported_load is not None:
+            msg.update_worker.load = self._reported_load()
+        if kind == "availability":
             job_id = msg.availability.job_id
             job = self._offers.pop(job_id, None)
             decided = job_id in self._decided

@@ -71,11 +71,9 @@ def effective_load_threshold(configured: float) -> float:
     if configured >= 1.0:
         return math.inf
     if configured > SERVER_TARGET_LOAD:
-        logger.warning(
-            "workers.load_threshold %.2f is above LiveKit's target load %.1f, which offers no "
-            "job to a worker at load >= %.1f whatever it reports: using %.1f",
-            configured, SERVER_TARGET_LOAD, SERVER_TARGET_LOAD, SERVER_TARGET_LOAD,
-        )
+        # LiveKit offers no job at load >= its target, whatever the worker reports.
+        logger.warning("load_threshold_clamped configured=%.2f server_target_load=%.1f",
+                       configured, SERVER_TARGET_LOAD)
         return SERVER_TARGET_LOAD
     return configured
 

@@ -27,7 +27,7 @@ from livekit.agents.worker import _DefaultLoadCalc
 from livekit.protocol import models
 
 from voiceops import events
-from voiceops.worker import drainflag
+from voiceops.worker import demand, drainflag
 from voiceops.worker.entry import wrap, wrap_setup
 from voiceops.worker.handler import RequestHandler
 from voiceops.worker.observed import ObservedAgentServer
@@ -74,8 +74,8 @@ class WorkerRuntime:
         o = self._opts
         for name in _NAME_OVERRIDES:
             if os.environ.pop(name, None) is not None:
-                logger.warning("ignoring env override of the agent name; agent.name rules",
-                               extra={"env": name, "agent_name": o.agent_name})
+                logger.warning("agent_name_override_ignored env=%s agent_name=%s", name,
+                               o.agent_name)
         handler: RequestHandler
         server = ObservedAgentServer(
             on_declined=lambda job: handler.declined(job),  # noqa: PLW0108 - handler is bound below
@@ -86,14 +86,20 @@ class WorkerRuntime:
             preload_modules=[o.entrypoint.partition(":")[0]], standby=o.standby,
             setup_fnc=wrap_setup(o.entrypoint),
             initialize_process_timeout=o.initialize_process_timeout_s,
+            reported_load=self._reported_load if o.max_jobs else None,
         )
         handler = RequestHandler(agent_name=o.agent_name, worker_id=lambda: server.id,
                                  draining=lambda: server.draining,
                                  on_decided=server.note_decided, emit=self._emit)
         server.rtc_session(wrap(o.entrypoint), agent_name=o.agent_name, on_request=handler)
-        server.on("worker_started", self._started.set)
+        server.on("worker_started", self._on_started)
         server.on("worker_registered", self._on_registered)
         return server
+
+    def _on_started(self) -> None:
+        # The pool exists once run() has started it: size its warm processes to demand.
+        demand.install(self._server._proc_pool, lambda: self._server._reserved_slots)
+        self._started.set()
 
     def _measure_load(self, server: AgentServer) -> float:
         # The server offers no job at load >= 0.7. livekit-agents' own measure is the machine's
@@ -104,21 +110,27 @@ class WorkerRuntime:
             self._load = _DefaultLoadCalc.get_load(server)
         return self._load
 
+    def _reported_load(self) -> float:
+        # What LiveKit sees: jobs being launched count too, so it spreads a burst before they
+        # show as active (livekit-agents' own threshold keeps its measure, active jobs only).
+        server = self._server
+        return jobs_load(len(server.active_jobs) + max(0, server._reserved_slots),
+                         self._opts.max_jobs)
+
     def _on_registered(self, worker_id: str, server_info: models.ServerInfo) -> None:
         port = self._server.worker_info.http_port
         standby = self._server.standby
         self._emit(events.Ready(worker_id=worker_id, agent_name=self._opts.agent_name,
                                 http_port=port, standby=standby))
-        logger.info("worker registered", extra={"worker_id": worker_id, "http_port": port,
-                                                "agent_name": self._opts.agent_name,
-                                                "standby": standby})
+        logger.info("worker_registered worker_id=%s http_port=%s agent_name=%s standby=%s",
+                    worker_id, port, self._opts.agent_name, standby)
 
     def _activate(self) -> None:
         """SIGUSR2 from the supervisor: this standby takes over a dead worker's slot."""
         if self._phase is Phase.RUNNING and self._server.activate():
             self._emit(events.Ready(worker_id=self._server.id, agent_name=self._opts.agent_name,
                                     http_port=self._server.worker_info.http_port))
-            logger.info("standby activated", extra={"worker_id": self._server.id})
+            logger.info("standby_activated worker_id=%s", self._server.id)
 
     async def run(self) -> int:
         """Run until stopped; return the process exit code."""
@@ -132,7 +144,7 @@ class WorkerRuntime:
         try:
             await self._server.run(devmode=False)
         except Exception as exc:  # livekit-agents gives up after its retries, or bad options
-            logger.error("worker stopped: %s", exc)
+            logger.error("worker_stopped error_type=%s error=%r", type(exc).__name__, str(exc))
             return EX_FAILED
         finally:
             await _cancel(*helpers)
@@ -148,8 +160,7 @@ class WorkerRuntime:
             while True:
                 sig = await signals.get()
                 self._phase = _ON_SIGNAL[self._phase]
-                logger.info("signal received", extra={"signal": sig.name,
-                                                      "phase": self._phase.value})
+                logger.info("signal_received signal=%s phase=%s", sig.name, self._phase.value)
                 if self._phase is Phase.DRAINING:
                     drainflag.mark(self._drain_flag)  # agents nobody called leave now
                     stopping = asyncio.create_task(self._drain_and_close(), name="drain")
@@ -162,13 +173,13 @@ class WorkerRuntime:
     async def _drain_and_close(self) -> None:
         await self._started.wait()
         timeout_s = self._opts.drain_timeout_s
-        logger.info("draining", extra={"timeout_s": timeout_s,
-                                       "active_jobs": len(self._server.active_jobs)})
+        logger.info("worker_draining timeout_s=%s active_jobs=%d", timeout_s,
+                    len(self._server.active_jobs))
         try:
             await self._server.drain(timeout=math.ceil(timeout_s))
         except TimeoutError:
-            logger.warning("drain timed out; closing the remaining jobs",
-                           extra={"active_jobs": len(self._server.active_jobs)})
+            logger.warning("drain_timed_out active_jobs=%d action=close_jobs",
+                           len(self._server.active_jobs))
         await self._server.aclose()  # run() returns once this completes
 
     async def _watch_jobs(self) -> None:
@@ -180,6 +191,10 @@ class WorkerRuntime:
             if count != last:
                 last = count
                 self._emit(events.Jobs(active_jobs=count, load=round(self._load, 3)))
+            closed = demand.trim(self._server._proc_pool)
+            if closed:
+                logger.info("job_processes_trimmed closed=%d idle_target=%d", closed,
+                            self._opts.num_idle_processes)
             await asyncio.sleep(self._opts.jobs_poll_interval_s)
 
 
@@ -195,12 +210,12 @@ async def _cancel(*tasks: asyncio.Task[Any]) -> None:
             if current is not None and current.cancelling():
                 raise
         except Exception:
-            logger.exception("background task failed", extra={"task": task.get_name()})
+            logger.exception("background_task_failed task=%s", task.get_name())
 
 
 def _kill_descendants_and_exit() -> None:
     """The fast path of a second signal: no job process may outlive this worker."""
-    logger.warning("second signal: exiting now")
+    logger.warning("second_signal action=kill_job_processes_and_exit")
     me = psutil.Process()
     for child in me.children(recursive=True):
         with contextlib.suppress(psutil.Error):

@@ -7,7 +7,11 @@ import asyncio
 import json
 import math
 import os
+import subprocess
+import sys
+import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 from livekit.agents import utils
@@ -177,3 +181,50 @@ def test_drain_flag_travels_from_worker_to_job_by_environment(tmp_path: Path) ->
     assert drainflag.worker_draining(env)
     drainflag.clear(path)
     assert not drainflag.worker_draining(env)
+
+
+async def test_an_accepted_offer_reports_a_load_counting_it_before_the_answer() -> None:
+    """With ``reported_load`` (workers.max_jobs), an offer that reserves a slot is followed at
+    once by an UpdateWorkerStatus whose load counts it, sent before the availability answer."""
+    server = ObservedAgentServer(on_declined=lambda job: None, ws_url="ws://127.0.0.1:1",
+                                 api_key="k", api_secret="s", load_fnc=lambda: 0.0,
+                                 load_threshold=math.inf,
+                                 reported_load=lambda: jobs_load(server._reserved_slots, 10))
+    server._loop = asyncio.get_running_loop()
+    server._msg_chan = utils.aio.Chan[agent.WorkerMessage](8)
+    server._job_lifecycle_tasks = set()
+    server._connecting = False
+    server._devmode = False
+    server._simulation = False
+    server._reserved_slots = 0
+    server._worker_load = 0.0
+    server._previous_status = agent.WorkerStatus.WS_AVAILABLE
+    server._proc_pool = types.SimpleNamespace(processes=[])  # no job process yet
+    answer = asyncio.Event()
+
+    async def request_fnc(req: Any) -> None:
+        await answer.wait()
+        await req.reject()
+
+    server._request_fnc = request_fnc
+    server._handle_availability(agent.AvailabilityRequest(job=agent.Job(id="AJ_b")))
+    sent = await asyncio.wait_for(server._msg_chan.recv(), 5.0)
+    assert sent.WhichOneof("message") == "update_worker", sent
+    assert sent.update_worker.load == pytest.approx(jobs_load(1, 10))
+    answer.set()
+    sent = await asyncio.wait_for(server._msg_chan.recv(), 5.0)
+    assert sent.availability.job_id == "AJ_b" and not sent.availability.available
+
+
+def test_job_process_setup_starts_the_rtc_runtime() -> None:
+    """The job process's set-up (``run_setup``) starts livekit's rtc FFI runtime in that process,
+    so a job's first ``ctx.connect()`` does not pay for it; checked in a fresh interpreter."""
+    code = ("import os\n"
+            "from livekit.rtc._ffi_client import FfiClient\n"
+            "from voiceops.worker.entry import run_setup\n"
+            "assert FfiClient._instance is None, 'started before the set-up'\n"
+            "run_setup('voiceops.agent.basic:entrypoint', None)\n"
+            "assert FfiClient._instance is not None and FfiClient._instance._pid == os.getpid()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
