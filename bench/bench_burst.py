@@ -305,15 +305,15 @@ def _section(m: Measured, sizes: BurstSizes) -> Section:
               f"{EMULATOR_JOIN_P95_S:g} s", percentile(m.sdk_s, 95), EMULATOR_JOIN_P95_S, "s",
               1.0, note="issue 12: an absolute figure for this 2-core machine"),
     )
-    info = (f"{sizes.rounds} round(s) of {sizes.joins} per leg; p50/p95 s: voiceops "
-            f"{percentile(m.voiceops_s, 50):.2f}/{percentile(m.voiceops_s, 95):.2f}, bare SDK "
-            f"{percentile(m.sdk_s, 50):.2f}/{percentile(m.sdk_s, 95):.2f}; p50 ratio "
-            f"{percentile(m.voiceops_s, 50) / percentile(m.sdk_s, 50):.2f}x",
-            f"to the signal join (before WebRTC) p50/p95 s: voiceops "
-            f"{percentile(m.voiceops_signal_s, 50):.2f}/{percentile(m.voiceops_signal_s, 95):.2f}"
-            f", bare SDK {percentile(m.sdk_signal_s, 50):.2f}/"
-            f"{percentile(m.sdk_signal_s, 95):.2f} (voiceops' leg includes LiveKit's dispatch: "
-            "the emulator's 0.2 s affinity wait, offer, answer, assignment)",
+    info = ((f"{sizes.rounds} round(s) of {sizes.joins} per leg; p50/p95 s: voiceops "
+             f"{percentile(m.voiceops_s, 50):.2f}/{percentile(m.voiceops_s, 95):.2f}, bare SDK "
+             f"{percentile(m.sdk_s, 50):.2f}/{percentile(m.sdk_s, 95):.2f}; p50 ratio "
+             f"{percentile(m.voiceops_s, 50) / percentile(m.sdk_s, 50):.2f}x"),
+            (f"to the signal join (before WebRTC) p50/p95 s: voiceops "
+             f"{percentile(m.voiceops_signal_s, 50):.2f}/{percentile(m.voiceops_signal_s, 95):.2f}"
+             f", bare SDK {percentile(m.sdk_signal_s, 50):.2f}/"
+             f"{percentile(m.sdk_signal_s, 95):.2f} (voiceops' leg includes LiveKit's dispatch: "
+             "the emulator's 0.2 s affinity wait, offer, answer, assignment)"),
             "CPU s per round, dispatch/connect -> all ACTIVE: voiceops stack {:.2f} + emulator "
             "{:.2f}; bare SDK clients {:.2f} + emulator {:.2f}".format(
                 *(c / sizes.rounds for c in (m.cpu_s[2], m.cpu_s[3], m.cpu_s[0], m.cpu_s[1]))),

@@ -5,9 +5,10 @@ to the rooms PREFIX-0 .. PREFIX-(N-1) concurrently, with agent-kind tokens.
 It prints ``ready``, waits for a line on stdin, joins, then prints one JSON line: ``started``,
 room -> ``time.monotonic()`` at the start of its ``connect`` (the clock is system-wide, so the
 bench process compares it with its own polls), and ``cpu_s``, this process's CPU seconds when
-the joins began. It stays in its rooms until stdin closes, and leaves them. A process of its own, like each job process of the
-voiceops leg; and the bench process never loads livekit's FFI runtime, which aborted the whole
-run at interpreter exit ("panic in a function that cannot unwind").
+the joins began. It stays in its rooms until stdin closes, and leaves them. A process of its
+own, like each job process of the voiceops leg; and the bench process never loads livekit's
+FFI runtime, which aborted the whole run at interpreter exit ("panic in a function that cannot
+unwind").
 """
 
 from __future__ import annotations

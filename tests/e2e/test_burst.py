@@ -11,8 +11,8 @@ from typing import Any
 import psutil
 import pytest
 from livekit import api
-
 from stack import AGENT, Stack, stack_config
+
 from voiceops.testing.harness import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.livekit]

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 _DIRECTIONS = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
-_BUNDLE = re.compile(r"^a=group:BUNDLE[ \t]+([^\r\n]*)", re.M)
+_BUNDLE = re.compile(r"^a=group:BUNDLE[ \t]+([^\r\n]*)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Section:
 def sections(sdp: str) -> tuple[Section, ...]:
     """The m= sections, in order."""
     found = []
-    for chunk in re.split(r"^m=", sdp, flags=re.M)[1:]:
+    for chunk in re.split(r"^m=", sdp, flags=re.MULTILINE)[1:]:
         lines = chunk.splitlines()
         words = lines[0].split()
         direction, mid = "", ""

@@ -20,7 +20,6 @@ from typing import Final
 
 from livekit.agents.ipc.proc_pool import ProcPool
 
-
 # A burst is more job launches within this window than the warm reserve holds. A launched
 # job's join (WebRTC set-up) is CPU-bound; on 2 cores, refilling the reserve meanwhile
 # (livekit-agents does it at once) competes with it: with 10 warm per worker, a 20-job

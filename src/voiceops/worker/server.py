@@ -62,6 +62,7 @@ class WorkerRuntime:
         self._phase = Phase.RUNNING
         self._load = 0.0
         self._started = asyncio.Event()
+        self._demand_pool: demand.DemandPool | None = None  # the pool, once _started is set
         # Before the job processes exist, so they inherit where the flag is.
         self._drain_flag = drainflag.install()
         self._server = self._build()
@@ -98,7 +99,8 @@ class WorkerRuntime:
 
     def _on_started(self) -> None:
         # The pool exists once run() has started it: size its warm processes to demand.
-        demand.install(self._server._proc_pool, lambda: self._server._reserved_slots)
+        self._demand_pool = demand.install(
+            self._server._proc_pool, lambda: self._server._reserved_slots)
         self._started.set()
 
     def _measure_load(self, server: AgentServer) -> float:
@@ -185,13 +187,15 @@ class WorkerRuntime:
     async def _watch_jobs(self) -> None:
         """Emit ``jobs`` whenever the active job count changes (including the first reading)."""
         await self._started.wait()
+        pool = self._demand_pool
+        assert pool is not None  # installed before _started is set
         last = -1
         while True:
             count = len(self._server.active_jobs)
             if count != last:
                 last = count
                 self._emit(events.Jobs(active_jobs=count, load=round(self._load, 3)))
-            closed = demand.trim(self._server._proc_pool)
+            closed = demand.trim(pool)
             if closed:
                 logger.info("job_processes_trimmed closed=%d idle_target=%d", closed,
                             self._opts.num_idle_processes)

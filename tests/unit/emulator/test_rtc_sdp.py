@@ -10,7 +10,7 @@ from aiortc.sdp import SessionDescription
 
 from voiceops.emulator import rtc_sdp
 
-OFFER = "\r\n".join([
+OFFER = "\r\n".join([  # noqa: FLY002 - one SDP line per item reads as the SDP
     "v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1 2 3",
     "m=audio 9 UDP/TLS/RTP/SAVPF 111", "c=IN IP4 0.0.0.0", "a=mid:0", "a=sendonly",
     "a=rtpmap:111 opus/48000/2",
@@ -48,7 +48,7 @@ UDP = "candidate:1 1 udp 2122194687 192.0.2.2 45783 typ host generation 0"
 TCP = "candidate:2 1 tcp 1518214911 192.0.2.2 9 typ host tcptype active generation 0"
 
 
-@pytest.mark.parametrize("candidate_init, moot", [
+@pytest.mark.parametrize(("candidate_init", "moot"), [
     (_init(UDP), False),                          # the BUNDLE tag's transport: used
     (_init(UDP, mid="2"), True),                  # bundled onto mid 0: aiortc would drop it
     (_init(UDP, mid=None, index=1), True),        # the same, named by m-line index

@@ -8,7 +8,6 @@ import asyncio
 import multiprocessing
 
 import pytest
-
 from livekit.agents import JobContext, JobExecutorType, JobProcess
 from livekit.agents.ipc.proc_pool import ProcPool
 
@@ -65,7 +64,7 @@ async def test_livekit_lowering_the_target_keeps_the_demand() -> None:
     assert pool._default_num_idle_processes == BASE + 2
 
 
-@pytest.mark.parametrize("base, pending, recent, wanted", [
+@pytest.mark.parametrize(("base", "pending", "recent", "wanted"), [
     (2, 0, 0, 2),    # idle: the reserve
     (2, 3, 0, 5),    # offers accepted, nothing launched yet: reserve plus one each
     (2, 0, 2, 2),    # steady traffic within the reserve: refilled at once, as before
