@@ -13,6 +13,7 @@ from voiceops import events
 
 from .app import create_app
 from .context import CTX
+from .fastlane import Lane
 from .options import ProxyOptions, ProxySecrets
 
 logger = logging.getLogger("voiceops.proxy")
@@ -37,15 +38,17 @@ async def serve(options: ProxyOptions, secrets: ProxySecrets,
                            keepalive_timeout=options.header_timeout_s,
                            lingering_time=LINGER_S)
     await runner.setup()
+    server: asyncio.Server | None = None
+    lane = Lane(app, runner.server)  # plain dispatches answered here, the rest by aiohttp
     try:
         # reuse_port: a replacement proxy (a reload) listens beside this one until it is ready.
-        site = web.TCPSite(runner, options.listen_host, options.listen_port, reuse_port=True)
         try:
-            await site.start()
+            server = await loop.create_server(lane.protocol, options.listen_host,
+                                              options.listen_port, reuse_port=True, backlog=128)
         except OSError as exc:
             raise ListenError(f"cannot listen on {options.listen_host}:{options.listen_port} "
                               f"(proxy.listen): {exc.strerror or exc}") from None
-        host, port = _bound(runner)
+        host, port = _bound(server)
         app[CTX].set_listen(host, port)
         listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         events.emit(events.Ready(listen=listen))
@@ -55,12 +58,15 @@ async def serve(options: ProxyOptions, secrets: ProxySecrets,
         await stop.wait()
         logger.info("stopping", extra={"fields": {"shutdown_timeout_s": SHUTDOWN_TIMEOUT_S}})
     finally:
+        if server is not None:
+            server.close()  # stop accepting; the lane's dispatches in flight still finish
+        await lane.shutdown(SHUTDOWN_TIMEOUT_S)
         await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     logger.info("stopped")
 
 
-def _bound(runner: web.AppRunner) -> tuple[str, int]:
-    address = runner.addresses[0]
+def _bound(server: asyncio.Server) -> tuple[str, int]:
+    address = server.sockets[0].getsockname()
     return str(address[0]), int(address[1])
