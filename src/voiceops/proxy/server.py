@@ -41,18 +41,12 @@ async def serve(options: ProxyOptions, secrets: ProxySecrets,
     server: asyncio.Server | None = None
     lane = Lane(app, runner.server)  # plain dispatches answered here, the rest by aiohttp
     try:
-        # reuse_port: a replacement proxy (a reload) listens beside this one until it is ready.
-        try:
-            server = await loop.create_server(lane.protocol, options.listen_host,
-                                              options.listen_port, reuse_port=True, backlog=128)
-        except OSError as exc:
-            raise ListenError(f"cannot listen on {options.listen_host}:{options.listen_port} "
-                              f"(proxy.listen): {exc.strerror or exc}") from None
+        server = await listen(lane, options.listen_host, options.listen_port)
         host, port = _bound(server)
         app[CTX].set_listen(host, port)
-        listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        events.emit(events.Ready(listen=listen))
-        logger.info("ready", extra={"fields": {"listen": listen,
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        events.emit(events.Ready(listen=address))
+        logger.info("ready", extra={"fields": {"listen": address,
                                                "livekit": options.livekit_http_url,
                                                "agent_name": options.agent_name}})
         await stop.wait()
@@ -65,6 +59,17 @@ async def serve(options: ProxyOptions, secrets: ProxySecrets,
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     logger.info("stopped")
+
+
+async def listen(lane: Lane, host: str, port: int) -> asyncio.Server:
+    """The listening socket, its connections served by ``lane`` (and aiohttp behind it)."""
+    try:
+        # reuse_port: a replacement proxy (a reload) listens beside this one until it is ready.
+        return await asyncio.get_running_loop().create_server(
+            lane.protocol, host, port, reuse_port=True, backlog=128)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port} (proxy.listen): "
+                          f"{exc.strerror or exc}") from None
 
 
 def _bound(server: asyncio.Server) -> tuple[str, int]:

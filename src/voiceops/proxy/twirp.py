@@ -143,6 +143,11 @@ class TwirpClient:
                 conn.close()
             return answer
 
+    @property
+    def idle_connections(self) -> int:
+        """Kept-alive connections still open (one the server closed no longer counts)."""
+        return sum(1 for conn in self._idle if conn.usable)
+
     def _take_idle(self) -> _Connection | None:
         while self._idle:
             conn = self._idle.pop()
