@@ -198,10 +198,22 @@ async def _measure(proxy_url: str, floor_url: str, server: LiveKitServer, sizes:
                 rates[name].append(await burst(legs[name], sizes.burst // 2,
                                                f"bench-{run_id}-{name}-burst{rep}"))
                 events.drain()
+        await all_events(events, expected_events(sizes))
         asyncio.get_running_loop().remove_reader(events.sock.fileno())
     return Measured(Latencies(samples["proxy"], samples["floor"], samples["direct"],
                               samples["original"]),
                     {name: _combine(parts) for name, parts in rates.items()}, per_call, seen)
+
+
+def expected_events(sizes: DispatchSizes) -> int:
+    return sizes.warmup + sizes.requests + sizes.counted + 2 * (sizes.burst // 2)
+
+
+async def all_events(events: EventReader, total: int, timeout_s: float = 5.0) -> None:
+    """Until every dispatch's event has arrived (each follows its answer by a loop turn)."""
+    deadline = time.monotonic() + timeout_s
+    while events.counts.get("dispatch_created", 0) < total and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # deadline poll; the loop's reader drains the socket
 
 
 def _combine(parts: list[Throughput]) -> Throughput:
@@ -265,7 +277,7 @@ def measure(sizes: DispatchSizes) -> Section:
             if floor is not None:
                 assert_gone(floor.tree)
     events_seen = events.counts.get("dispatch_created", 0)
-    total = sizes.warmup + sizes.requests + sizes.counted + 2 * (sizes.burst // 2)
+    total = expected_events(sizes)
     lat = measured.latencies
     direct_p50 = percentile(lat.direct_s, 50)
     info = (f"{sizes.requests} requests per leg after {sizes.warmup} warm-up, interleaved; "

@@ -115,6 +115,7 @@ class LaneConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._paused = False
         self._idle: asyncio.TimerHandle | None = None
+        self._idle_until = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -156,7 +157,6 @@ class LaneConnection(asyncio.Protocol):
             self._hand_over()
             return
         del self._buf[:req.size]
-        self._stop_idle()
         self.busy = True
         room, metadata = admitted
         self._task = asyncio.get_running_loop().create_task(
@@ -240,12 +240,24 @@ class LaneConnection(asyncio.Protocol):
         return str(peer[0]) if peer else "unknown"
 
     def _wait_idle(self) -> None:
-        """Between requests the wait is bounded as aiohttp bounds it (proxy's header timeout)."""
-        self._stop_idle()
-        timeout_s = self.lane.app[CTX].options.header_timeout_s
-        self._idle = asyncio.get_running_loop().call_later(timeout_s, self.close_if_idle)
+        """Between requests the wait is bounded as aiohttp bounds it (proxy's header timeout).
+        One timer per connection, moved on when it fires early (no timer per request)."""
+        loop = asyncio.get_running_loop()
+        self._idle_until = loop.time() + self.lane.app[CTX].options.header_timeout_s
+        if self._idle is None:
+            self._idle = loop.call_at(self._idle_until, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle = None
+        if self.busy:
+            return  # the answer re-arms the wait
+        if asyncio.get_running_loop().time() < self._idle_until:
+            self._idle = asyncio.get_running_loop().call_at(self._idle_until, self._idle_check)
+        else:
+            self.close()
 
     def _stop_idle(self) -> None:
+        """Only on hand-over and loss: a busy connection is never closed by the timer."""
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
