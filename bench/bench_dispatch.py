@@ -22,6 +22,8 @@ of new-room dispatches through the proxy alone.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import tempfile
 import time
 import uuid
@@ -48,6 +50,7 @@ from .procs import (
 from .report import Check, Section, percentile
 
 REQUEST_TIMEOUT_S = 10.0
+LATENCY_ROOM = re.compile(r"-proxy-\d+$")  # the proxy leg's rooms in the latency phase
 Leg = Callable[[str], Awaitable[None]]
 
 
@@ -80,6 +83,34 @@ class Latencies:
 class Throughput:
     per_s: float
     errors: int
+
+
+class ProxyEvents(EventReader):
+    """The proxy's events. While requests are timed they are only received (one ``recv``
+    each, as the supervisor would pay, not the caller) and decoded afterwards: ``own_s`` is
+    then the proxy's own time per latency-leg dispatch (``latency_s``: from the request's
+    arrival to its answer, LiveKit's share included)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.raw: list[bytes] = []
+        self.own_s: list[float] = []
+
+    def drain(self) -> None:
+        while True:
+            try:
+                self.raw.append(self.sock.recv(65536))
+            except BlockingIOError:
+                return
+
+    def decode(self) -> None:
+        for data in self.raw:
+            event = json.loads(data)
+            kind = str(event.get("type"))
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            if kind == "dispatch_created" and LATENCY_ROOM.search(str(event.get("room"))):
+                self.own_s.append(float(event["latency_s"]))
+        self.raw.clear()
 
 
 def proxy_leg(session: aiohttp.ClientSession, url: str) -> Leg:
@@ -176,7 +207,7 @@ async def count_round_trips(leg: Leg, server: LiveKitServer,
 
 
 async def _measure(proxy_url: str, floor_url: str, server: LiveKitServer, sizes: DispatchSizes,
-                   events: EventReader) -> Measured:
+                   events: ProxyEvents) -> Measured:
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session, \
@@ -209,10 +240,13 @@ def expected_events(sizes: DispatchSizes) -> int:
     return sizes.warmup + sizes.requests + sizes.counted + 2 * (sizes.burst // 2)
 
 
-async def all_events(events: EventReader, total: int, timeout_s: float = 5.0) -> None:
+async def all_events(events: ProxyEvents, total: int, timeout_s: float = 5.0) -> None:
     """Until every dispatch's event has arrived (each follows its answer by a loop turn)."""
     deadline = time.monotonic() + timeout_s
-    while events.counts.get("dispatch_created", 0) < total and time.monotonic() < deadline:
+    while True:
+        events.decode()
+        if events.counts.get("dispatch_created", 0) >= total or time.monotonic() > deadline:
+            return
         await asyncio.sleep(0.01)  # deadline poll; the loop's reader drains the socket
 
 
@@ -253,7 +287,7 @@ def measure(sizes: DispatchSizes) -> Section:
     emulator = EmulatorProcess()
     server = emulator.start()
     with tempfile.TemporaryDirectory(prefix="vo-bench-", dir="/tmp") as tmp:
-        events = EventReader(Path(tmp) / "ev.sock")
+        events = ProxyEvents(Path(tmp) / "ev.sock")
         proxy: ProxyProcess | None = None
         floor: FloorHopProcess | None = None
         try:
@@ -288,6 +322,10 @@ def measure(sizes: DispatchSizes) -> Section:
             f"for reading: the bare hop (aiohttp server + LiveKitAPI, bench/floor_hop.py) p50 "
             f"{percentile(lat.floor_s, 50) / direct_p50:.2f}x one raw CreateDispatch; the proxy "
             f"{percentile(lat.proxy_s, 50) / percentile(lat.floor_s, 50):.2f}x the bare hop",
+            f"the proxy's own time per dispatch (its event's latency_s, LiveKit's answer "
+            f"included) p50 {percentile(events.own_s, 50) * 1e3:.2f} ms: the client's round "
+            f"trip to it adds "
+            f"{(percentile(lat.proxy_s, 50) - percentile(events.own_s, 50)) * 1e3:.2f} ms",
             f"round trips over {sizes.counted} proxy dispatches: {measured.calls_seen}",
             f"dispatch_created events received from the proxy: {events_seen}/{total}")
     return Section("dispatch overhead (proxy vs LiveKitAPI, loopback)", _checks(measured), info)
