@@ -38,10 +38,10 @@ from livekit import api
 
 from voiceops.testing.livekit.pytest_plugin import EmulatorProcess, LiveKitServer
 
+from .event_sink import SinkProcess
 from .procs import (
     AGENT,
     BenchError,
-    EventReader,
     FloorHopProcess,
     ProxyProcess,
     assert_gone,
@@ -50,7 +50,7 @@ from .procs import (
 from .report import Check, Section, percentile
 
 REQUEST_TIMEOUT_S = 10.0
-LATENCY_ROOM = re.compile(r"-proxy-\d+$")  # the proxy leg's rooms in the latency phase
+LATENCY_ROOM = r"-proxy-\d+$"  # the proxy leg's rooms in the latency phase
 Leg = Callable[[str], Awaitable[None]]
 
 
@@ -83,34 +83,6 @@ class Latencies:
 class Throughput:
     per_s: float
     errors: int
-
-
-class ProxyEvents(EventReader):
-    """The proxy's events. While requests are timed they are only received (one ``recv``
-    each, as the supervisor would pay, not the caller) and decoded afterwards: ``own_s`` is
-    then the proxy's own time per latency-leg dispatch (``latency_s``: from the request's
-    arrival to its answer, LiveKit's share included)."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.raw: list[bytes] = []
-        self.own_s: list[float] = []
-
-    def drain(self) -> None:
-        while True:
-            try:
-                self.raw.append(self.sock.recv(65536))
-            except BlockingIOError:
-                return
-
-    def decode(self) -> None:
-        for data in self.raw:
-            event = json.loads(data)
-            kind = str(event.get("type"))
-            self.counts[kind] = self.counts.get(kind, 0) + 1
-            if kind == "dispatch_created" and LATENCY_ROOM.search(str(event.get("room"))):
-                self.own_s.append(float(event["latency_s"]))
-        self.raw.clear()
 
 
 def proxy_leg(session: aiohttp.ClientSession, url: str) -> Leg:
@@ -153,8 +125,7 @@ async def timed(leg: Leg, room: str) -> float:
     return time.perf_counter() - start
 
 
-async def interleave(legs: dict[str, Leg], sizes: DispatchSizes,
-                     between: Callable[[], None]) -> dict[str, list[float]]:
+async def interleave(legs: dict[str, Leg], sizes: DispatchSizes) -> dict[str, list[float]]:
     run_id = uuid.uuid4().hex[:6]
     samples: dict[str, list[float]] = {name: [] for name in legs}
     names = list(legs)
@@ -164,7 +135,6 @@ async def interleave(legs: dict[str, Leg], sizes: DispatchSizes,
             seconds = await timed(legs[name], f"bench-{run_id}-{name}-{i}")
             if i >= sizes.warmup:
                 samples[name].append(seconds)
-        between()
     return samples
 
 
@@ -206,8 +176,8 @@ async def count_round_trips(leg: Leg, server: LiveKitServer,
     return sum(delta.values()) / n, dict(delta)
 
 
-async def _measure(proxy_url: str, floor_url: str, server: LiveKitServer, sizes: DispatchSizes,
-                   events: ProxyEvents) -> Measured:
+async def _measure(proxy_url: str, floor_url: str, server: LiveKitServer,
+                   sizes: DispatchSizes) -> Measured:
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session, \
@@ -217,20 +187,14 @@ async def _measure(proxy_url: str, floor_url: str, server: LiveKitServer, sizes:
         legs = {"proxy": proxy, "floor": proxy_leg(session, floor_url), "direct": direct,
                 "original": original_leg(server.http_url, server.api_key, server.api_secret,
                                          timeout)}
-        # The proxy's events are read as they come (its socket queue holds only ~10).
-        asyncio.get_running_loop().add_reader(events.sock.fileno(), events.drain)
-        samples = await interleave(legs, sizes, events.drain)
+        samples = await interleave(legs, sizes)
         per_call, seen = await count_round_trips(proxy, server, sizes.counted)
-        events.drain()
         run_id = uuid.uuid4().hex[:6]
         rates: dict[str, list[Throughput]] = {"proxy": [], "direct": []}
         for rep in range(2):  # forwards then backwards: the same share of any drift
             for name in (("proxy", "direct") if rep == 0 else ("direct", "proxy")):
                 rates[name].append(await burst(legs[name], sizes.burst // 2,
                                                f"bench-{run_id}-{name}-burst{rep}"))
-                events.drain()
-        await all_events(events, expected_events(sizes))
-        asyncio.get_running_loop().remove_reader(events.sock.fileno())
     return Measured(Latencies(samples["proxy"], samples["floor"], samples["direct"],
                               samples["original"]),
                     {name: _combine(parts) for name, parts in rates.items()}, per_call, seen)
@@ -238,16 +202,6 @@ async def _measure(proxy_url: str, floor_url: str, server: LiveKitServer, sizes:
 
 def expected_events(sizes: DispatchSizes) -> int:
     return sizes.warmup + sizes.requests + sizes.counted + 2 * (sizes.burst // 2)
-
-
-async def all_events(events: ProxyEvents, total: int, timeout_s: float = 5.0) -> None:
-    """Until every dispatch's event has arrived (each follows its answer by a loop turn)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        events.decode()
-        if events.counts.get("dispatch_created", 0) >= total or time.monotonic() > deadline:
-            return
-        await asyncio.sleep(0.01)  # deadline poll; the loop's reader drains the socket
 
 
 def _combine(parts: list[Throughput]) -> Throughput:
@@ -287,21 +241,23 @@ def measure(sizes: DispatchSizes) -> Section:
     emulator = EmulatorProcess()
     server = emulator.start()
     with tempfile.TemporaryDirectory(prefix="vo-bench-", dir="/tmp") as tmp:
-        events = ProxyEvents(Path(tmp) / "ev.sock")
+        # The proxy's events go to a process of their own, as to the supervisor.
+        events = SinkProcess(Path(tmp) / "ev.sock", expected_events(sizes), LATENCY_ROOM)
         proxy: ProxyProcess | None = None
         floor: FloorHopProcess | None = None
         try:
             config = write_proxy_config(Path(tmp) / "proxy.toml", server.url)
-            proxy = ProxyProcess(config, events, Path(tmp) / "proxy.log")
+            proxy = ProxyProcess(config, events, Path(tmp) / "proxy.log")  # type: ignore[arg-type]
             floor = FloorHopProcess(server.http_url, server.api_key, server.api_secret)
             # The client on uvloop, as the proxy and the bare hop: every leg alike.
-            measured = uvloop.run(_measure(proxy.url, floor.url, server, sizes, events))
+            measured = uvloop.run(_measure(proxy.url, floor.url, server, sizes))
+            counts, own_s = events.finish()
         finally:
             if floor is not None:
                 floor.stop()
             if proxy is not None:
                 proxy.stop()
-            events.close()
+            events.stop()
             try:
                 emulator.stop()
             finally:
@@ -310,7 +266,8 @@ def measure(sizes: DispatchSizes) -> Section:
                 assert_gone(proxy.tree)
             if floor is not None:
                 assert_gone(floor.tree)
-    events_seen = events.counts.get("dispatch_created", 0)
+            assert_gone(events.tree)
+    events_seen = counts.get("dispatch_created", 0)
     total = expected_events(sizes)
     lat = measured.latencies
     direct_p50 = percentile(lat.direct_s, 50)
@@ -323,9 +280,9 @@ def measure(sizes: DispatchSizes) -> Section:
             f"{percentile(lat.floor_s, 50) / direct_p50:.2f}x one raw CreateDispatch; the proxy "
             f"{percentile(lat.proxy_s, 50) / percentile(lat.floor_s, 50):.2f}x the bare hop",
             f"the proxy's own time per dispatch (its event's latency_s, LiveKit's answer "
-            f"included) p50 {percentile(events.own_s, 50) * 1e3:.2f} ms: the client's round "
+            f"included) p50 {percentile(own_s, 50) * 1e3:.2f} ms: the client's round "
             f"trip to it adds "
-            f"{(percentile(lat.proxy_s, 50) - percentile(events.own_s, 50)) * 1e3:.2f} ms",
+            f"{(percentile(lat.proxy_s, 50) - percentile(own_s, 50)) * 1e3:.2f} ms",
             f"round trips over {sizes.counted} proxy dispatches: {measured.calls_seen}",
             f"dispatch_created events received from the proxy: {events_seen}/{total}")
     return Section("dispatch overhead (proxy vs LiveKitAPI, loopback)", _checks(measured), info)
