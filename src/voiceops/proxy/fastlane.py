@@ -35,6 +35,7 @@ from aiohttp.http import SERVER_SOFTWARE
 from .context import CTX, DISPATCH_PATH, SERVICES
 from .errors import ApiError
 from .middleware import check_api_key, failure, internal_error
+from .dispatcher import DispatchResult
 from .route_dispatch import FIELDS, announce, answer, checked_request
 from .validation import parse_json_object
 
@@ -42,6 +43,10 @@ logger = logging.getLogger("voiceops.proxy")
 REQUEST_LINE = f"POST {DISPATCH_PATH} HTTP/1.1".encode()
 MAX_HEAD_BYTES = 8190  # aiohttp's own line limit; a longer head is its to refuse
 PAUSE_BYTES = 64 * 1024  # buffered while a dispatch is in flight before reading pauses
+# Answered dispatches are announced (event + log line) together, this long after the first
+# of them: not in the moment the caller, the proxy and the supervisor would all want the CPU
+# at once (measured: 1.5x -> 1.3x one raw CreateDispatch on this 2-core machine).
+ANNOUNCE_AFTER_S = 0.002
 _UNUSUAL = ("transfer-encoding", "expect", "upgrade")
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
 
@@ -86,6 +91,9 @@ class Lane:
         self.served = 0  # dispatches answered here
         self.handed = 0  # connections handed to aiohttp
         self._date = (0, "")
+        self._announce: list[tuple[DispatchResult, float]] = []
+        self._announce_at: asyncio.TimerHandle | None = None
+        self.stopping = False
 
     def protocol(self) -> LaneConnection:
         return LaneConnection(self)
@@ -96,8 +104,27 @@ class Lane:
             self._date = (now, formatdate(now, usegmt=True))
         return self._date[1]
 
+    def announce(self, result: DispatchResult, latency_s: float) -> None:
+        self._announce.append((result, latency_s))
+        if self.stopping:
+            self.flush()  # while shutting down, nothing waits: every event goes out at once
+        elif self._announce_at is None:
+            self._announce_at = asyncio.get_running_loop().call_later(ANNOUNCE_AFTER_S,
+                                                                      self.flush)
+
+    def flush(self) -> None:
+        """Every answered dispatch's event and log line, oldest first."""
+        if self._announce_at is not None:
+            self._announce_at.cancel()
+            self._announce_at = None
+        pending, self._announce = self._announce, []
+        for result, latency_s in pending:
+            announce(result, latency_s)
+
     async def shutdown(self, timeout_s: float) -> None:
         """Idle connections closed; dispatches in flight finish (within ``timeout_s``)."""
+        self.stopping = True
+        self.flush()
         deadline = time.monotonic() + timeout_s
         for conn in list(self.connections):
             conn.close_if_idle()
@@ -105,6 +132,7 @@ class Lane:
             await asyncio.sleep(0.01)  # deadline poll: in-flight dispatches end on their own
         for conn in list(self.connections):
             conn.close()
+        self.flush()
 
 
 class LaneConnection(asyncio.Protocol):
@@ -192,7 +220,7 @@ class LaneConnection(asyncio.Protocol):
             latency_s = max(0.0, ctx.clock() - t0)
             self._write(200, "OK", _JSON, json.dumps(answer(result)).encode(), origin)
             self.lane.served += 1
-            asyncio.get_running_loop().call_soon(announce, result, latency_s)
+            self.lane.announce(result, latency_s)
         finally:
             self.busy = False
             if self._paused and self._transport is not None:

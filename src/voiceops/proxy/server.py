@@ -29,6 +29,7 @@ class ListenError(OSError):
 
 async def serve(options: ProxyOptions, secrets: ProxySecrets,
                 stop: asyncio.Event | None = None) -> None:
+    own_process = stop is None  # the proxy process itself (tests pass their own event)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -64,6 +65,8 @@ async def serve(options: ProxyOptions, secrets: ProxySecrets,
         await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+            if own_process:  # a repeated SIGTERM while exiting must not turn exit 0 into -15
+                signal.signal(sig, signal.SIG_IGN)
     logger.info("stopped")
 
 
