@@ -225,16 +225,21 @@ async def test_idle_connection_is_closed_after_the_header_timeout(livekit_server
     writer.close()
 
 
-async def test_shutdown_lets_a_dispatch_in_flight_finish(livekit_server, make_lane):
-    """Stopping while a dispatch waits on LiveKit: it is still answered, then the lane closes."""
+async def test_shutdown_lets_a_dispatch_in_flight_finish(livekit_server, make_lane,
+                                                         event_sink):
+    """Stopping while a dispatch waits on LiveKit: it is still answered and announced (its
+    event is out when the shutdown returns, not a batch interval later), then the lane closes."""
     lk = livekit_server
     proxy = await make_lane(lk)
     lk.faults.set(twirp_delay_s=0.5)
     reader, writer = await proxy.connect()
-    writer.write(post({"room": room()}))
+    target = room()
+    writer.write(post({"room": target}))
     await poll_until(lambda: any(c.busy for c in proxy.lane.connections), "a dispatch in flight")
     shutdown = asyncio.create_task(proxy.lane.shutdown(10.0))
     reply = await read_reply(reader)
     await shutdown
     assert reply.status == 200 and not proxy.lane.connections
+    assert [e["dispatch_id"] for e in event_sink.of_type("dispatch_created")
+            if e["room"] == target] == [reply.body["dispatch_id"]]
     writer.close()
