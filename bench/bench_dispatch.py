@@ -191,6 +191,8 @@ async def _measure(proxy_url: str, floor_url: str, server: LiveKitServer,
         per_call, seen = await count_round_trips(proxy, server, sizes.counted)
         run_id = uuid.uuid4().hex[:6]
         rates: dict[str, list[Throughput]] = {"proxy": [], "direct": []}
+        for name in rates:  # untimed: 32 connections opened, the latency phase's wake settled
+            await burst(legs[name], warm_burst(sizes), f"bench-{run_id}-{name}-warm")
         for rep in range(2):  # forwards then backwards: the same share of any drift
             for name in (("proxy", "direct") if rep == 0 else ("direct", "proxy")):
                 rates[name].append(await burst(legs[name], sizes.burst // 2,
@@ -200,8 +202,15 @@ async def _measure(proxy_url: str, floor_url: str, server: LiveKitServer,
                     {name: _combine(parts) for name, parts in rates.items()}, per_call, seen)
 
 
+def warm_burst(sizes: DispatchSizes) -> int:
+    """Requests per leg at concurrency before the timed runs (a stall of a second or so
+    right after the latency phase, seen in both legs alike, fell on whichever ran first)."""
+    return CONCURRENCY * sizes.warmup // 10
+
+
 def expected_events(sizes: DispatchSizes) -> int:
-    return sizes.warmup + sizes.requests + sizes.counted + 2 * (sizes.burst // 2)
+    return (sizes.warmup + sizes.requests + sizes.counted + 2 * (sizes.burst // 2)
+            + warm_burst(sizes))
 
 
 def _combine(parts: list[Throughput]) -> Throughput:
