@@ -195,7 +195,7 @@ async def _measure(proxy_url: str, floor_url: str, server: LiveKitServer,
             await burst(legs[name], warm_burst(sizes), f"bench-{run_id}-{name}-warm")
         for rep in range(2):  # forwards then backwards: the same share of any drift
             for name in (("proxy", "direct") if rep == 0 else ("direct", "proxy")):
-                rates[name].append(await burst(legs[name], sizes.burst // 2,
+                rates[name].append(await burst(legs[name], timed_half(sizes),
                                                f"bench-{run_id}-{name}-burst{rep}"))
     return Measured(Latencies(samples["proxy"], samples["floor"], samples["direct"],
                               samples["original"]),
@@ -208,8 +208,13 @@ def warm_burst(sizes: DispatchSizes) -> int:
     return CONCURRENCY * sizes.warmup // 10
 
 
+def timed_half(sizes: DispatchSizes) -> int:
+    """Requests per leg in each timed concurrency run (the leg's burst budget less its warm-up)."""
+    return (sizes.burst - warm_burst(sizes)) // 2
+
+
 def expected_events(sizes: DispatchSizes) -> int:
-    return (sizes.warmup + sizes.requests + sizes.counted + 2 * (sizes.burst // 2)
+    return (sizes.warmup + sizes.requests + sizes.counted + 2 * timed_half(sizes)
             + warm_burst(sizes))
 
 
