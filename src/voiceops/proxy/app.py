@@ -1,8 +1,8 @@
 """The proxy's aiohttp application: routes, middlewares, and the long-lived clients.
 
-The single :class:`livekit.api.LiveKitAPI` (one HTTP session) and the Letta client are
-created inside the running loop by a cleanup context and closed with the app; no request
-ever builds its own.
+The single LiveKit client (:class:`.TwirpClient`, keep-alive connections) and the Letta
+client are created inside the running loop by a cleanup context and closed with the app; no
+request ever builds its own.
 """
 
 from __future__ import annotations
@@ -10,27 +10,25 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 
-import aiohttp
 import letta_client
 from aiohttp import web
-from livekit import api
-
-from voiceops.signing import SignedTokens, install
 
 from .context import CTX, SERVICES, ProxyContext, Services
 from .dispatcher import Dispatcher
 from .livekit_gateway import LiveKitGateway
 from .middleware import MIDDLEWARES
 from .options import ProxyOptions, ProxySecrets
-from .roombook import RoomBook
-from .roomsync import RoomSync
 from .route_agents import AgentsDirectory, list_agents
 from .route_debug import add_routes as add_debug_routes
 from .route_dispatch import dispatch_agent
 from .route_dispatches import dispatch_timeline
 from .route_health import Readiness, healthz, readyz
 from .route_token import mint_token
+from .roombook import RoomBook
+from .roomsync import RoomSync
+from .twirp import TwirpClient
 from .route_webhook import livekit_webhook
+from voiceops.signing import SignedTokens
 
 
 def create_app(options: ProxyOptions, secrets: ProxySecrets, *,
@@ -52,16 +50,12 @@ def create_app(options: ProxyOptions, secrets: ProxySecrets, *,
 async def _services(app: web.Application) -> AsyncIterator[None]:
     ctx = app[CTX]
     opts = ctx.options
-    # The session timeout is a backstop; each call has its own shorter asyncio timeout.
-    lkapi = api.LiveKitAPI(opts.livekit_http_url, opts.livekit_api_key,
-                           ctx.secrets.livekit_api_secret,
-                           timeout=aiohttp.ClientTimeout(total=2 * opts.livekit_call_timeout_s),
-                           failover=False)
-    install(lkapi, SignedTokens(opts.livekit_api_key, ctx.secrets.livekit_api_secret))
+    twirp = TwirpClient(opts.livekit_http_url)  # each call has its own asyncio timeout
+    tokens = SignedTokens(opts.livekit_api_key, ctx.secrets.livekit_api_secret)
     letta = letta_client.AsyncLetta(base_url=opts.letta_base_url,
                                     api_key=ctx.secrets.letta_api_key or None,
                                     max_retries=0, timeout=opts.letta_timeout_s)
-    gateway = LiveKitGateway(lkapi, opts.livekit_http_url, opts.livekit_call_timeout_s)
+    gateway = LiveKitGateway(twirp, tokens, opts.livekit_http_url, opts.livekit_call_timeout_s)
     book = RoomBook(opts.agent_name, opts.dispatch_grace_s, clock=ctx.clock)
     sync = RoomSync(gateway, book, interval_s=opts.room_sync_interval_s, clock=ctx.clock)
     try:
@@ -79,5 +73,5 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await sync.aclose()
-        await lkapi.aclose()
+        await twirp.aclose()
         await letta.close()

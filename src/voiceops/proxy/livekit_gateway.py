@@ -1,7 +1,8 @@
 """LiveKit server API calls with a timeout, one retry on a transport error, and errors mapped
 to what a browser should see (503 unreachable, 504 timeout, 502 anything else upstream).
 
-All calls go through the process's single :class:`livekit.api.LiveKitAPI` (one HTTP session).
+All calls go through the process's single :class:`.TwirpClient` (keep-alive connections),
+signed through its :class:`voiceops.signing.SignedTokens` (one token per grant, reused).
 """
 
 from __future__ import annotations
@@ -11,50 +12,71 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import aiohttp
 from livekit import api
 from livekit.protocol import agent_dispatch, models
 
+from voiceops.signing import SignedTokens
+
 from .errors import LIVEKIT_ERROR, TIMEOUT, ApiError
+from .twirp import TwirpClient
+from .twirp_http import UpstreamGone
 
 logger = logging.getLogger("voiceops.proxy.livekit")
 T = TypeVar("T")
 RETRY_BACKOFF_S = 0.2
 _MAX_UPSTREAM_MESSAGE = 200
+ROOMS = "RoomService"
+DISPATCHES = "AgentDispatchService"
+_ROOM_LIST = api.VideoGrants(room_list=True)
 
 
 class LiveKitGateway:
-    def __init__(self, lkapi: api.LiveKitAPI, http_url: str, timeout_s: float) -> None:
-        self._lk = lkapi
+    def __init__(self, twirp: TwirpClient, tokens: SignedTokens, http_url: str,
+                 timeout_s: float) -> None:
+        self._twirp = twirp
+        self._tokens = tokens
         self.http_url = http_url
         self.timeout_s = timeout_s
+
+    def _admin(self, room: str) -> str:
+        """The header livekit-api sends for a one-room call (room_admin on that room)."""
+        return self._tokens.auth_header(api.VideoGrants(room_admin=True, room=room))[
+            "authorization"]
 
     async def list_rooms(self, names: list[str], *, timeout_s: float | None = None,
                          retry: bool = True) -> list[models.Room]:
         req = api.ListRoomsRequest(names=names)
-        resp = await self.call("ListRooms", lambda: self._lk.room.list_rooms(req),
-                               timeout_s=timeout_s, retry=retry)
+        auth = self._tokens.auth_header(_ROOM_LIST)["authorization"]
+        resp = await self.call("ListRooms", lambda: self._twirp.call(
+            ROOMS, "ListRooms", req, api.ListRoomsResponse, auth), timeout_s=timeout_s,
+            retry=retry)
         return list(resp.rooms)
 
     async def list_dispatch(self, room: str) -> list[agent_dispatch.AgentDispatch]:
-        return await self.call("ListDispatch", lambda: self._lk.agent_dispatch.list_dispatch(room))
+        req = api.ListAgentDispatchRequest(room=room)
+        resp = await self.call("ListDispatch", lambda: self._twirp.call(
+            DISPATCHES, "ListDispatch", req, api.ListAgentDispatchResponse, self._admin(room)))
+        return list(resp.agent_dispatches)
 
     async def list_participants(self, room: str) -> list[models.ParticipantInfo]:
         req = api.ListParticipantsRequest(room=room)
-        resp = await self.call("ListParticipants", lambda: self._lk.room.list_participants(req))
+        resp = await self.call("ListParticipants", lambda: self._twirp.call(
+            ROOMS, "ListParticipants", req, api.ListParticipantsResponse, self._admin(room)))
         return list(resp.participants)
 
     async def delete_dispatch(self, dispatch_id: str, room: str) -> None:
-        await self.call("DeleteDispatch",
-                        lambda: self._lk.agent_dispatch.delete_dispatch(dispatch_id, room))
+        req = api.DeleteAgentDispatchRequest(dispatch_id=dispatch_id, room=room)
+        await self.call("DeleteDispatch", lambda: self._twirp.call(
+            DISPATCHES, "DeleteDispatch", req, agent_dispatch.AgentDispatch, self._admin(room)))
 
     async def create_dispatch(self, agent_name: str, room: str,
                               metadata: str) -> agent_dispatch.AgentDispatch:
         """Not retried here: a lost answer may still have created the dispatch (the caller
         re-checks for an existing dispatch before trying again)."""
         req = api.CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=metadata)
-        return await self.call("CreateDispatch",
-                               lambda: self._lk.agent_dispatch.create_dispatch(req), retry=False)
+        return await self.call("CreateDispatch", lambda: self._twirp.call(
+            DISPATCHES, "CreateDispatch", req, agent_dispatch.AgentDispatch, self._admin(room)),
+            retry=False)
 
     async def call(self, what: str, fn: Callable[[], Awaitable[T]], *,
                    timeout_s: float | None = None, retry: bool = True) -> T:
@@ -66,11 +88,10 @@ class LiveKitGateway:
                     return await fn()
             except TimeoutError:
                 raise self.timeout_error(what, limit_s) from None
-            except aiohttp.ClientError as exc:
+            except UpstreamGone as exc:
                 if attempt == attempts:
                     raise self.unreachable(exc) from None
-                logger.warning("livekit_retry", extra={"fields": {"call": what,
-                                                                  "error": type(exc).__name__}})
+                logger.warning("livekit_retry call=%s error=%s", what, type(exc).__name__)
                 await asyncio.sleep(RETRY_BACKOFF_S)
             except api.TwirpError as exc:
                 raise map_server_error(exc, self.http_url) from None

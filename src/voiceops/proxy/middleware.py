@@ -13,7 +13,7 @@ from aiohttp import web
 
 from voiceops import events
 
-from .context import API_PREFIX, CTX, DISPATCH_PATH, TOKEN_PATH
+from .context import API_PREFIX, CTX, DISPATCH_PATH, TOKEN_PATH, ProxyContext
 from .errors import (
     LIVEKIT_ERROR,
     RATE_LIMITED,
@@ -50,8 +50,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         # The trace goes to our log only; the client gets a generic 500.
         logger.exception("unhandled_error", extra={"fields": {"path": request.path}})
-        response = _fail(request, ApiError(500, "internal", "internal error (see the proxy log)",
-                                           reason=LIVEKIT_ERROR))
+        response = _fail(request, internal_error())
     origin = request.headers.get("Origin")
     if origin and ctx.origin_allowed(origin):
         response.headers["Access-Control-Allow-Origin"] = origin.rstrip("/")
@@ -59,16 +58,26 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+def internal_error() -> ApiError:
+    return ApiError(500, "internal", "internal error (see the proxy log)", reason=LIVEKIT_ERROR)
+
+
 def _fail(request: web.Request, err: ApiError) -> web.Response:
-    if request.path == DISPATCH_PATH and request.method == "POST":
-        ctx = request.app[CTX]
-        latency_s = max(0.0, ctx.clock() - request[T0_KEY])
-        events.emit(events.DispatchFailed(room=request.get(ROOM_KEY, ""),
-                                          agent_name=ctx.options.agent_name, reason=err.reason,
-                                          latency_s=latency_s, message=err.message))
+    return failure(request.app[CTX], request.path, request.method, request.get(ROOM_KEY, ""),
+                   request[T0_KEY], err)
+
+
+def failure(ctx: ProxyContext, path: str, method: str, room: str, t0: float,
+            err: ApiError) -> web.Response:
+    """The error answer, its ``dispatch_failed`` event (a dispatch) and its log line."""
+    if path == DISPATCH_PATH and method == "POST":
+        latency_s = max(0.0, ctx.clock() - t0)
+        events.emit(events.DispatchFailed(room=room, agent_name=ctx.options.agent_name,
+                                          reason=err.reason, latency_s=latency_s,
+                                          message=err.message))
     level = logging.WARNING if err.status >= 500 else logging.INFO
     logger.log(level, "request_failed", extra={"fields": {
-        "path": request.path, "status": err.status, "code": err.code, "message": err.message}})
+        "path": path, "status": err.status, "code": err.code, "message": err.message}})
     return render(err)
 
 

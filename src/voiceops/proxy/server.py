@@ -4,6 +4,7 @@ gracefully (stop accepting, let in-flight requests finish, close the clients).""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -13,6 +14,7 @@ from voiceops import events
 
 from .app import create_app
 from .context import CTX
+from .fastlane import Lane
 from .options import ProxyOptions, ProxySecrets
 
 logger = logging.getLogger("voiceops.proxy")
@@ -27,6 +29,7 @@ class ListenError(OSError):
 
 async def serve(options: ProxyOptions, secrets: ProxySecrets,
                 stop: asyncio.Event | None = None) -> None:
+    own_process = stop is None  # the proxy process itself (tests pass their own event)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -37,30 +40,47 @@ async def serve(options: ProxyOptions, secrets: ProxySecrets,
                            keepalive_timeout=options.header_timeout_s,
                            lingering_time=LINGER_S)
     await runner.setup()
+    # The import-time heap (aiohttp, protobuf, letta-client/pydantic: ~90k objects, a ~50 ms
+    # full collection here) never becomes garbage: kept out of the collector's scans, a full
+    # collection in the middle of a dispatch costs what the requests' own objects cost.
+    gc.collect()
+    gc.freeze()
+    server: asyncio.Server | None = None
+    lane = Lane(app, runner.server)  # plain dispatches answered here, the rest by aiohttp
     try:
-        # reuse_port: a replacement proxy (a reload) listens beside this one until it is ready.
-        site = web.TCPSite(runner, options.listen_host, options.listen_port, reuse_port=True)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise ListenError(f"cannot listen on {options.listen_host}:{options.listen_port} "
-                              f"(proxy.listen): {exc.strerror or exc}") from None
-        host, port = _bound(runner)
+        server = await listen(lane, options.listen_host, options.listen_port)
+        host, port = _bound(server)
         app[CTX].set_listen(host, port)
-        listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        events.emit(events.Ready(listen=listen))
-        logger.info("ready", extra={"fields": {"listen": listen,
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        events.emit(events.Ready(listen=address))
+        logger.info("ready", extra={"fields": {"listen": address,
                                                "livekit": options.livekit_http_url,
                                                "agent_name": options.agent_name}})
         await stop.wait()
         logger.info("stopping", extra={"fields": {"shutdown_timeout_s": SHUTDOWN_TIMEOUT_S}})
     finally:
+        if server is not None:
+            server.close()  # stop accepting; the lane's dispatches in flight still finish
+        await lane.shutdown(SHUTDOWN_TIMEOUT_S)
         await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+            if own_process:  # a repeated SIGTERM while exiting must not turn exit 0 into -15
+                signal.signal(sig, signal.SIG_IGN)
     logger.info("stopped")
 
 
-def _bound(runner: web.AppRunner) -> tuple[str, int]:
-    address = runner.addresses[0]
+async def listen(lane: Lane, host: str, port: int) -> asyncio.Server:
+    """The listening socket, its connections served by ``lane`` (and aiohttp behind it)."""
+    try:
+        # reuse_port: a replacement proxy (a reload) listens beside this one until it is ready.
+        return await asyncio.get_running_loop().create_server(
+            lane.protocol, host, port, reuse_port=True, backlog=128)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port} (proxy.listen): "
+                          f"{exc.strerror or exc}") from None
+
+
+def _bound(server: asyncio.Server) -> tuple[str, int]:
+    address = server.sockets[0].getsockname()
     return str(address[0]), int(address[1])
