@@ -22,8 +22,6 @@ of new-room dispatches through the proxy alone.
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import tempfile
 import time
 import uuid
@@ -290,13 +288,13 @@ def measure(sizes: DispatchSizes) -> Section:
                 f"{name} {percentile(s, 50) * 1e3:.2f}/{percentile(s, 95) * 1e3:.2f}"
                 for name, s in (("proxy", lat.proxy_s), ("direct", lat.direct_s),
                                 ("original", lat.original_s), ("bare hop", lat.floor_s))),
-            f"for reading: the bare hop (aiohttp server + LiveKitAPI, bench/floor_hop.py) p50 "
-            f"{percentile(lat.floor_s, 50) / direct_p50:.2f}x one raw CreateDispatch; the proxy "
-            f"{percentile(lat.proxy_s, 50) / percentile(lat.floor_s, 50):.2f}x the bare hop",
-            f"the proxy's own time per dispatch (its event's latency_s, LiveKit's answer "
-            f"included) p50 {percentile(own_s, 50) * 1e3:.2f} ms: the client's round "
-            f"trip to it adds "
-            f"{(percentile(lat.proxy_s, 50) - percentile(own_s, 50)) * 1e3:.2f} ms",
+            (f"for reading: the bare hop (aiohttp server + LiveKitAPI, bench/floor_hop.py) p50 "
+             f"{percentile(lat.floor_s, 50) / direct_p50:.2f}x one raw CreateDispatch; the proxy "
+             f"{percentile(lat.proxy_s, 50) / percentile(lat.floor_s, 50):.2f}x the bare hop"),
+            (f"the proxy's own time per dispatch (its event's latency_s, LiveKit's answer "
+             f"included) p50 {percentile(own_s, 50) * 1e3:.2f} ms: the client's round "
+             f"trip to it adds "
+             f"{(percentile(lat.proxy_s, 50) - percentile(own_s, 50)) * 1e3:.2f} ms"),
             f"round trips over {sizes.counted} proxy dispatches: {measured.calls_seen}",
             f"dispatch_created events received from the proxy: {events_seen}/{total}")
     return Section("dispatch overhead (proxy vs LiveKitAPI, loopback)", _checks(measured), info)

@@ -33,9 +33,9 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
 from .context import CTX, DISPATCH_PATH, SERVICES
+from .dispatcher import DispatchResult
 from .errors import ApiError
 from .middleware import check_api_key, failure, internal_error
-from .dispatcher import DispatchResult
 from .route_dispatch import FIELDS, announce, answer, checked_request
 from .validation import parse_json_object
 
@@ -230,8 +230,10 @@ class LaneConnection(asyncio.Protocol):
 
     def _answer(self, response: web.Response, origin: str | None) -> None:
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-        self._write(response.status, response.reason, headers, bytes(response.body or b""),
-                    origin)
+        body = response.body or b""
+        if not isinstance(body, bytes | bytearray):  # a streamed Payload has no place here
+            raise TypeError(f"fast-lane response body is {type(body).__name__}, not bytes")
+        self._write(response.status, response.reason, headers, bytes(body), origin)
 
     def _write(self, status: int, reason: str, headers: Mapping[str, str], body: bytes,
                origin: str | None) -> None:

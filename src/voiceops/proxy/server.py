@@ -46,7 +46,9 @@ async def serve(options: ProxyOptions, secrets: ProxySecrets,
     gc.collect()
     gc.freeze()
     server: asyncio.Server | None = None
-    lane = Lane(app, runner.server)  # plain dispatches answered here, the rest by aiohttp
+    handler = runner.server
+    assert handler is not None  # runner.setup() made it
+    lane = Lane(app, handler)  # plain dispatches answered here, the rest by aiohttp
     try:
         server = await listen(lane, options.listen_host, options.listen_port)
         host, port = _bound(server)
