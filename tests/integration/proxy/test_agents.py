@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from proxy_helpers import LETTA_KEY, free_port
+from proxy_helpers import LETTA_KEY
+
+from voiceops.testing.procs import free_port
 
 pytestmark = pytest.mark.livekit
 

@@ -6,9 +6,10 @@ import os
 import uuid
 
 import pytest
-from proxy_helpers import assert_gone, dispatches_in, free_port
+from proxy_helpers import assert_gone, dispatches_in
 
 from voiceops.testing.livekit.pytest_plugin import EmulatorProcess
+from voiceops.testing.procs import free_port
 
 pytestmark = pytest.mark.livekit
 FAST_READY = {"ready_cache_s": 0.0}
