@@ -20,6 +20,11 @@ from livekit.agents import APIConnectOptions, stt, tts, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 
 SPHINX_SAMPLE_RATE_HZ: Final = 16000  # the packaged en-US acoustic model's rate
+# Piper starts each sentence with 30-55 ms of near-digital silence (peaks of 2-7); a caller
+# waits that long for nothing. Samples before the first one above this level, less a 5 ms
+# lead-in for the attack, are dropped from what the agent says.
+LEADING_SILENCE_LEVEL: Final = 100  # int16; speech onsets pass 100 within a few ms
+LEAD_IN_MS: Final = 5
 
 
 @dataclass
@@ -70,6 +75,16 @@ def piper_pcm(engine: PiperEngine, text: str) -> bytes:
     with engine.lock:
         return b"".join(chunk.audio_int16_bytes
                         for chunk in engine.voice.synthesize(text, syn_config=steady))
+
+
+def trim_leading_silence(pcm: bytes, sample_rate_hz: int) -> bytes:
+    """int16 PCM from just before its first non-silent sample (all of it if none is)."""
+    samples = np.frombuffer(pcm, dtype=np.int16)
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > LEADING_SILENCE_LEVEL)
+    if not len(loud):
+        return pcm
+    start = max(int(loud[0]) - sample_rate_hz * LEAD_IN_MS // 1000, 0)
+    return samples[start:].tobytes()
 
 
 def sphinx_text(engine: SphinxEngine, pcm16_mono_16k: bytes) -> str:
@@ -153,5 +168,5 @@ class _PiperStream(tts.ChunkedStream):
         output_emitter.initialize(request_id=utils.shortuuid(), sample_rate=engine.sample_rate_hz,
                                   num_channels=1, mime_type="audio/pcm")
         pcm = await asyncio.to_thread(piper_pcm, engine, self.input_text)
-        output_emitter.push(pcm)
+        output_emitter.push(trim_leading_silence(pcm, engine.sample_rate_hz))
         output_emitter.flush()
