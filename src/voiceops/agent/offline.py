@@ -25,6 +25,11 @@ SPHINX_SAMPLE_RATE_HZ: Final = 16000  # the packaged en-US acoustic model's rate
 # lead-in for the attack, are dropped from what the agent says.
 LEADING_SILENCE_LEVEL: Final = 100  # int16; speech onsets pass 100 within a few ms
 LEAD_IN_MS: Final = 5
+# What the VAD hands the STT holds 0.5 s of prefix padding and the 0.55 s of silence that ended
+# the turn: half as much audio again as the words, and pocketsphinx's time grows with the audio.
+# It decodes the sound with this much of the silence kept on either side.
+STT_SILENCE_MARGIN_S: Final = 0.15
+STT_SILENCE_RMS: Final = 100.0  # int16, per 10 ms; a caller's digital silence after Opus is ~0
 
 
 @dataclass
@@ -87,6 +92,22 @@ def trim_leading_silence(pcm: bytes, sample_rate_hz: int) -> bytes:
     return samples[start:].tobytes()
 
 
+def trim_silence(pcm16: bytes, sample_rate_hz: int,
+                 margin_s: float = STT_SILENCE_MARGIN_S) -> bytes:
+    """int16 PCM cut to its sound (10 ms windows above STT_SILENCE_RMS) plus ``margin_s`` of
+    the silence on each side; unchanged when nothing is above the level (noise, no speech)."""
+    samples = np.frombuffer(pcm16, dtype=np.int16)
+    step = sample_rate_hz // 100
+    windows = samples[:len(samples) // step * step].reshape(-1, step).astype(np.float64)
+    sound = np.flatnonzero(np.sqrt((windows ** 2).mean(axis=1)) > STT_SILENCE_RMS)
+    if not len(sound):
+        return pcm16
+    margin = int(margin_s * sample_rate_hz)
+    start = max(int(sound[0]) * step - margin, 0)
+    end = min((int(sound[-1]) + 1) * step + margin, len(samples))
+    return samples[start:end].tobytes()
+
+
 def sphinx_text(engine: SphinxEngine, pcm16_mono_16k: bytes) -> str:
     """The best hypothesis for one utterance of 16 kHz 16-bit mono PCM (blocking)."""
     with engine.lock:
@@ -134,7 +155,7 @@ class SphinxSTT(stt.STT):
                               language: NotGivenOr[str] = NOT_GIVEN,
                               conn_options: APIConnectOptions) -> stt.SpeechEvent:
         frames = buffer if isinstance(buffer, list) else [buffer]
-        pcm = to_mono_16k(frames)
+        pcm = trim_silence(to_mono_16k(frames), SPHINX_SAMPLE_RATE_HZ)
         text = await asyncio.to_thread(sphinx_text, self._engine, pcm) if pcm else ""
         return stt.SpeechEvent(type=stt.SpeechEventType.FINAL_TRANSCRIPT,
                                alternatives=[stt.SpeechData(language="en", text=text)])

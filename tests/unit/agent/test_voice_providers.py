@@ -141,3 +141,35 @@ def test_piper_tts_starts_speaking_at_once() -> None:
     ms = 1000 / engine.sample_rate_hz
     assert np.argmax(np.abs(raw) > 330) * ms > 30  # piper's own silence, for the record
     assert np.argmax(np.abs(said) > 330) * ms < 15
+
+
+def test_stt_audio_is_cut_to_the_words_and_a_margin_of_silence() -> None:
+    """The VAD's prefix padding and end-of-turn silence are cut to STT_SILENCE_MARGIN_S on each
+    side before pocketsphinx decodes; audio with nothing above the level passes unchanged."""
+    rate = offline.SPHINX_SAMPLE_RATE_HZ
+    words = (np.sin(np.arange(rate) / 2.0) * 6000).astype(np.int16)  # 1 s of "speech"
+    padded = np.concatenate([np.zeros(rate // 2, np.int16), words, np.zeros(rate * 55 // 100,
+                                                                            np.int16)])
+    cut = np.frombuffer(offline.trim_silence(padded.tobytes(), rate), np.int16)
+    margin = int(offline.STT_SILENCE_MARGIN_S * rate)
+    assert len(cut) == len(words) + 2 * margin
+    assert np.array_equal(cut[margin:-margin], words)
+    hiss = np.full(rate, 20, np.int16).tobytes()
+    assert offline.trim_silence(hiss, rate) == hiss
+
+
+def test_pocketsphinx_hears_the_question_inside_vad_padding() -> None:
+    """Offline STT on what the VAD hands it (0.5 s before, 0.55 s of silence after the words)
+    gives the words: the silence cut does not eat into them."""
+    import asyncio
+
+    from livekit import rtc
+
+    piper, sphinx = offline.load_piper(), offline.load_sphinx()
+    said = np.frombuffer(offline.piper_pcm(piper, "What is the capital of France?"), np.int16)
+    rate = piper.sample_rate_hz
+    audio = np.concatenate([np.zeros(rate // 2, np.int16), said,
+                            np.zeros(rate * 55 // 100, np.int16)])
+    frame = rtc.AudioFrame(audio.tobytes(), rate, 1, len(audio))
+    event = asyncio.run(offline.SphinxSTT(sphinx).recognize([frame]))
+    assert event.alternatives[0].text == "what is the capital of france"
