@@ -226,10 +226,12 @@ def test_voice_bench_parts_measure_and_report() -> None:
     assert 0.3 < delay < 1.5
     ttfb = asyncio.run(bench_voice.tts_ttfb_s(warm.piper))
     assert 0 < ttfb < 10
-    section = bench_voice._section([2.0, 2.2, 1.8], [1.0, 1.2, 1.1], "agent side: -")
+    section = bench_voice._section([2.0, 2.2, 1.8], [(0.6, 0.3, 0.0, 0.1), (0.6, 0.4, 0.0, 0.2),
+                                                     (0.6, 0.3, 0.1, 0.1)], "agent side: -")
     (check,) = section.checks
-    assert (check.value, check.baseline, check.max_ratio) == (2.0, 1.1, 1.3) and not check.passed
-    assert "p95" in section.info[0]
+    assert (check.value, round(check.baseline, 6), check.max_ratio) == (2.0, 1.1, 1.3)
+    assert not check.passed
+    assert "p95" in section.info[0] and "STT 0.30" in section.info[1]
 
 
 def test_burst_bench_config_and_report(tmp_path: Path) -> None:

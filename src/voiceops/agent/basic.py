@@ -27,7 +27,7 @@ def letta_agent_id(metadata: str) -> str:
 async def entrypoint(ctx: JobContext) -> None:
     """The placeholder agent: joins without media, stays while attended (tests, probes)."""
     agent_id = letta_agent_id(ctx.job.metadata)
-    logger.info("agent starting", extra={"job_id": ctx.job.id, "letta_agent_id": agent_id})
+    logger.info("agent_starting job_id=%s letta_agent_id=%s", ctx.job.id, agent_id or "-")
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)  # no media in the placeholder
     reason = await stay_while_attended(ctx.room, no_human_timeout_s())
     ctx.shutdown(reason=reason)

@@ -21,6 +21,16 @@ from livekit.agents.language import LanguageCode
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 
 SPHINX_SAMPLE_RATE_HZ: Final = 16000  # the packaged en-US acoustic model's rate
+# Piper starts each sentence with 30-55 ms of near-digital silence (peaks of 2-7); a caller
+# waits that long for nothing. Samples before the first one above this level, less a 5 ms
+# lead-in for the attack, are dropped from what the agent says.
+LEADING_SILENCE_LEVEL: Final = 100  # int16; speech onsets pass 100 within a few ms
+LEAD_IN_MS: Final = 5
+# What the VAD hands the STT holds 0.5 s of prefix padding and the 0.55 s of silence that ended
+# the turn: half as much audio again as the words, and pocketsphinx's time grows with the audio.
+# It decodes the sound with this much of the silence kept on either side.
+STT_SILENCE_MARGIN_S: Final = 0.15
+STT_SILENCE_RMS: Final = 100.0  # int16, per 10 ms; a caller's digital silence after Opus is ~0
 
 
 @dataclass
@@ -73,6 +83,32 @@ def piper_pcm(engine: PiperEngine, text: str) -> bytes:
                         for chunk in engine.voice.synthesize(text, syn_config=steady))
 
 
+def trim_leading_silence(pcm: bytes, sample_rate_hz: int) -> bytes:
+    """int16 PCM from just before its first non-silent sample (all of it if none is)."""
+    samples = np.frombuffer(pcm, dtype=np.int16)
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > LEADING_SILENCE_LEVEL)
+    if not len(loud):
+        return pcm
+    start = max(int(loud[0]) - sample_rate_hz * LEAD_IN_MS // 1000, 0)
+    return samples[start:].tobytes()
+
+
+def trim_silence(pcm16: bytes, sample_rate_hz: int,
+                 margin_s: float = STT_SILENCE_MARGIN_S) -> bytes:
+    """int16 PCM cut to its sound (10 ms windows above STT_SILENCE_RMS) plus ``margin_s`` of
+    the silence on each side; unchanged when nothing is above the level (noise, no speech)."""
+    samples = np.frombuffer(pcm16, dtype=np.int16)
+    step = sample_rate_hz // 100
+    windows = samples[:len(samples) // step * step].reshape(-1, step).astype(np.float64)
+    sound = np.flatnonzero(np.sqrt((windows ** 2).mean(axis=1)) > STT_SILENCE_RMS)
+    if not len(sound):
+        return pcm16
+    margin = int(margin_s * sample_rate_hz)
+    start = max(int(sound[0]) * step - margin, 0)
+    end = min((int(sound[-1]) + 1) * step + margin, len(samples))
+    return samples[start:end].tobytes()
+
+
 def sphinx_text(engine: SphinxEngine, pcm16_mono_16k: bytes) -> str:
     """The best hypothesis for one utterance of 16 kHz 16-bit mono PCM (blocking)."""
     with engine.lock:
@@ -120,7 +156,7 @@ class SphinxSTT(stt.STT[Never]):
                               language: NotGivenOr[str] = NOT_GIVEN,
                               conn_options: APIConnectOptions) -> stt.SpeechEvent:
         frames = buffer if isinstance(buffer, list) else [buffer]
-        pcm = to_mono_16k(frames)
+        pcm = trim_silence(to_mono_16k(frames), SPHINX_SAMPLE_RATE_HZ)
         text = await asyncio.to_thread(sphinx_text, self._engine, pcm) if pcm else ""
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
@@ -156,5 +192,5 @@ class _PiperStream(tts.ChunkedStream):
         output_emitter.initialize(request_id=utils.shortuuid(), sample_rate=engine.sample_rate_hz,
                                   num_channels=1, mime_type="audio/pcm")
         pcm = await asyncio.to_thread(piper_pcm, engine, self.input_text)
-        output_emitter.push(pcm)
+        output_emitter.push(trim_leading_silence(pcm, engine.sample_rate_hz))
         output_emitter.flush()

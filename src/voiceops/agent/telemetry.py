@@ -86,14 +86,14 @@ class CallTelemetry:
 
     def _on_state(self, ev: voice_events.AgentStateChangedEvent) -> None:
         self._agent_state = ev.new_state
-        logger.debug("agent state", extra={"job_id": self._job_id, "state": ev.new_state})
+        logger.debug("agent_state job_id=%s state=%s", self._job_id, ev.new_state)
 
     def _on_false_interruption(self, ev: voice_events.AgentFalseInterruptionEvent) -> None:
-        logger.info("false interruption", extra={"job_id": self._job_id, "resumed": ev.resumed})
+        logger.info("false_interruption job_id=%s resumed=%s", self._job_id, ev.resumed)
 
     def _on_error(self, ev: voice_events.ErrorEvent) -> None:
-        logger.warning("voice pipeline error: %s", type(ev.error).__name__,
-                       extra={"job_id": self._job_id, "source": type(ev.source).__name__})
+        logger.warning("voice_pipeline_error job_id=%s error=%s source=%s", self._job_id,
+                       type(ev.error).__name__, type(ev.source).__name__)
 
     def _metric(self, name: str, value_s: float) -> None:
         self._emit(events.VoiceMetric(metric=name, value_s=value_s))
@@ -118,8 +118,9 @@ class CallTelemetry:
         latency = response_latency(item)
         if latency is not None:
             self._metric("voice_response", latency)
-        logger.info("agent reply: %d chars, interrupted %s", len(item.text_content or ""),
-                    item.interrupted, extra={"job_id": self._job_id, "response_s": latency})
+        logger.info("agent_reply job_id=%s chars=%d interrupted=%s response_s=%s", self._job_id,
+                    len(item.text_content or ""), item.interrupted,
+                    "-" if latency is None else f"{latency:.3f}")
 
     def _on_user_state(self, ev: voice_events.UserStateChangedEvent) -> None:
         # A barge-in: the caller starts talking over the agent (which then stops). Counted at
@@ -155,7 +156,7 @@ class CallTelemetry:
 
     def _on_transcribed(self, ev: voice_events.UserInputTranscribedEvent) -> None:
         if ev.is_final:  # the length only: the words are the caller's
-            logger.info("caller turn", extra={"job_id": self._job_id, "chars": len(ev.transcript)})
+            logger.info("caller_turn job_id=%s chars=%d", self._job_id, len(ev.transcript))
 
     def on_brain_event(self, event: BrainEvent) -> None:
         """A Letta turn: a failed one (the caller heard the apology) becomes ``letta_error``."""

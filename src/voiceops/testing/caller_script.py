@@ -34,8 +34,14 @@ from livekit import rtc
 
 RATE_HZ = 48000
 FRAME_SAMPLES = 480  # 10 ms
-LOUD_RMS = 300.0
-MIC_QUEUE_MS = 100  # int16 units: speech is thousands, digital silence is 0
+LOUD_RMS = 300.0  # int16 units: speech is thousands, digital silence is 0
+# The microphone keeps MIC_LEAD_S of audio queued in the SDK's source, which plays it out on its
+# own 10 ms clock as a sound card would: a stall of this process shorter than the lead leaves no
+# gap in what the agent hears. Speech is stamped when it leaves that queue (capture time + what
+# is queued then); stamped at capture_frame, as before, the end of speech came 15-38 ms early.
+MIC_QUEUE_MS = 200
+MIC_LEAD_S = 0.06
+FRAME_S = FRAME_SAMPLES / RATE_HZ
 
 
 def emit(event: str, **fields: object) -> None:
@@ -49,9 +55,7 @@ def rms(samples: np.ndarray) -> float:
 class Caller:
     def __init__(self) -> None:
         self.room = rtc.Room()
-        # A short queue, so a frame's capture time is close to when it leaves (the default
-        # second-long queue could hold the caller's voice back after a stall).
-        self.source = rtc.AudioSource(RATE_HZ, 1)
+        self.source = rtc.AudioSource(RATE_HZ, 1, queue_size_ms=MIC_QUEUE_MS)
         self.pending: deque[np.ndarray] = deque()  # 10 ms frames of speech still to send
         self.spoken: asyncio.Event = asyncio.Event()
         self.last_speech_ts = 0.0
@@ -85,25 +89,22 @@ class Caller:
         emit("connected", identity=self.room.local_participant.identity, mic=pub.sid)
 
     async def _microphone(self) -> None:
-        """10 ms every 10 ms on a monotonic schedule: speech when queued, else silence.
+        """10 ms frames, speech when queued, else silence, kept MIC_LEAD_S ahead of playout.
 
-        After a stall it skips ahead instead of bursting, so the source's queue never fills
-        with old audio."""
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
+        After a stall longer than the lead the source has run dry; it refills at once (the
+        audio then is late, never bunched up beyond the lead)."""
         silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         while True:
             chunk = self.pending.popleft() if self.pending else silence
             frame = rtc.AudioFrame(chunk.tobytes(), RATE_HZ, 1, FRAME_SAMPLES)
             await self.source.capture_frame(frame)
             if chunk is not silence and rms(chunk) > LOUD_RMS:
-                now = time.time()
-                self.first_speech_ts = self.first_speech_ts or now
-                self.last_speech_ts = now
+                leaves = time.time() + self.source.queued_duration  # this frame's end plays out
+                self.first_speech_ts = self.first_speech_ts or leaves - FRAME_S
+                self.last_speech_ts = leaves
             if chunk is not silence and not self.pending:
                 self.spoken.set()
-            next_at = max(next_at + FRAME_SAMPLES / RATE_HZ, loop.time() - 0.02)
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            await asyncio.sleep(max(0.0, self.source.queued_duration - MIC_LEAD_S))
 
     async def _record(self, track: rtc.Track) -> None:
         stream = rtc.AudioStream(track, sample_rate=RATE_HZ, num_channels=1)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from voiceops import config
-from voiceops.agent import providers
+from voiceops.agent import offline, providers
 from voiceops.agent.pipeline import NO_AGENT_REASON, pick_agent_id
 from voiceops.config import ConfigError, VoiceConfig
 
@@ -99,3 +100,82 @@ def test_room_options_publish_transcriptions_and_leave_closing_to_presence() -> 
     assert opts.get_audio_input_options() is not None and opts.close_on_disconnect is False
     assert TURN_HANDLING["interruption"]["enabled"] is True
     assert TURN_HANDLING["preemptive_generation"] == {"enabled": False}
+
+
+def test_the_caller_audio_reaches_the_agent_as_its_vad_and_stt_use_it() -> None:
+    """The room delivers the caller's audio at pocketsphinx's and silero's 16 kHz, in frames of
+    at most 20 ms (livekit's default 50 ms frames delay seeing the end of speech)."""
+    from voiceops.agent.pipeline import room_options
+
+    audio_in = room_options().get_audio_input_options()
+    assert audio_in is not None
+    assert audio_in.sample_rate == offline.SPHINX_SAMPLE_RATE_HZ == 16000
+    assert audio_in.frame_size_ms <= 20
+
+
+def test_piper_leading_silence_is_trimmed_up_to_a_short_lead_in() -> None:
+    """What precedes the first audible sample is dropped but for a 5 ms lead-in; audio that
+    starts loud, and all-silent audio, pass unchanged."""
+    rate = 22050
+    lead_in = rate * offline.LEAD_IN_MS // 1000
+    speech = (np.sin(np.arange(rate // 10) / 3.0) * 8000).astype(np.int16)
+    speech[0] = 3000  # the first sample is already audible
+    padded = np.concatenate([np.full(rate // 20, 3, np.int16), speech])  # 50 ms of piper's hiss
+    trimmed = np.frombuffer(offline.trim_leading_silence(padded.tobytes(), rate), np.int16)
+    assert len(trimmed) == len(speech) + lead_in
+    assert np.array_equal(trimmed[lead_in:], speech)
+    assert offline.trim_leading_silence(speech.tobytes(), rate) == speech.tobytes()
+    quiet = np.zeros(rate // 10, np.int16).tobytes()
+    assert offline.trim_leading_silence(quiet, rate) == quiet
+
+
+def test_piper_tts_starts_speaking_at_once() -> None:
+    """The agent's TTS output begins within a few ms of its first loud sample (piper's own
+    rendering of the same sentence starts with tens of ms of silence)."""
+    import asyncio
+
+    engine = offline.load_piper()
+    raw = np.frombuffer(offline.piper_pcm(engine, "The capital of France is Paris."), np.int16)
+
+    async def first_audio() -> np.ndarray:
+        tts = offline.PiperTTS(engine)
+        async with tts.synthesize("The capital of France is Paris.") as stream:
+            chunks = [np.frombuffer(ev.frame.data, np.int16) async for ev in stream]
+        return np.concatenate(chunks)
+
+    said = asyncio.run(first_audio())
+    ms = 1000 / engine.sample_rate_hz
+    assert np.argmax(np.abs(raw) > 330) * ms > 30  # piper's own silence, for the record
+    assert np.argmax(np.abs(said) > 330) * ms < 15
+
+
+def test_stt_audio_is_cut_to_the_words_and_a_margin_of_silence() -> None:
+    """The VAD's prefix padding and end-of-turn silence are cut to STT_SILENCE_MARGIN_S on each
+    side before pocketsphinx decodes; audio with nothing above the level passes unchanged."""
+    rate = offline.SPHINX_SAMPLE_RATE_HZ
+    words = (np.sin(np.arange(rate) / 2.0) * 6000).astype(np.int16)  # 1 s of "speech"
+    padded = np.concatenate([np.zeros(rate // 2, np.int16), words, np.zeros(rate * 55 // 100,
+                                                                            np.int16)])
+    cut = np.frombuffer(offline.trim_silence(padded.tobytes(), rate), np.int16)
+    margin = int(offline.STT_SILENCE_MARGIN_S * rate)
+    assert len(cut) == len(words) + 2 * margin
+    assert np.array_equal(cut[margin:-margin], words)
+    hiss = np.full(rate, 20, np.int16).tobytes()
+    assert offline.trim_silence(hiss, rate) == hiss
+
+
+def test_pocketsphinx_hears_the_question_inside_vad_padding() -> None:
+    """Offline STT on what the VAD hands it (0.5 s before, 0.55 s of silence after the words)
+    gives the words: the silence cut does not eat into them."""
+    import asyncio
+
+    from livekit import rtc
+
+    piper, sphinx = offline.load_piper(), offline.load_sphinx()
+    said = np.frombuffer(offline.piper_pcm(piper, "What is the capital of France?"), np.int16)
+    rate = piper.sample_rate_hz
+    audio = np.concatenate([np.zeros(rate // 2, np.int16), said,
+                            np.zeros(rate * 55 // 100, np.int16)])
+    frame = rtc.AudioFrame(audio.tobytes(), rate, 1, len(audio))
+    event = asyncio.run(offline.SphinxSTT(sphinx).recognize([frame]))
+    assert event.alternatives[0].text == "what is the capital of france"

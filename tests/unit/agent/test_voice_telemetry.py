@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import pytest
 from livekit import rtc
@@ -84,6 +85,9 @@ def test_turns_replies_and_interruptions(wired: tuple, caplog: pytest.LogCapture
     assert (tel.turns, tel.interruptions) == (1, 1)
     logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "chars" in logged and SECRET_WORDS not in logged and "Paris" not in logged
+    style = re.compile(r"^[a-z_]+( [a-z_]+=\S+)*$")  # the log style: event name, key=value
+    assert [r.getMessage() for r in caplog.records if not style.match(r.getMessage())] == []
+    assert "caller_turn job_id=" in logged and "agent_reply job_id=" in logged
 
 
 def test_a_failed_letta_turn_becomes_letta_error(wired: tuple) -> None:

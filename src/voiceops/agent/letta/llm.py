@@ -113,9 +113,9 @@ class LettaLLM(llm.LLM[Never]):
                     if not no_conversations(exc):
                         raise
                     self._use_conversations = False
-                    logger.warning("letta_no_conversations status=%d: turns use the agent's "
-                                   "default thread; concurrent calls may interleave",
-                                   exc.status_code)
+                    # turns use the agent's default thread: concurrent calls may interleave
+                    logger.warning("letta_no_conversations agent=%s status=%d thread=default",
+                                   self.agent_id, exc.status_code)
                 else:
                     self._conversation_id = conv.id
             return self._conversation_id
@@ -130,7 +130,7 @@ class LettaLLM(llm.LLM[Never]):
             # 409: an earlier turn's run still holds the conversation (a Letta with Redis locks
             # each conversation; a barge-in may leave the interrupted run going). The caller
             # has moved on: cancel it and send once more.
-            logger.info("letta_conversation_busy agent=%s: cancelling its runs", self.agent_id)
+            logger.info("letta_conversation_busy agent=%s action=cancel_runs", self.agent_id)
             with contextlib.suppress(letta_client.APIStatusError):  # e.g. 409: nothing to cancel
                 await self.client.conversations.cancel(conversation)
             return await self._send(conversation, text)
@@ -152,7 +152,7 @@ class LettaLLM(llm.LLM[Never]):
             try:
                 self._on_event(event)
             except Exception:  # a reporting bug must not cost the caller the answer
-                logger.exception("letta on_event callback failed")
+                logger.exception("letta_on_event_failed agent=%s", self.agent_id)
 
 
 class LettaStream(llm.LLMStream):
