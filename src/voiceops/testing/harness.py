@@ -13,32 +13,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from voiceops.testing.procs import free_port
+from voiceops.testing.waiting import wait_for
 
-T = TypeVar("T")
 FAKE = [sys.executable, "-m", "voiceops.testing.fakechild"]
 __all__ = ["FAKE", "NotifyListener", "Supervisor", "assert_gone", "free_port", "wait_for",
            "write_config", "write_toml"]
-
-
-def wait_for(predicate: Callable[[], T | None], timeout_s: float = 30.0, what: str = "condition",
-             interval_s: float = 0.05) -> T:
-    """Deadline poll: return the first truthy value of ``predicate``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(interval_s)
 
 
 def toml_value(v: Any) -> str:

@@ -12,12 +12,13 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+
+from voiceops.testing.waiting import wait_for
 
 T = TypeVar("T")
 LOG_TAIL_CHARS = 2000
@@ -49,24 +50,15 @@ def http_json(url: str, *, timeout_s: float = 5.0, body: Any = None) -> Any:
 
 def poll_until(probe: Callable[[], T | None], *, timeout_s: float, interval_s: float = 0.2,
                what: str) -> T:
-    """Call ``probe`` until it returns something other than None; ServerError at the deadline.
+    """The shared deadline poll for a server: until ``probe`` returns something other than None.
 
     Connection and decoding errors count as "not yet"; a ServerError from ``probe`` (the server
-    exited, Prometheus rejected the query) ends the wait at once.
+    exited, Prometheus rejected the query) ends the wait at once; the deadline raises ServerError.
     """
-    deadline = time.monotonic() + timeout_s
-    last_error: Exception | None = None
-    while True:
-        try:
-            value = probe()
-            if value is not None:
-                return value
-        except (OSError, ValueError) as exc:  # not listening yet, or a half-written answer
-            last_error = exc
-        if time.monotonic() >= deadline:
-            suffix = f" (last error: {last_error})" if last_error else ""
-            raise ServerError(f"timed out after {timeout_s:.0f}s waiting for {what}{suffix}")
-        time.sleep(interval_s)
+    found = wait_for(probe, timeout_s, what, interval_s, retry_on=(OSError, ValueError),
+                     error=ServerError, done=lambda value: value is not None)
+    assert found is not None
+    return found
 
 
 class ServerProcess:

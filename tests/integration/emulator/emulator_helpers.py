@@ -1,4 +1,4 @@
-"""Helpers for the emulator tests: a real worker subprocess, deadline polling, leak checks."""
+"""Helpers for the emulator tests: a real worker subprocess, leak checks."""
 
 from __future__ import annotations
 
@@ -17,20 +17,10 @@ import psutil
 from aiohttp import web
 from livekit import api
 
+from voiceops.testing.waiting import wait_for_async
+
 WORKER_APP = Path(__file__).with_name("worker_app.py")
 Event = dict[str, Any]
-
-
-async def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    """Poll `predicate` until it returns something truthy; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class WorkerProc:
@@ -88,7 +78,7 @@ class WorkerProc:
         def find() -> Event | None:
             return next((e for e in self.events(name) if where(e)), None)
 
-        return await wait_until(find, timeout_s, f"worker event {name!r}")
+        return await wait_for_async(find, timeout_s, f"worker event {name!r}")
 
     async def registered(self, timeout_s: float = 30.0) -> str:
         return (await self.wait_event("registered", timeout_s))["worker_id"]
@@ -132,20 +122,6 @@ def assert_no_children_left(*allowed_pids: int | None) -> None:
     _, alive = psutil.wait_procs(left, timeout=5)
     alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"processes left behind: {alive}"
-
-
-async def wait_until_async(
-    probe: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1
-) -> Any:
-    """Like wait_until, for an async probe (e.g. a Twirp call)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(interval_s)
 
 
 async def dispatch_jobs(lk: Any, room: str, agent_name: str) -> list[Any]:
@@ -193,8 +169,11 @@ async def participants_by_identity(server: Any, room: str) -> dict[str, Any]:
 async def until_participants(
     server: Any, room: str, predicate: Callable[[dict[str, Any]], Any], timeout_s: float
 ) -> dict[str, Any]:
-    """Poll ListParticipants until `predicate(by_identity)` holds; TimeoutError at the deadline."""
-    async with asyncio.timeout(timeout_s):
-        while not predicate(found := await participants_by_identity(server, room)):
-            await asyncio.sleep(0.1)
-    return found
+    """Poll ListParticipants until `predicate(by_identity)` holds; fail at the deadline."""
+    async def probe() -> dict[str, Any] | None:
+        found = await participants_by_identity(server, room)
+        return found if predicate(found) else None
+    return await wait_for_async(probe, timeout_s, f"the participants {predicate}", 0.1,
+                                done=lambda found: found is not None)
+
+

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import time
@@ -17,6 +16,7 @@ from livekit.protocol import rtc as proto
 
 from voiceops.emulator.rtc import JoinInfo, ParticipantSink, setup_rtc_routes
 from voiceops.emulator.rtc_media import MediaFanout
+from voiceops.testing.waiting import wait_for_async
 
 API_KEY = "rtc-test-key"
 API_SECRET = "rtc-test-secret-that-is-long-enough-for-hs256"
@@ -58,7 +58,6 @@ class FakeHub:
     refuse: bool = False
     events: list[tuple[str, str, str]] = field(default_factory=list)
     rooms: dict[str, dict[str, _Member]] = field(default_factory=dict)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _verifier: api.TokenVerifier = field(
         default_factory=lambda: api.TokenVerifier(API_KEY, API_SECRET)
     )
@@ -149,11 +148,8 @@ class FakeHub:
         return (kind, room, identity) in self.events
 
     async def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> None:
-        """Wait until `predicate()` holds, woken by every hub event; TimeoutError otherwise."""
-        async with asyncio.timeout(timeout_s):
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
+        """Wait until `predicate()` holds (the shared deadline poll); fail at the deadline."""
+        await wait_for_async(predicate, timeout_s, "a hub event", 0.02)
 
     async def _broadcast(self, room: str, info: models.ParticipantInfo) -> None:
         update = proto.SignalResponse(update=proto.ParticipantUpdate(participants=[info]))
@@ -163,7 +159,6 @@ class FakeHub:
 
     def _record(self, kind: str, room: str, identity: str) -> None:
         self.events.append((kind, room, identity))
-        self._changed.set()
 
 
 @contextlib.asynccontextmanager

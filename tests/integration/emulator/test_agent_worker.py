@@ -11,12 +11,12 @@ from emulator_helpers import (
     WebhookSink,
     assert_no_children_left,
     dispatch_jobs,
-    wait_until,
-    wait_until_async,
 )
 from livekit import api
 from livekit.protocol import agent as agent_pb
 from livekit.protocol import models
+
+from voiceops.testing.waiting import wait_for_async
 
 pytestmark = [pytest.mark.livekit, pytest.mark.process]
 
@@ -76,7 +76,7 @@ async def test_named_worker_gets_explicit_dispatch(
     )
     request = await worker.wait_event("job_request", 20, lambda e: e["dispatch_id"] == dispatch.id)
     assert request["room"] == "aw-room-1" and request["agent_name"] == "voice"
-    jobs = await wait_until_async(
+    jobs = await wait_for_async(
         lambda: dispatch_jobs(lkapi, "aw-room-1", "voice"), 15, "the job in ListDispatch"
     )
     assert jobs[0].id == request["job_id"]
@@ -120,7 +120,7 @@ async def test_create_room_with_agents_dispatches(
         )
     )
     request = await worker.wait_event("job_request", 20, lambda e: e["room"] == "aw-agents")
-    jobs = await wait_until_async(
+    jobs = await wait_for_async(
         lambda: dispatch_jobs(lkapi, "aw-agents", "voice"), 15, "the job in ListDispatch"
     )
     assert jobs[0].id == request["job_id"]
@@ -144,7 +144,7 @@ async def test_end_to_end_dispatch_join_webhook(
         )
         await worker.wait_event("job_request", 15, lambda e: e["dispatch_id"] == dispatch.id)
         await worker.wait_event("connected", 15, lambda e: e["room"] == "e2e-room")
-        joined = await wait_until(
+        joined = await wait_for_async(
             lambda: [e for e in webhook_sink.events if e.event == "participant_joined"],
             15,
             "participant_joined webhook",
@@ -158,7 +158,7 @@ async def test_end_to_end_dispatch_join_webhook(
         assert [p.kind for p in parts.participants] == [models.ParticipantInfo.Kind.AGENT]
         assert elapsed < 15
         await lk.room.delete_room(api.DeleteRoomRequest(room="e2e-room"))
-        await wait_until(lambda: "room_finished" in webhook_sink.names(), 10, "room_finished")
+        await wait_for_async(lambda: "room_finished" in webhook_sink.names(), 10, "room_finished")
     assert webhook_sink.names()[0] == "room_started"
     assert "participant_left" in webhook_sink.names() and not webhook_sink.rejected
     worker.stop()
@@ -186,10 +186,10 @@ async def test_delete_dispatch_terminates_the_job(
     async def gone() -> bool:
         return not await participants()
 
-    await wait_until_async(gone, 20, "the agent to leave after JobTermination")
+    await wait_for_async(gone, 20, "the agent to leave after JobTermination")
     if livekit_server.is_emulator:
         job = livekit_server.state()["workers"][0]["jobs"][0]
-        await wait_until(
+        await wait_for_async(
             lambda: livekit_server.state()["workers"][0]["jobs"][0]["status"] != "JS_RUNNING",
             20,
             "the worker to report the job's end",

@@ -14,10 +14,10 @@ import pytest
 from emulator_helpers import (
     assert_no_children_left,
     dispatch_jobs,
-    wait_until,
-    wait_until_async,
 )
 from livekit import api
+
+from voiceops.testing.waiting import wait_for_async
 
 pytestmark = [pytest.mark.livekit, pytest.mark.process]
 
@@ -54,7 +54,7 @@ async def test_workers_at_target_load_get_no_job_request(
     # The worker read load 0.8 before it registered, so its first status already carries it.
     await loaded.wait_event("load", 10, lambda e: e["load"] == 0.8)
     if livekit_server.is_emulator:
-        await wait_until(
+        await wait_for_async(
             lambda: [w for w in livekit_server.state()["workers"] if abs(w["load"] - 0.8) < 1e-3],
             10,
             "the emulator to see load 0.8",
@@ -66,7 +66,7 @@ async def test_workers_at_target_load_get_no_job_request(
     free = workers(livekit_server, "tl")
     await free.registered()
     control = await _dispatch(lkapi, "tl", "tl-free")
-    await wait_until(
+    await wait_for_async(
         lambda: [e for w in (loaded, free) for e in w.events("job_request")],
         20,
         "the control dispatch's JobRequest",
@@ -168,7 +168,7 @@ async def test_delete_dispatch_removes_an_agent_that_stays(
     async def agent_gone() -> bool:
         return joined["identity"] not in await _participants(lkapi, "stay-room")
 
-    await wait_until_async(agent_gone, 15, "the server to remove the lingering agent")
+    await wait_for_async(agent_gone, 15, "the server to remove the lingering agent")
     # The server removed it while the job still meant to stay 8 s.
     disconnected = await worker.wait_event("side_disconnected", 10, lambda e: e["job_id"] == job_id)
     assert worker.events("linger_done") == [] or (
@@ -213,7 +213,7 @@ async def test_room_only_an_agent_entered_closes_on_empty_timeout(
         rooms = await lkapi.room.list_rooms(api.ListRoomsRequest(names=["alone-room"]))
         return not rooms.rooms
 
-    await wait_until_async(closed, 30, "the agent-only room to close")
+    await wait_for_async(closed, 30, "the agent-only room to close")
     worker.stop()
     assert_no_children_left(livekit_server.pid)
 

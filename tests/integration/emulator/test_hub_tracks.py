@@ -7,13 +7,14 @@ from datetime import timedelta
 
 import pytest
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
-from emulator_helpers import WebhookSink, wait_until
+from emulator_helpers import WebhookSink
 from livekit import api
 from livekit.protocol import models
 from livekit.protocol import rtc as rtc_pb
 
 from voiceops.emulator import Emulator, EmulatorOptions
 from voiceops.emulator.rtc_media import ForwardedTrack
+from voiceops.testing.waiting import wait_for_async
 
 
 class _Sink:
@@ -96,7 +97,7 @@ async def test_audio_forwarded_to_auto_subscribers_only_and_video_listed_not_for
         assert bob.unsubscribed == ["TR_audio"]
         await _drained(copy)  # the subscriber's sender gets what was queued, then the end
         assert emu.core.rooms.list_participants("r")[0].tracks == []
-        await wait_until(
+        await wait_for_async(
             lambda: webhook_sink.names().count("track_unpublished") == 2, 10, "webhooks"
         )
         events = [

@@ -19,6 +19,7 @@ except ImportError:  # collected as a rootdir-relative module (no __init__.py)
     from rtc_fakehub import FakeHub, mint_token, serve
 
 from voiceops.emulator.rtc import SESSIONS_KEY
+from voiceops.testing.waiting import wait_for_async
 
 pytestmark = [pytest.mark.livekit, pytest.mark.process]
 
@@ -45,13 +46,6 @@ async def _connect(client: RtcClient, url: str, room: str, identity: str) -> dic
     return await client.expect("connected", "failed", timeout_s=CONNECT_DEADLINE_S)
 
 
-async def _until(predicate, timeout_s: float = EVENT_DEADLINE_S) -> None:
-    """Deadline poll for server state that changes when the handler task finishes."""
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.05)
-
-
 def _rtc_tasks() -> list[asyncio.Task]:
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("rtc-")]
 
@@ -70,7 +64,8 @@ async def test_connect_marks_active_and_disconnect_leaves() -> None:
         await client.send("disconnect")
         await client.expect("disconnected", timeout_s=EVENT_DEADLINE_S)
         await hub.wait_for(lambda: hub.saw("leave", "r1", "alice"), EVENT_DEADLINE_S)
-        await _until(lambda: not app[SESSIONS_KEY])
+        await wait_for_async(lambda: not app[SESSIONS_KEY], EVENT_DEADLINE_S,
+                             "the sessions to end")
         assert session.publisher.connection_state == "closed"
         assert _rtc_tasks() == []
         assert hub.events == [
@@ -120,7 +115,8 @@ async def test_room_deleted_by_hub_disconnects_client() -> None:
         await hub.delete_room("r4")
         event = await client.expect("room_disconnected", timeout_s=EVENT_DEADLINE_S)
         assert event["reason"] == models.DisconnectReason.ROOM_DELETED
-        await _until(lambda: not app[SESSIONS_KEY])
+        await wait_for_async(lambda: not app[SESSIONS_KEY], EVENT_DEADLINE_S,
+                             "the sessions to end")
     assert not hub.saw("leave", "r4", "alice")
 
 
@@ -139,4 +135,5 @@ async def test_refuse_media_connect_does_not_complete() -> None:
         assert not hub.saw("active", "r5", "blocked")
         await client.kill()  # the FFI would retry for ~60 s; only the process end stops it
         await hub.wait_for(lambda: hub.saw("leave", "r5", "blocked"), EVENT_DEADLINE_S)
-        await _until(lambda: not app[SESSIONS_KEY])
+        await wait_for_async(lambda: not app[SESSIONS_KEY], EVENT_DEADLINE_S,
+                             "the sessions to end")

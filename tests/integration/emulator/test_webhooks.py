@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from emulator_helpers import WebhookSink, wait_until
+from emulator_helpers import WebhookSink
 from livekit import api
 from livekit.protocol import models
 from livekit.protocol import rtc as rtc_pb
 
 from voiceops.emulator import Emulator, EmulatorOptions
+from voiceops.testing.waiting import wait_for_async
 
 
 class _Sink:
@@ -43,7 +44,7 @@ async def test_room_webhooks_are_signed(webhook_sink: WebhookSink) -> None:
     async with Emulator(options) as emu, api.LiveKitAPI(emu.http_url, "devkey", "secret") as lk:
         await lk.room.create_room(api.CreateRoomRequest(name="wh-room"))
         await lk.room.delete_room(api.DeleteRoomRequest(room="wh-room"))
-        await wait_until(lambda: len(webhook_sink.events) >= 2, 10, "two webhooks")
+        await wait_for_async(lambda: len(webhook_sink.events) >= 2, 10, "two webhooks")
     assert webhook_sink.names() == ["room_started", "room_finished"]
     assert all(e.room.name == "wh-room" and e.id.startswith("EV_") for e in webhook_sink.events)
     content_type, auth = webhook_sink.raw[0]
@@ -65,7 +66,7 @@ async def test_webhook_with_wrong_secret_is_rejected(webhook_sink: WebhookSink) 
         api.LiveKitAPI(emu.http_url, "devkey", "another-secret") as lk,
     ):
         await lk.room.create_room(api.CreateRoomRequest(name="wh-bad"))
-        await wait_until(lambda: emu.core.webhooks.failed == 1, 10, "delivery given up")
+        await wait_for_async(lambda: emu.core.webhooks.failed == 1, 10, "delivery given up")
     assert len(webhook_sink.rejected) == 2 and webhook_sink.events == []
 
 
@@ -81,7 +82,8 @@ async def test_join_applies_room_config_only_when_creating(webhook_sink: Webhook
         await hub.set_active("cfg-room", "bob")
         assert [m.update.participants[0].identity for m in first.sent] == ["bob"]
         await hub.leave("cfg-room", "bob")
-        await wait_until(lambda: "participant_left" in webhook_sink.names(), 10, "participant_left")
+        await wait_for_async(lambda: "participant_left" in webhook_sink.names(), 10,
+                             "participant_left")
         joined = [e for e in webhook_sink.events if e.event == "participant_joined"]
         assert [e.participant.identity for e in joined] == ["bob"]
         plain = await hub.join(_join_claims(emu, "plain-room", "carol"), _Sink())
@@ -100,7 +102,7 @@ async def test_empty_room_closes_after_departure_timeout(webhook_sink: WebhookSi
         await emu.core.hub.join(_join_claims(emu, "short", "dave"), _Sink())
         await emu.core.hub.leave("short", "dave")
         assert "short" in emu.core.rooms.rooms
-        await wait_until(lambda: "room_finished" in webhook_sink.names(), 10, "room_finished")
+        await wait_for_async(lambda: "room_finished" in webhook_sink.names(), 10, "room_finished")
         assert "short" not in emu.core.rooms.rooms
 
 

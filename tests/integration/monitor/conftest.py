@@ -10,10 +10,11 @@ from typing import Any
 
 import psutil
 import pytest
-from monitor_helpers import FAST, Child, EventSocket, FakePool, make_monitor
+from monitor_helpers import FAST, Child, FakePool, event_socket, make_monitor
 
 from voiceops import config, events
 from voiceops.monitor.monitor import Monitor, MonitorOptions
+from voiceops.testing.eventrec import EventRecorder
 from voiceops.testing.prom_plugin import alertmanager, webhook_receiver  # noqa: F401
 
 
@@ -21,7 +22,7 @@ from voiceops.testing.prom_plugin import alertmanager, webhook_receiver  # noqa:
 class Harness:
     monitor: Monitor
     pool: FakePool
-    socket: EventSocket
+    socket: EventRecorder
     children: list[Child]
 
     def value(self, name: str, **labels: str) -> float:
@@ -52,7 +53,7 @@ async def harness(livekit_server: Any, tmp_path: Path) -> AsyncIterator[StartHar
         mon = make_monitor(cfg, livekit_server.api_secret if secret is None else secret, pool,
                            options)
         box.append(mon)
-        h = Harness(mon, pool, EventSocket(on_event), [])
+        h = Harness(mon, pool, event_socket(on_event), [])
         made.append(h)
         await mon.start()
         return h

@@ -1,8 +1,8 @@
 """Harness for the monitor tests: the supervisor's event socket and status, and worker processes.
 
-The real supervisor is another helper's work; here a unix datagram socket receives the
-children's events exactly as the supervisor's does and hands them to the Monitor, and a small
-status dict (pool ready count from ``ready`` events) stands in for ``status()``.
+The real supervisor is another helper's work; here the shared event recorder receives the
+children's events exactly as the supervisor's socket does and hands them to the Monitor, and a
+small status dict (pool ready count from ``ready`` events) stands in for ``status()``.
 """
 
 from __future__ import annotations
@@ -10,11 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,37 +23,14 @@ from voiceops import config, events
 from voiceops.metrics import Metrics
 from voiceops.monitor.monitor import Monitor, MonitorOptions
 from voiceops.monitor.sinks import SinkOptions
+from voiceops.testing.eventrec import EventRecorder
 
 HERE = Path(__file__).resolve().parent
 
 
-class EventSocket:
-    """A bound unix datagram socket whose decoded events go to ``on_event``."""
-
-    def __init__(self, on_event: Callable[[events.Event], None]) -> None:
-        self.dir = tempfile.mkdtemp(prefix="vo-mon-")  # short: sun_path holds 108 bytes
-        self.path = os.path.join(self.dir, "events.sock")
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(self.path)
-        self._sock.setblocking(False)
-        self._on_event = on_event
-        self.received: list[events.Event] = []
-        asyncio.get_running_loop().add_reader(self._sock.fileno(), self._read)
-
-    def _read(self) -> None:
-        while True:
-            try:
-                data = self._sock.recv(65536)
-            except BlockingIOError:
-                return
-            event = events.decode(data)
-            self.received.append(event)
-            self._on_event(event)
-
-    def close(self) -> None:
-        asyncio.get_running_loop().remove_reader(self._sock.fileno())
-        self._sock.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+def event_socket(on_event: Callable[[events.Event], None]) -> EventRecorder:
+    """The shared recorder, reading as datagrams arrive; each typed event goes to ``on_event``."""
+    return EventRecorder(decode=events.decode, on_event=on_event).start_reading()
 
 
 class FakePool:
@@ -171,16 +145,3 @@ async def spawn_voiceops_worker(server: Any, agent_name: str, *, tmp: Path, proc
         env["VOICEOPS_EVENTS"] = events_path
     return await spawn([sys.executable, "-m", "voiceops.worker", "--config", str(cfg)],
                        log_dir=tmp, name=process, env=env)
-
-
-async def wait_until(check: Callable[[], Any], timeout_s: float, what: str,
-                     interval_s: float = 0.05) -> Any:
-    """Poll ``check`` until truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not within {timeout_s:g} s")
-        await asyncio.sleep(interval_s)

@@ -12,15 +12,15 @@ import pytest
 from livekit import api
 from monitor_helpers import (
     HERE,
-    EventSocket,
+    event_socket,
     monitor_config,
     spawn,
     spawn_voiceops_worker,
-    wait_until,
 )
 
 from voiceops.events import DispatchCreated, Ready
 from voiceops.monitor import alerts as A
+from voiceops.testing.waiting import wait_for_async
 from voiceops.testing.webhook import WebhookReceiver
 
 pytestmark = [pytest.mark.livekit, pytest.mark.process,
@@ -60,15 +60,15 @@ async def test_swallowed_job_requests_alert_and_resolve(
     h.children.append(await spawn_voiceops_worker(livekit_server, name, tmp=tmp_path,
                                                   process="worker-0", events_path=h.socket.path))
     ok = {"result": "ok"}
-    await wait_until(lambda: h.value("voiceops_heartbeat_probes_total", **ok) >= 1,
-                     WORKER_READY_S, "a first successful heartbeat probe")
+    await wait_for_async(lambda: h.value("voiceops_heartbeat_probes_total", **ok) >= 1,
+                         WORKER_READY_S, "a first successful heartbeat probe")
 
     livekit_server.faults.set(swallow_job_requests=True)
     fault_at = time.monotonic()
     ev = await dispatch(livekit_server, name, "call-1")
     h.monitor.on_event(ev)
-    fired = await wait_until(lambda: h.alert(A.DISPATCH_UNANSWERED), DEADLINE_S + 1.0,
-                             "DispatchUnanswered")
+    fired = await wait_for_async(lambda: h.alert(A.DISPATCH_UNANSWERED), DEADLINE_S + 1.0,
+                                 "DispatchUnanswered")
     assert fired["labels"] == {"room": "call-1", "dispatch_id": ev.dispatch_id}
     assert ev.dispatch_id in fired["diagnosis"] and "sent no JobRequest" in fired["diagnosis"]
     timeline = h.monitor.dispatch_timeline(ev.dispatch_id)  # what the debug page shows
@@ -76,15 +76,16 @@ async def test_swallowed_job_requests_alert_and_resolve(
     assert h.value("voiceops_dispatch_unanswered_total", agent_name=name, source="proxy") == 1
 
     two_intervals = 2 * INTERVAL_S + TIMEOUT_S - (time.monotonic() - fault_at) + 1.0
-    await wait_until(lambda: h.alert(A.HEARTBEAT_FAILED), two_intervals, "HeartbeatFailed")
+    await wait_for_async(lambda: h.alert(A.HEARTBEAT_FAILED), two_intervals, "HeartbeatFailed")
     assert h.value("voiceops_heartbeat_probes_total", result="no_job_request") >= 2
     assert h.value("voiceops_alert_active", alert=A.HEARTBEAT_FAILED) == 1
 
     livekit_server.faults.clear()
     h.monitor.on_event(await dispatch(livekit_server, name, "call-2"))
-    await wait_until(lambda: not h.alert(A.DISPATCH_UNANSWERED), 15, "DispatchUnanswered resolved")
-    await wait_until(lambda: not h.alert(A.HEARTBEAT_FAILED), INTERVAL_S + TIMEOUT_S + 5,
-                     "HeartbeatFailed resolved")
+    await wait_for_async(lambda: not h.alert(A.DISPATCH_UNANSWERED), 15,
+                         "DispatchUnanswered resolved")
+    await wait_for_async(lambda: not h.alert(A.HEARTBEAT_FAILED), INTERVAL_S + TIMEOUT_S + 5,
+                         "HeartbeatFailed resolved")
     assert h.value("voiceops_dispatch_job_request_seconds_count", agent_name=name) >= 1
     assert_webhooks(webhook_receiver, (A.DISPATCH_UNANSWERED, A.HEARTBEAT_FAILED))
 
@@ -116,8 +117,8 @@ async def test_other_agent_name_is_diagnosed(livekit_server: Any, harness: Any,
                          timeout_s=TIMEOUT_S)
     h = await harness(cfg)
     h.children.append(await spawn_own_worker(livekit_server, h, tmp_path))
-    await wait_until(lambda: h.monitor.worker_ports, WORKER_READY_S, "the worker's ready event")
-    await wait_until(lambda: h.alert(A.HEARTBEAT_FAILED), 3 * INTERVAL_S + 5, "HeartbeatFailed")
+    await wait_for_async(lambda: h.monitor.worker_ports, WORKER_READY_S, "the worker's ready event")
+    await wait_for_async(lambda: h.alert(A.HEARTBEAT_FAILED), 3 * INTERVAL_S + 5, "HeartbeatFailed")
     diagnosis = h.alert(A.HEARTBEAT_FAILED)["diagnosis"]  # type: ignore[index]
     assert "workers registered as 'voice' but dispatches ask for 'letta-voice-agent'" in diagnosis
 
@@ -131,8 +132,8 @@ async def test_workers_at_target_load_are_diagnosed(livekit_server: Any, harness
                          timeout_s=TIMEOUT_S)
     h = await harness(cfg)
     h.children.append(await spawn_own_worker(livekit_server, h, tmp_path, name, "0.8"))
-    await wait_until(lambda: h.monitor.worker_ports, WORKER_READY_S, "the worker's ready event")
-    await wait_until(lambda: h.alert(A.HEARTBEAT_FAILED), 3 * INTERVAL_S + 5, "HeartbeatFailed")
+    await wait_for_async(lambda: h.monitor.worker_ports, WORKER_READY_S, "the worker's ready event")
+    await wait_for_async(lambda: h.alert(A.HEARTBEAT_FAILED), 3 * INTERVAL_S + 5, "HeartbeatFailed")
     diagnosis = h.alert(A.HEARTBEAT_FAILED)["diagnosis"]  # type: ignore[index]
     assert "every worker reports load ≥ 0.7: LiveKit offers no job (loads 0.80" in diagnosis
     assert h.value("voiceops_heartbeat_probes_total", result="no_job_request") >= 1
@@ -145,26 +146,26 @@ async def test_dispatch_answered_by_a_worker_we_do_not_own(livekit_server: Any, 
     cfg = monitor_config(livekit_server, agent_name=name, deadline_s=DEADLINE_S,
                          interval_s=INTERVAL_S, timeout_s=TIMEOUT_S)
     # Another host's supervisor hears this worker's events; our monitor never does.
-    elsewhere = EventSocket(lambda _event: None)
+    elsewhere = event_socket(lambda _event: None)
     try:
         worker = await spawn_voiceops_worker(livekit_server, name, tmp=tmp_path,
                                              process="worker-0", events_path=elsewhere.path)
         try:
-            await wait_until(lambda: any(isinstance(e, Ready) for e in elsewhere.received),
-                             WORKER_READY_S, "the other host's worker registered")
+            await wait_for_async(lambda: any(isinstance(e, Ready) for e in elsewhere.received),
+                                 WORKER_READY_S, "the other host's worker registered")
         finally:
             h = await harness(cfg, desired=0)
             h.children.append(worker)
     finally:
         elsewhere.close()
-    await wait_until(lambda: h.value("voiceops_heartbeat_probes_total", result="ok") >= 1,
-                     WORKER_READY_S, "a probe answered elsewhere")
+    await wait_for_async(lambda: h.value("voiceops_heartbeat_probes_total", result="ok") >= 1,
+                         WORKER_READY_S, "a probe answered elsewhere")
     ev = await dispatch(livekit_server, name, "call-elsewhere")
     h.monitor.on_event(ev)
     entry = h.monitor.dispatches.correlator.get(ev.dispatch_id)
     assert entry is not None
-    await wait_until(lambda: entry.phase not in {"waiting", "confirming"},
-                     DEADLINE_S + 5, "the ListDispatch confirmation")
+    await wait_for_async(lambda: entry.phase not in {"waiting", "confirming"},
+                         DEADLINE_S + 5, "the ListDispatch confirmation")
     assert entry.phase in ("requested", "joined")
     assert h.alert(A.DISPATCH_UNANSWERED) is None and h.alert(A.HEARTBEAT_FAILED) is None
     assert h.value("voiceops_dispatch_unanswered_total", agent_name=name, source="proxy") == 0
@@ -182,7 +183,7 @@ async def test_redispatch_once(livekit_server: Any, harness: Any) -> None:
     livekit_server.faults.set(swallow_job_requests=True)
     ev = await dispatch(livekit_server, name, "call-re")
     h.monitor.on_event(ev)
-    await wait_until(lambda: h.alert(A.DISPATCH_UNANSWERED), 3, "DispatchUnanswered")
+    await wait_for_async(lambda: h.alert(A.DISPATCH_UNANSWERED), 3, "DispatchUnanswered")
     diagnosis = h.alert(A.DISPATCH_UNANSWERED)["diagnosis"]
     assert "re-dispatched once as AD_" in diagnosis
     async with api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key,
@@ -190,7 +191,7 @@ async def test_redispatch_once(livekit_server: Any, harness: Any) -> None:
         listed = [d.id for d in await lk.agent_dispatch.list_dispatch("call-re")
                   if d.agent_name == name]
     assert len(listed) == 1 and listed[0] != ev.dispatch_id and listed[0] in diagnosis
-    await wait_until(lambda: h.value("voiceops_dispatch_unanswered_total", agent_name=name,
+    await wait_for_async(lambda: h.value("voiceops_dispatch_unanswered_total", agent_name=name,
                                      source="proxy") == 2, 4, "the re-created one unanswered")
     async with api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key,
                               livekit_server.api_secret) as lk:
@@ -208,7 +209,7 @@ async def test_join_mode_probe_measures_time_to_join(livekit_server: Any, harnes
     h = await harness(cfg)
     h.children.append(await spawn_voiceops_worker(livekit_server, name, tmp=tmp_path,
                                                   process="worker-0", events_path=h.socket.path))
-    await wait_until(lambda: h.value("voiceops_heartbeat_probes_total", result="ok") >= 1,
-                     WORKER_READY_S, "a successful join probe")
+    await wait_for_async(lambda: h.value("voiceops_heartbeat_probes_total", result="ok") >= 1,
+                         WORKER_READY_S, "a successful join probe")
     assert h.value("voiceops_time_to_join_seconds_count", agent_name=name) >= 1
     assert h.value("voiceops_heartbeat_last_success_timestamp_seconds") > 0

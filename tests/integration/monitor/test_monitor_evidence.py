@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from monitor_helpers import monitor_config, spawn_voiceops_worker, wait_until
+from monitor_helpers import monitor_config, spawn_voiceops_worker
 from test_monitor_dispatch import WORKER_READY_S, agent, dispatch
 
 from voiceops.monitor import alerts as A
 from voiceops.monitor import diagnose
+from voiceops.testing.waiting import wait_for_async
 
 pytestmark = [pytest.mark.livekit, pytest.mark.process, pytest.mark.faults,
               pytest.mark.usefixtures("no_leaked_children")]
@@ -32,12 +33,12 @@ async def test_evidence_is_absent_when_healthy_and_named_when_jobs_are_swallowed
     h = await harness(monitor_config(livekit_server, agent_name=name, heartbeat=False))
     h.children.append(await spawn_voiceops_worker(livekit_server, name, tmp=tmp_path,
                                                   process="worker-0", events_path=h.socket.path))
-    await wait_until(lambda: h.pool.status()["pool"]["ready"], WORKER_READY_S, "a ready worker")
+    await wait_for_async(lambda: h.pool.status()["pool"]["ready"], WORKER_READY_S, "a ready worker")
 
     ok = await dispatch(livekit_server, name, "evidence-healthy")
     h.monitor.on_event(ok)
-    await wait_until(lambda: h.monitor.dispatch_timeline(ok.dispatch_id)["job_request_after_s"]
-                     is not None, 20, "the healthy JobRequest")
+    await wait_for_async(lambda: h.monitor.dispatch_timeline(ok.dispatch_id)["job_request_after_s"]
+                         is not None, 20, "the healthy JobRequest")
     entry = h.monitor.dispatches.correlator.get(ok.dispatch_id)
     answered, listed = await h.monitor.dispatches.listed(entry)
     listing = diagnose.Listing(entry.room, entry.dispatch_id, answered=answered,
@@ -50,7 +51,7 @@ async def test_evidence_is_absent_when_healthy_and_named_when_jobs_are_swallowed
     livekit_server.faults.set(swallow_job_requests=True)
     lost = await dispatch(livekit_server, name, "evidence-swallowed")
     h.monitor.on_event(lost)
-    fired = await wait_until(lambda: h.alert(A.DISPATCH_UNANSWERED), 15, "DispatchUnanswered")
+    fired = await wait_for_async(lambda: h.alert(A.DISPATCH_UNANSWERED), 15, "DispatchUnanswered")
     text = fired["diagnosis"]
     worker_id = h.pool.processes["worker-0"]["worker_id"]
     assert f"shows dispatch {lost.dispatch_id} with no job" in text, text

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from monitor_helpers import monitor_config, spawn_voiceops_worker, wait_until
+from monitor_helpers import monitor_config, spawn_voiceops_worker
 
 from voiceops.monitor import alerts as A
 from voiceops.monitor.monitor import MonitorOptions
+from voiceops.testing.waiting import wait_for_async
 
 pytestmark = [pytest.mark.livekit, pytest.mark.process, pytest.mark.faults,
               pytest.mark.usefixtures("no_leaked_children")]
@@ -28,14 +29,15 @@ OPTS = MonitorOptions(tick_s=0.1, host="frozen-test")
 async def _ready(h: Any, livekit_server: Any, tmp_path: Path, name: str) -> None:
     h.children.append(await spawn_voiceops_worker(livekit_server, name, tmp=tmp_path,
                                                   process="worker-0", events_path=h.socket.path))
-    await wait_until(lambda: h.value("voiceops_heartbeat_probes_total", result="ok") >= 1,
-                     60, "a first successful heartbeat probe")
+    await wait_for_async(lambda: h.value("voiceops_heartbeat_probes_total", result="ok") >= 1,
+                         60, "a first successful heartbeat probe")
 
 
 async def _both_fire_within_two_intervals(h: Any, since: float) -> None:
     for alert in (A.HEARTBEAT_FAILED, A.LIVEKIT_UNREACHABLE):
         left = since + 2 * INTERVAL_S + SLACK_S - time.monotonic()
-        await wait_until(lambda a=alert: h.alert(a), max(left, 0.0), f"{alert} in two intervals")
+        await wait_for_async(lambda a=alert: h.alert(a), max(left, 0.0),
+                             f"{alert} in two intervals")
 
 
 async def test_frozen_livekit_alerts_within_two_intervals(livekit_server: Any, harness: Any,
@@ -54,7 +56,7 @@ async def test_frozen_livekit_alerts_within_two_intervals(livekit_server: Any, h
         assert "timed out" in h.alert(A.LIVEKIT_UNREACHABLE)["diagnosis"]
     finally:
         os.kill(livekit_server.pid, signal.SIGCONT)
-    await wait_until(lambda: not h.alert(A.HEARTBEAT_FAILED), 3 * INTERVAL_S + 5, "resolved")
+    await wait_for_async(lambda: not h.alert(A.HEARTBEAT_FAILED), 3 * INTERVAL_S + 5, "resolved")
 
 
 async def test_livekit_503_alerts_within_two_intervals(livekit_server: Any, harness: Any,

@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from monitor_helpers import FakePool, make_monitor, wait_until
+from monitor_helpers import FakePool, make_monitor
 
 from voiceops import config
 from voiceops.monitor import alerts as A
 from voiceops.monitor.alerts import AlertBook
 from voiceops.monitor.monitor import MonitorOptions
 from voiceops.monitor.sinks import SinkOptions, WebhookSinks
+from voiceops.testing.waiting import wait_for_async
 
 
 class Upstream:
@@ -70,14 +71,14 @@ async def test_no_ready_workers_and_crash_loop_fire_and_resolve() -> None:
     mon = make_monitor(cfg(), "s", pool, OPTS)
     await mon.start()
     try:
-        await wait_until(lambda: mon.book.is_firing(A.NO_READY_WORKERS), 5, "NoReadyWorkers")
-        await wait_until(lambda: mon.book.is_firing(A.WORKER_CRASH_LOOP), 5, "WorkerCrashLoop")
+        await wait_for_async(lambda: mon.book.is_firing(A.NO_READY_WORKERS), 5, "NoReadyWorkers")
+        await wait_for_async(lambda: mon.book.is_firing(A.WORKER_CRASH_LOOP), 5, "WorkerCrashLoop")
         alerts = {a["alert"]: a for a in mon.alerts()}
         assert "0 of 2 workers ready" in alerts[A.NO_READY_WORKERS]["diagnosis"]
         assert alerts[A.WORKER_CRASH_LOOP]["labels"] == {"process": "worker-1"}
         pool.processes["worker-1"]["state"] = "ready"
-        await wait_until(lambda: not mon.book.is_firing(A.NO_READY_WORKERS), 5, "resolved")
-        await wait_until(lambda: not mon.book.is_firing(A.WORKER_CRASH_LOOP), 5, "resolved")
+        await wait_for_async(lambda: not mon.book.is_firing(A.NO_READY_WORKERS), 5, "resolved")
+        await wait_for_async(lambda: not mon.book.is_firing(A.WORKER_CRASH_LOOP), 5, "resolved")
     finally:
         await mon.aclose()
 
@@ -88,11 +89,11 @@ async def test_letta_unreachable_fires_and_resolves(upstream: Upstream) -> None:
     upstream.status = 500
     await mon.start()
     try:
-        await wait_until(lambda: mon.book.is_firing(A.LETTA_UNREACHABLE), 5, "LettaUnreachable")
+        await wait_for_async(lambda: mon.book.is_firing(A.LETTA_UNREACHABLE), 5, "LettaUnreachable")
         assert any("Letta" in a["diagnosis"] and "HTTP 500" in a["diagnosis"]
                    for a in mon.alerts())
         upstream.status = 200
-        await wait_until(lambda: not mon.book.is_firing(A.LETTA_UNREACHABLE), 5, "resolved")
+        await wait_for_async(lambda: not mon.book.is_firing(A.LETTA_UNREACHABLE), 5, "resolved")
     finally:
         await mon.aclose()
 
@@ -107,7 +108,7 @@ async def test_letta_check_is_off_by_default(upstream: Upstream) -> None:
     await mon.start()
     try:
         # Two LiveKit checks ran meanwhile: an enabled Letta check would have run as often.
-        await wait_until(lambda: mon.book.is_firing(A.LIVEKIT_UNREACHABLE), 5, "two checks")
+        await wait_for_async(lambda: mon.book.is_firing(A.LIVEKIT_UNREACHABLE), 5, "two checks")
         assert upstream.requests == 0
     finally:
         await mon.aclose()
@@ -124,7 +125,7 @@ async def test_webhook_retries_then_delivers_without_blocking(upstream: Upstream
     sinks.on_change(change)  # before delivery runs: only queued
     task = asyncio.create_task(sinks.run())
     try:
-        await wait_until(lambda: sinks.generic[0].delivered == 1, 5, "delivery")
+        await wait_for_async(lambda: sinks.generic[0].delivered == 1, 5, "delivery")
         assert len(upstream.bodies) == 3 and upstream.bodies[-1]["alert"] == A.HEARTBEAT_FAILED
     finally:
         task.cancel()

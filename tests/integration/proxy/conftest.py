@@ -3,7 +3,6 @@ an event sink on a unix datagram socket, and a fake Letta upstream on port 0."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import shutil
@@ -15,12 +14,14 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from proxy_helpers import LETTA_KEY, PROXY_KEY, EventSink, FakeLetta, assert_no_secret
+from proxy_helpers import LETTA_KEY, PROXY_KEY, WAIT_S, FakeLetta, assert_no_secret
 
 from voiceops.config import from_dict
 from voiceops.proxy.app import create_app
 from voiceops.proxy.context import CTX, SERVICES
 from voiceops.proxy.options import ProxySecrets, options_from_config
+from voiceops.testing.eventrec import EventRecorder
+from voiceops.testing.waiting import wait_for_async
 
 
 @dataclasses.dataclass
@@ -49,11 +50,7 @@ class ProxyClient:
     async def room_list_taken(self) -> None:
         """Until the proxy's room book holds its first full room list (its cold start ends)."""
         book = self.client.server.app[SERVICES].dispatcher.book
-        for _ in range(1000):
-            if book.synced:
-                return
-            await asyncio.sleep(0.01)  # deadline poll: 10 s at most
-        raise AssertionError("the proxy never took its room list")
+        await wait_for_async(lambda: book.synced, 10.0, "the proxy's first room list", 0.01)
 
     async def call(self, method: str, path: str, *, body: Any = None, data: bytes | None = None,
                    headers: dict[str, str] | None = None) -> Answer:
@@ -72,10 +69,10 @@ ProxyFactory = Callable[..., Awaitable[ProxyClient]]
 
 
 @pytest.fixture
-def event_sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[EventSink]:
+def event_sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[EventRecorder]:
     """A unix datagram socket bound as $VOICEOPS_EVENTS (short path: sun_path is 108 bytes)."""
     tmp = Path(tempfile.mkdtemp(prefix="vo-ev-", dir="/tmp"))
-    sink = EventSink(tmp / "events.sock")
+    sink = EventRecorder(tmp / "events.sock", wait_s=WAIT_S)
     monkeypatch.setenv("VOICEOPS_EVENTS", sink.path)
     yield sink
     sink.close()
@@ -96,7 +93,7 @@ async def fake_letta() -> AsyncIterator[tuple[FakeLetta, str]]:
 
 
 @pytest.fixture
-async def make_proxy(event_sink: EventSink) -> AsyncIterator[ProxyFactory]:
+async def make_proxy(event_sink: EventRecorder) -> AsyncIterator[ProxyFactory]:
     """Build an in-process proxy: `await make_proxy(livekit_server, api_keys=..., **proxy_keys)`."""
     clients: list[TestClient] = []
 

@@ -1,4 +1,4 @@
-"""Helpers for the proxy tests: an event sink, a fake Letta, config files, a proxy subprocess,
+"""Helpers for the proxy tests: a fake Letta, config files, a proxy subprocess,
 a raw agent worker."""
 
 from __future__ import annotations
@@ -7,11 +7,8 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,40 +25,6 @@ PROXY_KEY = "proxy-key-3b8e1f0a6c2d9e7f5a4b1c8d0e3f6a2b"
 OTHER_KEY = "proxy-key-00000000000000000000000000000000"
 AGENT_NAME = "letta-voice-agent"
 WAIT_S = 20.0
-
-
-class EventSink:
-    """A bound unix datagram socket standing in for the supervisor's event socket."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(self.path)
-        self._sock.setblocking(False)
-        self.events: list[dict[str, Any]] = []
-
-    def drain(self) -> list[dict[str, Any]]:
-        while True:
-            try:
-                self.events.append(json.loads(self._sock.recv(65536)))
-            except BlockingIOError:
-                return self.events
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.drain() if e["type"] == kind]
-
-    async def wait_for(self, kind: str, pred: Callable[[dict[str, Any]], bool] = lambda e: True,
-                       timeout_s: float = WAIT_S) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for event in self.of_type(kind):
-                if pred(event):
-                    return event
-            await asyncio.sleep(0.02)  # deadline poll on a non-blocking socket
-        raise AssertionError(f"no {kind} event within {timeout_s} s; got {self.events}")
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 @dataclass
@@ -147,18 +110,6 @@ async def dispatches_in(lk: Any, room: str) -> list[agent_dispatch.AgentDispatch
             return []
         found = await lkapi.agent_dispatch.list_dispatch(room)
     return [d for d in found if d.agent_name == AGENT_NAME]
-
-
-async def poll_until(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    """Deadline poll: `check()` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        value = await value if asyncio.iscoroutine(value) else value
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout_s} s")
 
 
 class RawWorker:

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from livekit import api
 from livekit.protocol import agent_dispatch
-from proxy_helpers import AGENT_NAME, RawWorker, dispatches_in, poll_until
+from proxy_helpers import AGENT_NAME, WAIT_S, RawWorker, dispatches_in
+
+from voiceops.testing.waiting import wait_for_async
 
 pytestmark = pytest.mark.livekit
 
@@ -41,7 +43,8 @@ async def test_stale_dispatch_without_job_is_replaced(livekit_server_module, mak
     old = await create_directly(lk, room)  # no worker is registered: it never gets a job
     proxy = await make_proxy(lk, option_overrides=GRACE)
     await proxy.room_list_taken()
-    await poll_until(lambda: older_than_grace(old.state.created_at), "old dispatch aged")
+    await wait_for_async(lambda: older_than_grace(old.state.created_at), WAIT_S,
+                         "old dispatch aged")
     ans = await proxy.dispatch({"room": room})
     assert ans.status == 200, ans.text
     body = ans.body
@@ -49,7 +52,7 @@ async def test_stale_dispatch_without_job_is_replaced(livekit_server_module, mak
     assert body["dispatch_id"] != old.id
     assert f"replaced stale dispatch {old.id} (no worker ever took its job)" in body["message"]
     assert [d.id for d in await dispatches_in(lk, room)] == [body["dispatch_id"]]
-    event = await event_sink.wait_for("dispatch_created", lambda e: e["room"] == room)
+    event = await event_sink.wait_for("dispatch_created", room=room)
     assert event["reused"] is False and event["dispatch_id"] == body["dispatch_id"]
 
 
@@ -79,9 +82,9 @@ async def test_dispatch_whose_agent_left_is_replaced(livekit_server, make_proxy)
             found = await dispatches_in(livekit_server, room)
             return found[0].state.jobs[0] if found and found[0].state.jobs else None
 
-        job = await poll_until(assigned_job, "job assigned to the raw worker")
+        job = await wait_for_async(assigned_job, WAIT_S, "job assigned to the raw worker")
         assert job.id in worker.assigned and job.state.participant_identity
-        await poll_until(lambda: older_than_grace(job.state.started_at), "job aged")
+        await wait_for_async(lambda: older_than_grace(job.state.started_at), WAIT_S, "job aged")
         second = await proxy.dispatch({"room": room})
         assert second.status == 200, second.text
         old_id = first.body["dispatch_id"]

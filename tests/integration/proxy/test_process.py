@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -18,26 +17,27 @@ from proxy_helpers import (
     LETTA_KEY,
     PROXY_KEY,
     WAIT_S,
-    EventSink,
     ProxyProcess,
     assert_gone,
     assert_no_secret,
     write_config,
 )
 
+from voiceops.testing.eventrec import EventRecorder
 from voiceops.testing.livekit.pytest_plugin import EmulatorProcess, LiveKitServer
+from voiceops.testing.waiting import wait_for_async
 
 pytestmark = [pytest.mark.livekit, pytest.mark.process]
 LONG_LK_SECRET = "lk-secret-9d2f7a1c5e8b3f6a0d4c7e1b9a2f5c8d"
 
 
-async def start_proxy(tmp_path: Path, sink: EventSink, lk_url: str, secret: str,
+async def start_proxy(tmp_path: Path, sink: EventRecorder, lk_url: str, secret: str,
                       **proxy: object) -> tuple[ProxyProcess, str]:
     config = write_config(tmp_path / "proxy.toml", lk_url, **proxy)
     proc = ProxyProcess(config, sink.path, secret, tmp_path / "proxy.log")
     try:
         # The proxy's own: an emulator started with this sink in its env announces itself too.
-        ready = await sink.wait_for("ready", lambda e: e["process"] == "proxy")
+        ready = await sink.wait_for("ready", process="proxy")
     except AssertionError:
         proc.kill()
         raise AssertionError(f"proxy not ready; log:\n{proc.log_text()}") from None
@@ -51,10 +51,8 @@ def twirp_calls(lk: LiveKitServer) -> int:
 
 async def wait_for_upstream_calls(lk: LiveKitServer, at_least: int) -> None:
     """Until the emulator has received ``at_least`` Twirp calls (counted on arrival)."""
-    deadline = time.monotonic() + WAIT_S
-    while twirp_calls(lk) < at_least:
-        assert time.monotonic() < deadline, "the proxy never called LiveKit"
-        await asyncio.sleep(0.02)
+    await wait_for_async(lambda: twirp_calls(lk) >= at_least, WAIT_S, "the proxy calling LiveKit",
+                         0.02)
 
 
 async def refused(url: str) -> bool:
@@ -82,9 +80,9 @@ async def test_ready_dispatch_and_graceful_sigterm(livekit_server, event_sink, t
                                                           json={"room": room}))
             await wait_for_upstream_calls(livekit_server, before + 1)
             proc.proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + WAIT_S
-            while not await refused(url):  # stops accepting while the dispatch still runs
-                assert time.monotonic() < deadline, "still accepting after SIGTERM"
+            # stops accepting while the dispatch still runs
+            await wait_for_async(lambda: refused(url), WAIT_S, "no longer accepting after SIGTERM",
+                                 0)
             assert not inflight.done()
             resp = await asyncio.wait_for(inflight, WAIT_S)
             body = await resp.json()

@@ -79,7 +79,7 @@ async def test_standard_participant_join_emits_nothing(livekit_server_module, ma
         ans = await proxy.call("POST", "/livekit/webhook", data=body.encode(),
                                headers={"Authorization": signed(body, lk.api_key, lk.api_secret)})
         assert ans.status == 200
-    await event_sink.wait_for("agent_joined", lambda e: e["identity"] == "agent-AJ_after")
+    await event_sink.wait_for("agent_joined", identity="agent-AJ_after")
     assert [e["identity"] for e in event_sink.of_type("agent_joined")] == ["agent-AJ_after"]
 
 
@@ -106,6 +106,6 @@ async def test_replayed_and_stale_webhooks_are_refused(livekit_server_module, ma
     assert no_id.status == 400 and no_id.error_code == "stale_webhook"
     marker = joined("wh-replay", "agent-AJ_marker", agent)
     assert (await post(marker)).status == 200
-    await event_sink.wait_for("agent_joined", lambda e: e["identity"] == "agent-AJ_marker")
+    await event_sink.wait_for("agent_joined", identity="agent-AJ_marker")
     assert [e["identity"] for e in event_sink.of_type("agent_joined")] == [
         "agent-AJ_replayed", "agent-AJ_marker"]

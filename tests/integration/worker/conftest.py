@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_helpers import EventSink, WorkerProcess, spawn_worker, worker_config
+from worker_helpers import WorkerProcess, event_sink, spawn_worker, worker_config
+
+from voiceops.testing.eventrec import EventRecorder
 
 StartWorker = Callable[..., Awaitable[WorkerProcess]]
 # The placeholder agent (joins, stays while attended, no media): the worker's mechanics are
@@ -18,8 +20,8 @@ BASIC_AGENT = "voiceops.agent.basic:entrypoint"
 
 
 @pytest.fixture
-def sink() -> Iterator[EventSink]:
-    s = EventSink()
+def sink() -> Iterator[EventRecorder]:
+    s = event_sink()
     yield s
     s.close()
 
@@ -30,7 +32,7 @@ def agent_name() -> str:
 
 
 @pytest.fixture
-async def spawn(sink: EventSink, agent_name: str,
+async def spawn(sink: EventRecorder, agent_name: str,
                 tmp_path: Path) -> AsyncIterator[StartWorker]:
     """Start ``python -m voiceops.worker`` with a generated config; killed, checked at teardown."""
     started: list[WorkerProcess] = []

@@ -7,17 +7,18 @@ from typing import Any
 
 import pytest
 from livekit import api
-from worker_helpers import EventSink, poll_until
 
 from voiceops.config import EX_CONFIG
 from voiceops.events import AgentJoined, JobEnded, JobRequest, Ready
+from voiceops.testing.eventrec import EventRecorder
+from voiceops.testing.waiting import wait_for_async
 
 VOICE_AGENT = "voiceops.agent:entrypoint"
 NOWHERE = {"url": "ws://127.0.0.1:9", "api_key": "devkey"}
 
 
 @pytest.mark.process
-async def test_worker_without_a_provider_key_exits_78_naming_it(spawn: Any, sink: EventSink
+async def test_worker_without_a_provider_key_exits_78_naming_it(spawn: Any, sink: EventRecorder
                                                                 ) -> None:
     """stt = deepgram and no DEEPGRAM_API_KEY: the worker stops at start (78) naming the key."""
     worker = await spawn(**NOWHERE, api_secret="unused", entrypoint=VOICE_AGENT, stt="deepgram")
@@ -28,7 +29,7 @@ async def test_worker_without_a_provider_key_exits_78_naming_it(spawn: Any, sink
 
 
 @pytest.mark.process
-async def test_worker_with_its_key_in_a_credential_starts(spawn: Any, sink: EventSink,
+async def test_worker_with_its_key_in_a_credential_starts(spawn: Any, sink: EventRecorder,
                                                           tmp_path: Any) -> None:
     """The same key as a systemd credential file passes the start check: the worker goes on to
     connect to LiveKit (nothing listens there, so it keeps retrying) instead of exiting 78."""
@@ -37,14 +38,15 @@ async def test_worker_with_its_key_in_a_credential_starts(spawn: Any, sink: Even
     (creds / "cartesia-api-key").write_text("ca-test\n", encoding="utf-8")
     worker = await spawn(**NOWHERE, api_secret="unused", entrypoint=VOICE_AGENT, tts="cartesia",
                          extra_env={"CREDENTIALS_DIRECTORY": str(creds)})
-    await poll_until(lambda: "failed to connect to livekit" in worker.log_tail(), 60.0)
+    await wait_for_async(lambda: "failed to connect to livekit" in worker.log_tail(), 60.0,
+                         "the connect failure logged", 0.2)
     assert worker.proc.returncode is None and "CARTESIA_API_KEY" not in worker.log_tail()
 
 
 @pytest.mark.process
 @pytest.mark.livekit
 async def test_call_without_a_letta_agent_fails_with_the_reason(
-        start_worker: Any, sink: EventSink, agent_name: str, lkapi: Any) -> None:
+        start_worker: Any, sink: EventRecorder, agent_name: str, lkapi: Any) -> None:
     """No letta_agent_id and no letta.default_agent_id: the agent joins, then the job ends
     failed with reason no_letta_agent_id."""
     await start_worker(entrypoint=VOICE_AGENT, no_human_timeout_s=30)

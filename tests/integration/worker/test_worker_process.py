@@ -11,9 +11,10 @@ import aiohttp
 import pytest
 from livekit import api
 from livekit.protocol import agent
-from worker_helpers import EventSink, poll_until
 
 from voiceops.events import AgentJoined, JobEnded, JobRequest, Jobs, Ready
+from voiceops.testing.eventrec import EventRecorder
+from voiceops.testing.waiting import wait_for_async
 
 pytestmark = [pytest.mark.process, pytest.mark.livekit]
 
@@ -26,7 +27,7 @@ async def dispatch(lkapi: Any, agent_name: str, room: str, metadata: str) -> Any
         api.CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=metadata))
 
 
-async def test_registration_reports_ready_with_worker_id(start_worker: Any, sink: EventSink,
+async def test_registration_reports_ready_with_worker_id(start_worker: Any, sink: EventRecorder,
                                                          agent_name: str) -> None:
     """Once LiveKit confirms the registration, `ready` names the worker id, name and port."""
     worker = await start_worker()
@@ -44,7 +45,7 @@ async def test_registration_reports_ready_with_worker_id(start_worker: Any, sink
 
 
 async def test_dispatch_reaches_custom_entrypoint_with_metadata(
-        start_worker: Any, sink: EventSink, agent_name: str, lkapi: Any) -> None:
+        start_worker: Any, sink: EventRecorder, agent_name: str, lkapi: Any) -> None:
     """A dispatch gives job_request then agent_joined; a custom entrypoint sees the metadata."""
     worker = await start_worker(entrypoint="wk_entrypoints:record_metadata", no_human_timeout_s=2)
     ready = await sink.wait_for(Ready, READY_TIMEOUT_S)
@@ -69,7 +70,7 @@ async def test_dispatch_reaches_custom_entrypoint_with_metadata(
 
 
 async def test_probe_request_is_declined_without_a_job(
-        start_worker: Any, sink: EventSink, agent_name: str, lkapi: Any) -> None:
+        start_worker: Any, sink: EventRecorder, agent_name: str, lkapi: Any) -> None:
     """A request probe is reported, then declined: LiveKit ends the job and nothing joins."""
     await start_worker()
     await sink.wait_for(Ready, READY_TIMEOUT_S)
@@ -83,7 +84,7 @@ async def test_probe_request_is_declined_without_a_job(
         jobs = [j for x in found if x.id == d.id for j in x.state.jobs]
         return jobs[0].state if jobs else None
 
-    state = await poll_until(job_state, 15.0)
+    state = await wait_for_async(job_state, 15.0, "the job declined", 0.2)
     # Declined with terminate: LiveKit records the job as answered (JS_SUCCESS, ended at once).
     assert state.status == agent.JS_SUCCESS and state.ended_at > 0
     assert not sink.of_type(AgentJoined, dispatch_id=d.id)
@@ -92,7 +93,7 @@ async def test_probe_request_is_declined_without_a_job(
 
 
 async def test_probe_join_joins_and_leaves_at_once(
-        start_worker: Any, sink: EventSink, agent_name: str, lkapi: Any) -> None:
+        start_worker: Any, sink: EventRecorder, agent_name: str, lkapi: Any) -> None:
     """A join probe joins the room and ends at once, without waiting for a human."""
     await start_worker(no_human_timeout_s=300)
     await sink.wait_for(Ready, READY_TIMEOUT_S)
@@ -106,7 +107,7 @@ async def test_probe_join_joins_and_leaves_at_once(
 
 
 async def test_sigterm_drains_running_job_then_exits_zero(
-        start_worker: Any, sink: EventSink, agent_name: str, lkapi: Any) -> None:
+        start_worker: Any, sink: EventRecorder, agent_name: str, lkapi: Any) -> None:
     """SIGTERM lets a running job finish on its own, then the worker exits 0 leaving nothing."""
     worker = await start_worker(no_human_timeout_s=6)
     await sink.wait_for(Ready, READY_TIMEOUT_S)
@@ -122,7 +123,7 @@ async def test_sigterm_drains_running_job_then_exits_zero(
 
 
 async def test_second_signal_exits_at_once(
-        start_worker: Any, sink: EventSink, agent_name: str, lkapi: Any) -> None:
+        start_worker: Any, sink: EventRecorder, agent_name: str, lkapi: Any) -> None:
     """A second SIGTERM while draining exits non-zero at once and kills the job processes."""
     worker = await start_worker(entrypoint="wk_entrypoints:hold")
     await sink.wait_for(Ready, READY_TIMEOUT_S)
@@ -130,7 +131,7 @@ async def test_second_signal_exits_at_once(
     await sink.wait_for(AgentJoined, JOB_TIMEOUT_S, dispatch_id=d.id)
 
     worker.signal(signal.SIGTERM)
-    await poll_until(lambda: "draining" in worker.log_tail(), 10.0)
+    await wait_for_async(lambda: "draining" in worker.log_tail(), 10.0, "draining logged", 0.2)
     worker.signal(signal.SIGTERM)
     code = await worker.wait_exit(10.0)
     assert code == 1
@@ -138,7 +139,7 @@ async def test_second_signal_exits_at_once(
 
 
 async def test_failing_entrypoint_reports_failed_job(
-        start_worker: Any, sink: EventSink, agent_name: str, lkapi: Any) -> None:
+        start_worker: Any, sink: EventRecorder, agent_name: str, lkapi: Any) -> None:
     """An entrypoint that raises ends its job as failed and never reports a join."""
     await start_worker(entrypoint="wk_entrypoints:crash")
     await sink.wait_for(Ready, READY_TIMEOUT_S)
@@ -149,7 +150,7 @@ async def test_failing_entrypoint_reports_failed_job(
 
 
 async def test_drain_timeout_cuts_the_job_and_still_exits_zero(
-        start_worker: Any, sink: EventSink, agent_name: str, lkapi: Any) -> None:
+        start_worker: Any, sink: EventRecorder, agent_name: str, lkapi: Any) -> None:
     """A job outlasting workers.drain_timeout_s is closed (cancelled); the worker exits 0."""
     worker = await start_worker(entrypoint="wk_entrypoints:hold", drain_timeout_s=1)
     await sink.wait_for(Ready, READY_TIMEOUT_S)
@@ -165,7 +166,7 @@ async def test_drain_timeout_cuts_the_job_and_still_exits_zero(
 
 @pytest.mark.faults
 async def test_refused_media_ends_job_as_connect_failed(
-        livekit_server: Any, start_worker: Any, sink: EventSink, agent_name: str,
+        livekit_server: Any, start_worker: Any, sink: EventRecorder, agent_name: str,
         lkapi: Any) -> None:
     """When the media path is dead the job ends as connect_failed, with no agent_joined: the
     failed attempt leaves the room, so LiveKit terminates the job while the SDK retries."""

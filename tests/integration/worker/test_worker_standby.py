@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from livekit import api
-from worker_helpers import EventSink, poll_until
 
 from voiceops.events import JobRequest, Ready
+from voiceops.testing.eventrec import EventRecorder
+from voiceops.testing.waiting import wait_for_async
 
 pytestmark = [pytest.mark.process, pytest.mark.livekit]
 
@@ -23,7 +24,8 @@ def worker_status(server: Any, worker_id: str) -> str:
     return next((w["status"] for w in server.state()["workers"] if w["id"] == worker_id), "")
 
 
-async def dispatch_round(lkapi: Any, sink: EventSink, agent_name: str, n: int) -> list[JobRequest]:
+async def dispatch_round(lkapi: Any, sink: EventRecorder, agent_name: str,
+                         n: int) -> list[JobRequest]:
     """``n`` dispatches to new rooms; their JobRequests once every one has arrived."""
     ids = []
     for _ in range(n):
@@ -33,7 +35,7 @@ async def dispatch_round(lkapi: Any, sink: EventSink, agent_name: str, n: int) -
     return [await sink.wait_for(JobRequest, JOB_TIMEOUT_S, dispatch_id=i) for i in ids]
 
 
-async def test_standby_gets_no_job_until_activated(start_worker: Any, sink: EventSink,
+async def test_standby_gets_no_job_until_activated(start_worker: Any, sink: EventRecorder,
                                                    agent_name: str, lkapi: Any,
                                                    livekit_server: Any) -> None:
     """Beside an active worker, every job goes to the active one while the standby waits;
@@ -43,8 +45,9 @@ async def test_standby_gets_no_job_until_activated(start_worker: Any, sink: Even
     parked = await sink.wait_for(Ready, READY_TIMEOUT_S, pid=spare.proc.pid)
     assert parked.standby is True
     if livekit_server.is_emulator:  # registered, and reporting itself full
-        await poll_until(lambda: worker_status(livekit_server, parked.worker_id) == "WS_FULL",
-                         20.0)
+        await wait_for_async(
+            lambda: worker_status(livekit_server, parked.worker_id) == "WS_FULL", 20.0,
+            "the parked worker full", 0.2)
     active = await start_worker(entrypoint="wk_entrypoints:record_metadata", no_human_timeout_s=1)
     await sink.wait_for(Ready, READY_TIMEOUT_S, pid=active.proc.pid, standby=False)
 
@@ -55,5 +58,6 @@ async def test_standby_gets_no_job_until_activated(start_worker: Any, sink: Even
     woken = await sink.wait_for(Ready, READY_TIMEOUT_S, after=parked, pid=spare.proc.pid)
     assert woken.standby is False and woken.worker_id == parked.worker_id
     if livekit_server.is_emulator:  # the server now sees it as available
-        await poll_until(
-            lambda: worker_status(livekit_server, parked.worker_id) == "WS_AVAILABLE", 20.0)
+        await wait_for_async(
+            lambda: worker_status(livekit_server, parked.worker_id) == "WS_AVAILABLE", 20.0,
+            "the woken worker available", 0.2)

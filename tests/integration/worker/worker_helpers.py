@@ -1,78 +1,28 @@
-"""Helpers for the worker tests: an event socket like the supervisor's, and worker processes."""
+"""Helpers for the worker tests: the shared event recorder, and worker processes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psutil
 
 from voiceops import events
+from voiceops.testing.eventrec import EventRecorder
 
 HERE = Path(__file__).resolve().parent
 
 
-class EventSink:
-    """Binds a unix datagram socket (as the supervisor does) and collects decoded events."""
-
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="vo-wk-")  # short: sun_path holds 108 bytes
-        self.path = os.path.join(self.dir, "events.sock")
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(self.path)
-        self._sock.setblocking(False)
-        self.received: list[events.Event] = []
-
-    def close(self) -> None:
-        self._sock.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def collect(self) -> None:
-        """Take every datagram already queued on the socket."""
-        while True:
-            try:
-                data = self._sock.recv(65536)
-            except BlockingIOError:
-                return
-            self.received.append(events.decode(data))  # raises on anything off-contract
-
-    def of_type(self, cls: type[events.Event], after: Any = None, **fields: Any) -> list[Any]:
-        """Received events of ``cls`` with these field values (only those after event ``after``)."""
-        self.collect()
-        start = 0 if after is None else next(
-            i + 1 for i, e in enumerate(self.received) if e is after)
-        return [e for e in self.received[start:] if isinstance(e, cls)
-                and all(getattr(e, k) == v for k, v in fields.items())]
-
-    async def wait_for(self, cls: type[events.Event], timeout_s: float = 30.0,
-                       after: Any = None, **fields: Any) -> Any:
-        """The first event of ``cls`` with these field values (already received, or arriving)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while True:
-            found = self.of_type(cls, after, **fields)
-            if found:
-                return found[0]
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                seen = [(e.TYPE, getattr(e, "dispatch_id", "")) for e in self.received]
-                raise AssertionError(f"no {cls.TYPE} {fields} within {timeout_s}s; got {seen}")
-            try:
-                data = await asyncio.wait_for(loop.sock_recv(self._sock, 65536), remaining)
-            except TimeoutError:
-                continue
-            self.received.append(events.decode(data))  # raises on anything off-contract
+def event_sink() -> EventRecorder:
+    """The shared recorder on a fresh short path, decoding typed events (off-contract raises)."""
+    return EventRecorder(decode=events.decode)
 
 
 def worker_config(path: Path, *, url: str, api_key: str, agent_name: str, entrypoint: str,
@@ -140,7 +90,7 @@ class WorkerProcess:
         await self.assert_group_gone()
 
 
-async def spawn_worker(config_path: Path, sink: EventSink, *, api_secret: str,
+async def spawn_worker(config_path: Path, sink: EventRecorder, *, api_secret: str,
                        extra_env: dict[str, str] | None = None) -> WorkerProcess:
     out_dir = Path(tempfile.mkdtemp(prefix="vo-wk-out-"))
     env = {k: v for k, v in os.environ.items()
@@ -161,18 +111,3 @@ async def spawn_worker(config_path: Path, sink: EventSink, *, api_secret: str,
             sys.executable, "-m", "voiceops.worker", "--config", str(config_path),
             env=env, stdout=log, stderr=asyncio.subprocess.STDOUT, process_group=0)
     return WorkerProcess(proc=proc, log_path=log_path, out_dir=out_dir)
-
-
-async def poll_until(check: Callable[[], Any], timeout_s: float = 20.0,
-                     interval_s: float = 0.2) -> Any:
-    """Call ``check`` (sync or async) until it returns something truthy; fail at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s")
-        await asyncio.sleep(interval_s)
