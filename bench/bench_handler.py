@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ import psutil
 from livekit import api
 
 from voiceops.testing.livekit.pytest_plugin import EmulatorProcess, LiveKitServer
+from voiceops.testing.waiting import wait_for_async
 from voiceops.worker.probe import probe_metadata
 
 from .procs import BenchError, assert_gone
@@ -30,6 +30,7 @@ from .report import Check, Section, percentile
 DEADLINE_S = 3.0  # psrpc's DefaultClientTimeout on the Go server
 HOG_MS, GAP_MS = 100, 10
 ANSWER_TIMEOUT_S = 10.0
+POLL_S = 0.02  # how often a wait asks the emulator for its workers
 LEGS = {"idle": 0, "busy": HOG_MS}
 
 
@@ -56,15 +57,6 @@ def _worker(server: LiveKitServer, leg: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-async def _wait(predicate: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := await asyncio.to_thread(predicate)):
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.02)
-    return value
-
-
 async def _probe(lk: api.LiveKitAPI, server: LiveKitServer, leg: str) -> float | None:
     """One probe dispatch; the emulator's AvailabilityRequest→answer time, None if lost."""
     before = await asyncio.to_thread(_worker, server, leg)
@@ -72,10 +64,14 @@ async def _probe(lk: api.LiveKitAPI, server: LiveKitServer, leg: str) -> float |
     await lk.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(
         agent_name=f"bench-{leg}", room=f"bench-{uuid.uuid4().hex[:10]}",
         metadata=probe_metadata("request")))
+
+    def answered() -> dict[str, Any] | None:
+        w = _worker(server, leg)
+        return w if w and w["answered"] > before["answered"] else None
+
     try:
-        after = await _wait(lambda: (w := _worker(server, leg)) and
-                            w["answered"] > before["answered"] and w, DEADLINE_S + 1,
-                            f"the {leg} worker's answer")
+        after = await wait_for_async(lambda: asyncio.to_thread(answered), DEADLINE_S + 1,
+                                     f"the {leg} worker's answer", POLL_S, error=BenchError)
     except BenchError:
         return None  # past the deadline the emulator drops the answer, as LiveKit does
     return float(after["last_answer_s"])
@@ -83,7 +79,8 @@ async def _probe(lk: api.LiveKitAPI, server: LiveKitServer, leg: str) -> float |
 
 async def _measure(server: LiveKitServer, sizes: HandlerSizes) -> dict[str, list[float | None]]:
     for leg in LEGS:
-        await _wait(lambda leg=leg: _worker(server, leg), 60, f"the {leg} worker to register")
+        await wait_for_async(lambda leg=leg: asyncio.to_thread(_worker, server, leg), 60,
+                             f"the {leg} worker to register", POLL_S, error=BenchError)
     samples: dict[str, list[float | None]] = {leg: [] for leg in LEGS}
     async with api.LiveKitAPI(server.http_url, server.api_key, server.api_secret) as lk:
         for i in range(sizes.warmup + sizes.probes):

@@ -69,13 +69,9 @@ def available(lk: LiveKitServer, *, besides: frozenset[str] | set[str] = frozens
 
 
 def until(predicate: Any, what: str) -> float:
-    """Poll every POLL_S; the monotonic time at which ``predicate()`` first held."""
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        if predicate():
-            return time.monotonic()
-        time.sleep(POLL_S)
-    raise BenchError(f"{what}: not within {TIMEOUT_S:g} s")
+    """The monotonic time at which ``predicate()`` first held (the shared poll, every POLL_S)."""
+    return wait_for(lambda: predicate() and time.monotonic(), TIMEOUT_S, what, POLL_S,
+                    error=BenchError)
 
 
 def cold_start(lk: LiveKitServer, cfg: Path) -> float:

@@ -8,19 +8,17 @@ nothing it started is left.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 
 from voiceops.emulator.options import DEV_API_SECRET
+from voiceops.testing.eventrec import EventRecorder
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -43,47 +41,14 @@ def write_proxy_config(path: Path, livekit_url: str) -> Path:
     return path
 
 
-class EventReader:
-    """A bound unix datagram socket standing in for the supervisor's event socket."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.setblocking(False)
-        self.counts: dict[str, int] = {}
-
-    def wait_for(self, kind: str, timeout_s: float) -> dict[str, object]:
-        deadline = time.monotonic() + timeout_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([self.sock], [], [], remaining)
-            if ready:
-                event = self._read_one()
-                if event is not None and event.get("type") == kind:
-                    return event
-        raise BenchError(f"no {kind!r} event within {timeout_s:g} s")
-
-    def _read_one(self) -> dict[str, object] | None:
-        try:
-            event = json.loads(self.sock.recv(65536))
-        except BlockingIOError:
-            return None
-        kind = str(event.get("type"))
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        return dict(event)
-
-    def drain(self) -> None:
-        while self._read_one() is not None:
-            pass
-
-    def close(self) -> None:
-        self.sock.close()
+# bench_dispatch.py (r-dispatch's) still names the shared recorder by its old name here.
+EventReader = EventRecorder
 
 
 class ProxyProcess:
     """``python -m voiceops.proxy --config PATH``; its address comes from its ready event."""
 
-    def __init__(self, config: Path, events: EventReader, log_path: Path) -> None:
+    def __init__(self, config: Path, events: EventRecorder, log_path: Path) -> None:
         self.log_path = log_path
         env = {**os.environ, "VOICEOPS_EVENTS": events.path, "VOICEOPS_PROCESS": "proxy",
                "LIVEKIT_API_SECRET": DEV_API_SECRET}
@@ -94,7 +59,7 @@ class ProxyProcess:
                 start_new_session=True)
         self.tree = [psutil.Process(self.proc.pid)]
         try:
-            ready = events.wait_for("ready", START_TIMEOUT_S)
+            ready = events.wait_for_sync("ready", START_TIMEOUT_S, error=BenchError)
         except BenchError:
             self.stop()
             raise BenchError(f"proxy not ready; log:\n{self.log_tail()}") from None
