@@ -15,20 +15,21 @@ from aiohttp import web
 
 from voiceops.signing import SignedTokens
 
-from .context import CTX, SERVICES, ProxyContext, Services
+from .context import CTX, ProxyContext
 from .dispatcher import Dispatcher
 from .livekit_gateway import LiveKitGateway
 from .middleware import MIDDLEWARES
 from .options import ProxyOptions, ProxySecrets
 from .roombook import RoomBook
 from .roomsync import RoomSync
-from .route_agents import AgentsDirectory, list_agents
+from .route_agents import list_agents
 from .route_debug import add_routes as add_debug_routes
 from .route_dispatch import dispatch_agent
 from .route_dispatches import dispatch_timeline
-from .route_health import Readiness, healthz, readyz
+from .route_health import healthz, readyz
 from .route_token import mint_token
 from .route_webhook import livekit_webhook
+from .services import SERVICES, AgentsDirectory, Readiness, Services
 from .twirp import TwirpClient
 
 

@@ -1,24 +1,17 @@
-"""What the routes share: static context set at construction, services created inside the loop."""
+"""What the routes share: static context set at construction (the services created inside the
+loop are in ``services``)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from .options import ProxyOptions, ProxySecrets
 from .ratelimit import RateLimiter
 from .replay import ReplayGuard
-
-if TYPE_CHECKING:
-    from .dispatcher import Dispatcher
-    from .livekit_gateway import LiveKitGateway
-    from .route_agents import AgentsDirectory
-    from .roomsync import RoomSync
-    from .route_health import Readiness
 
 API_PREFIX = "/api/"
 DISPATCH_PATH = "/api/dispatch-agent"
@@ -50,16 +43,4 @@ class ProxyContext:
         return origin in self.options.allowed_origins or origin in self.self_origins
 
 
-@dataclass(frozen=True)
-class Services:
-    """Created inside the running loop (cleanup_ctx) and closed with the app."""
-
-    gateway: LiveKitGateway
-    dispatcher: Dispatcher
-    agents: AgentsDirectory
-    readiness: Readiness
-    room_sync: RoomSync
-
-
 CTX = web.AppKey("voiceops_proxy_ctx", ProxyContext)
-SERVICES = web.AppKey("voiceops_proxy_services", Services)

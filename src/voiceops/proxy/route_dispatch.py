@@ -12,10 +12,11 @@ from aiohttp import web
 from voiceops import events
 
 from .bodies import read_json
-from .context import CTX, SERVICES
+from .context import CTX
 from .dispatcher import DispatchResult
 from .middleware import ROOM_KEY, T0_KEY
 from .options import ProxyOptions
+from .services import SERVICES
 from .validation import (
     LETTA_AGENT_KEY,
     RESERVED_ROOM_PREFIXES,

@@ -13,9 +13,10 @@ from livekit.protocol import models, webhook
 from voiceops import events
 
 from .bodies import read_body
-from .context import CTX, SERVICES
+from .context import CTX
 from .errors import ApiError, bad_request
 from .roombook import RoomBook
+from .services import SERVICES
 
 logger = logging.getLogger("voiceops.proxy.webhook")
 AGENT_IDENTITY_PREFIX = "agent-"  # livekit-agents' default identity: agent-<job id>

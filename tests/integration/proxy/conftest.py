@@ -18,8 +18,9 @@ from proxy_helpers import LETTA_KEY, PROXY_KEY, WAIT_S, FakeLetta, assert_no_sec
 
 from voiceops.config import from_dict
 from voiceops.proxy.app import create_app
-from voiceops.proxy.context import CTX, SERVICES
+from voiceops.proxy.context import CTX
 from voiceops.proxy.options import ProxySecrets, options_from_config
+from voiceops.proxy.services import SERVICES
 from voiceops.testing.eventrec import EventRecorder
 from voiceops.testing.waiting import wait_for_async
 
