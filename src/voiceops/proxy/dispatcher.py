@@ -146,15 +146,15 @@ class Dispatcher:
                             ) -> None:
         """Best effort: a stale dispatch left behind only costs a list entry, never an agent."""
         for d, reason in stale:
-            fields = {"dispatch_id": d.id, "room": d.room, "agent_name": d.agent_name,
-                      "stale_reason": reason, "jobs": len(d.state.jobs)}
             try:
                 await self._gw.delete_dispatch(d.id, d.room)
             except ApiError as exc:
-                logger.warning("stale_dispatch_delete_failed",
-                               extra={"fields": {**fields, "error": exc.code}})
+                logger.warning("stale_dispatch_delete_failed dispatch_id=%s agent_name=%s "
+                               "stale_reason=%s jobs=%d error=%s", d.id, d.agent_name, reason,
+                               len(d.state.jobs), exc.code)
                 continue
-            logger.info("stale_dispatch_deleted", extra={"fields": fields})
+            logger.info("stale_dispatch_deleted dispatch_id=%s agent_name=%s stale_reason=%s "
+                        "jobs=%d", d.id, d.agent_name, reason, len(d.state.jobs))
 
     def _result(self, d: agent_dispatch.AgentDispatch, existed: bool, *, reused: bool,
                 wanted: dict[str, Any],

@@ -214,7 +214,7 @@ class LaneConnection(asyncio.Protocol):
         except ApiError as err:
             self._answer(failure(ctx, DISPATCH_PATH, "POST", room, t0, err), origin)
         except Exception:
-            logger.exception("unhandled_error", extra={"fields": {"path": DISPATCH_PATH}})
+            logger.exception("unhandled_error path=%s", DISPATCH_PATH)
             self._answer(failure(ctx, DISPATCH_PATH, "POST", room, t0, internal_error()), origin)
         else:
             latency_s = max(0.0, ctx.clock() - t0)

@@ -49,7 +49,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except Exception:
         # The trace goes to our log only; the client gets a generic 500.
-        logger.exception("unhandled_error", extra={"fields": {"path": request.path}})
+        logger.exception("unhandled_error path=%s", request.path)
         response = _fail(request, internal_error())
     origin = request.headers.get("Origin")
     if origin and ctx.origin_allowed(origin):
@@ -76,8 +76,8 @@ def failure(ctx: ProxyContext, path: str, method: str, room: str, t0: float,
                                           reason=err.reason, latency_s=latency_s,
                                           message=err.message))
     level = logging.WARNING if err.status >= 500 else logging.INFO
-    logger.log(level, "request_failed", extra={"fields": {
-        "path": path, "status": err.status, "code": err.code, "message": err.message}})
+    logger.log(level, "request_failed path=%s status=%d code=%s message=%s", path, err.status,
+               err.code, err.message)
     return render(err)
 
 

@@ -51,8 +51,7 @@ class RoomSync:
             except ApiError as exc:
                 delay = RETRY_S[min(failures, len(RETRY_S) - 1)]
                 failures += 1
-                logger.warning("room_sync_failed", extra={"fields": {
-                    "error": exc.code, "retry_in_s": delay}})
+                logger.warning("room_sync_failed error=%s retry_in_s=%s", exc.code, delay)
                 await asyncio.sleep(delay)
                 continue
             failures = 0

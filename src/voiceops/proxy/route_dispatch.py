@@ -70,7 +70,6 @@ def announce(result: DispatchResult, latency_s: float) -> None:
                                        agent_name=result.agent_name, latency_s=latency_s,
                                        reused=result.reused))
     # No room name in the log: it is the caller's data (the event carries it to the supervisor).
-    logger.info("dispatch_created", extra={"fields": {
-        "dispatch_id": result.dispatch_id, "agent_name": result.agent_name,
-        "reused": result.reused, "room_existed": result.room_existed,
-        "latency_s": round(latency_s, 4)}})
+    logger.info("dispatch_created dispatch_id=%s agent_name=%s reused=%s room_existed=%s "
+                "latency_s=%s", result.dispatch_id, result.agent_name, result.reused,
+                result.room_existed, round(latency_s, 4))

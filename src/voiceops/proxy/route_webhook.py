@@ -81,9 +81,7 @@ def _report(event: webhook.WebhookEvent) -> None:
     events.emit(events.AgentJoined(source="webhook", room=event.room.name,
                                    identity=participant.identity, job_id=job_id,
                                    dispatch_id=dispatch_id))
-    logger.info("agent_joined", extra={"fields": {
-        "room": event.room.name, "identity": participant.identity, "job_id": job_id,
-        "dispatch_id": dispatch_id}})
+    logger.info("agent_joined job_id=%s dispatch_id=%s", job_id, dispatch_id)
 
 
 def agent_ids(identity: str, attributes: dict[str, str]) -> tuple[str, str]:

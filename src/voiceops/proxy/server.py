@@ -55,11 +55,10 @@ async def serve(options: ProxyOptions, secrets: ProxySecrets,
         app[CTX].set_listen(host, port)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         events.emit(events.Ready(listen=address))
-        logger.info("ready", extra={"fields": {"listen": address,
-                                               "livekit": options.livekit_http_url,
-                                               "agent_name": options.agent_name}})
+        logger.info("ready listen=%s livekit=%s agent_name=%s", address,
+                    options.livekit_http_url, options.agent_name)
         await stop.wait()
-        logger.info("stopping", extra={"fields": {"shutdown_timeout_s": SHUTDOWN_TIMEOUT_S}})
+        logger.info("stopping shutdown_timeout_s=%s", SHUTDOWN_TIMEOUT_S)
     finally:
         if server is not None:
             server.close()  # stop accepting; the lane's dispatches in flight still finish

@@ -9,6 +9,7 @@ from livekit.protocol import agent, agent_dispatch, models
 
 from voiceops.proxy.dispatcher import Dispatcher
 from voiceops.proxy.errors import ApiError
+from voiceops.proxy.logs import event_and_fields
 
 AGENT = "voice"
 S = 1_000_000_000
@@ -106,6 +107,7 @@ async def test_failed_delete_is_logged_and_a_new_dispatch_still_made(
                      delete_error=ApiError(502, "livekit_error", "no"))
     result = await dispatcher(gw).dispatch("r", {})
     assert result.dispatch_id == "AD_new" and not result.reused
-    failed = [r for r in caplog.records if r.getMessage() == "stale_dispatch_delete_failed"]
-    assert failed and failed[0].fields["dispatch_id"] == "AD_old"  # type: ignore[attr-defined]
-    assert failed[0].fields["error"] == "livekit_error"  # type: ignore[attr-defined]
+    logged = [event_and_fields(r) for r in caplog.records]
+    failed = [fields for event, fields in logged if event == "stale_dispatch_delete_failed"]
+    assert failed and failed[0]["dispatch_id"] == "AD_old"
+    assert failed[0]["error"] == "livekit_error"

@@ -12,13 +12,23 @@ from voiceops.proxy.options import ProxySecrets, options_from_config
 
 
 def test_log_lines_are_json_with_a_constant_event_and_fields():
-    """A record becomes one JSON object: the message is the event name, fields are keys."""
-    record = logging.LogRecord("voiceops.proxy", logging.INFO, __file__, 1, "dispatch_created",
-                               None, None)
-    record.fields = {"room": "r1", "latency_s": 0.01}
+    """A record in the one log style becomes one JSON object: the event name, and its fields as
+    keys holding the arguments as given."""
+    record = logging.LogRecord("voiceops.proxy", logging.INFO, __file__, 1,
+                               "dispatch_created dispatch_id=%s latency_s=%.3f reused=false",
+                               ("AD_1", 0.01), None)
     line = json.loads(JsonFormatter().format(record))
-    assert line["event"] == "dispatch_created" and line["room"] == "r1"
+    assert line["event"] == "dispatch_created" and line["dispatch_id"] == "AD_1"
+    assert line["latency_s"] == 0.01 and line["reused"] == "false"
     assert line["level"] == "info" and "\n" not in JsonFormatter().format(record)
+
+
+def test_another_librarys_sentence_stays_whole():
+    """A message not in the log style (aiohttp's, livekit's) is kept whole as the event."""
+    record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1,
+                               "Error handling request from %s", ("127.0.0.1",), None)
+    assert json.loads(JsonFormatter().format(record))["event"] == \
+        "Error handling request from 127.0.0.1"
 
 
 def test_own_origin_is_allowed_only_for_the_bound_address():
