@@ -28,9 +28,9 @@ def secret_note(secret: str, *, sandbox: bool) -> tuple[int, str] | None:
     if size >= MIN_SECRET_BYTES or not secret:
         return None
     if secret == SANDBOX_API_SECRET:
-        where = "the sandbox" if sandbox else "this deployment"
+        # livekit-server --dev's public secret: fine on one machine, never in production.
         level = logging.INFO if sandbox else logging.WARNING
-        return level, (f"livekit_dev_secret: {where} signs LiveKit tokens with livekit-server "
-                       "--dev's public secret; fine on one machine, never in production")
-    return logging.WARNING, (f"livekit_secret_short bytes={size} minimum={MIN_SECRET_BYTES}: "
-                             "tokens signed with it are easier to forge; use a longer secret")
+        return level, (f"livekit_dev_secret scope={'sandbox' if sandbox else 'deployment'} "
+                       "signed_with=livekit-server-dev-public-secret")
+    # Tokens signed with a short secret are easier to forge: use a longer one.
+    return logging.WARNING, f"livekit_secret_short bytes={size} minimum={MIN_SECRET_BYTES}"

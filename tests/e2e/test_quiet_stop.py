@@ -52,7 +52,7 @@ def test_ctrl_c_after_an_unanswered_room_is_prompt_and_quiet(tmp_path: Path) -> 
     # From the stop on (a busy machine may make a worker report itself full before it).
     err = whole[whole.index("shutdown_requested"):]
     assert not re.findall(r"^\S+ \S+ (WARNING|ERROR) .*$", err, re.MULTILINE), err
-    assert re.search(r"shutdown_waiting waiting for .*worker-\d \(1 call\)", err), err
+    assert re.search(r"shutdown_waiting progress='waiting for .*worker-\d \(1 call\)", err), err
     assert not re.search(r"alert_fired", err), err
     waiting = [line for _, line in notify.lines("STATUS=stopping: waiting for")
                if re.search(r"worker-\d \(1 call\).*; \d+ s left", line)]

@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_run(args))
     except OSError as exc:
         logging.getLogger("voiceops.letta_standin").error(
-            "cannot listen on %s:%s: %s", args.host, args.port, exc.strerror or exc)
+            "listen_failed host=%s port=%s error=%r", args.host, args.port, exc.strerror or exc)
         return 1
     return 0
 

@@ -110,7 +110,7 @@ async def _errors(request: web.Request,
         return error_response(exc.status, _STATUS_CODES.get(exc.status, "error"),
                               message.get(exc.status, exc.reason))
     except Exception:
-        log.exception("control_request_failed", extra={"path": request.path})
+        log.exception("control_request_failed path=%s", request.path)
         return error_response(500, "internal", "internal error")
 
 
@@ -237,7 +237,7 @@ async def _check_existing(path: Path) -> None:
     if await _answers(path):
         raise ControlSocketError(f"control.socket: another voiceops supervisor is running "
                                  f"(it answers on {path})")
-    log.info("control_socket_stale", extra={"path": str(path)})
+    log.info("control_socket_stale path=%s", path)
 
 
 def _bind_private(path: Path) -> socket.socket:
@@ -301,7 +301,7 @@ async def start_control_server(view: SupervisorView, socket_path: str | os.PathL
         await runner.cleanup()
         sock.close()
         raise
-    log.info("control_listening", extra={"path": str(path)})
+    log.info("control_listening path=%s", path)
     return ControlServer(path, runner, (st.st_dev, st.st_ino))
 
 

@@ -90,7 +90,7 @@ async def start_http_server(view: SupervisorView, registry: CollectorRegistry, h
     """Listen on ``host:port``; raises ``OSError`` when the address cannot be bound."""
     if not _is_loopback(host):
         # The status JSON names processes and agents: operators should mean it.
-        log.warning("metrics_listen_not_loopback", extra={"host": host, "port": port})
+        log.warning("metrics_listen_not_loopback host=%s port=%d", host, port)
     runner = web.AppRunner(make_app(view, registry), access_log=None)
     await runner.setup()
     try:
@@ -100,5 +100,5 @@ async def start_http_server(view: SupervisorView, registry: CollectorRegistry, h
         await runner.cleanup()
         raise
     bound_port = int(runner.addresses[0][1])
-    log.info("http_listening", extra={"host": host, "port": bound_port})
+    log.info("http_listening host=%s port=%d", host, bound_port)
     return HttpServer(host, bound_port, runner)

@@ -43,9 +43,10 @@ def build_monitor(sup: Supervisor, secrets: config.Secrets) -> Monitor:
     cfg = sup.cfg
     if sup.sandbox:
         cfg = sandbox_profile.monitor_config(cfg)
-        log.info("sandbox_heartbeat interval_s=%g timeout_s=%g (LiveKit is local: a fault "
-                 "shows in `voiceops status` within %g s)", cfg.heartbeat.interval_s,
-                 cfg.heartbeat.timeout_s, sandbox_profile.FAULT_VISIBLE_WITHIN_S)
+        # LiveKit is local: a fault shows in `voiceops status` within fault_visible_within_s.
+        log.info("sandbox_heartbeat interval_s=%g timeout_s=%g fault_visible_within_s=%g",
+                 cfg.heartbeat.interval_s, cfg.heartbeat.timeout_s,
+                 sandbox_profile.FAULT_VISIBLE_WITHIN_S)
     # Letta is checked when it is configured, and in the sandbox (its stand-in is a child).
     letta = sup.sandbox or bool(cfg.letta.default_agent_id or secrets.letta_api_key)
     monitor = Monitor(cfg, secrets, sup.metrics, status_provider=sup.status,

@@ -265,8 +265,8 @@ class Supervisor:
         now = self.clock()
         if now - self._last_refusal_log >= 60.0:
             self._last_refusal_log = now
-            log.warning("event_refused type=%s claimed=%s sender_pid=%d sender_owner=%s "
-                        "(events are taken only from the claimed child's process tree)",
+            # Events are taken only from the claimed child's process tree.
+            log.warning("event_refused type=%s claimed=%s sender_pid=%d sender_owner=%s",
                         event.TYPE, event.process or "-", sender, owner or "none")
         return None
 
@@ -387,7 +387,7 @@ class Supervisor:
             progress = pool.stop_progress(now)
             # On the terminal when what we wait for changes, and every 30 s of a long drain.
             if progress.partition(";")[0] != said.partition(";")[0] or now - said_at >= SAY_EVERY_S:
-                log.info("shutdown_waiting %s", progress)
+                log.info("shutdown_waiting progress=%r", progress)
                 said, said_at = progress, now
             self.notifier.status(pool.summary())
             waiters = [asyncio.ensure_future(p.exited.wait()) for p in procs if p.running]

@@ -10,7 +10,7 @@ from voiceops.jwtkeys import secret_note
 def test_sandbox_dev_secret_is_a_note_not_a_warning() -> None:
     """The sandbox's public dev secret gets one INFO line saying what it is."""
     level, text = secret_note("secret", sandbox=True) or (0, "")
-    assert level == logging.INFO and "livekit-server --dev" in text
+    assert level == logging.INFO and "signed_with=livekit-server-dev-public-secret" in text
 
 
 def test_short_production_secret_is_one_warning_without_the_secret() -> None:
