@@ -110,14 +110,15 @@ class AgentSocket:
                 )
                 await worker.send(agent.ServerMessage(pong=pong))
             else:
-                logger.debug("worker %s sent %s (ignored, as on OSS)", worker.id, which)
+                # ignored, as on OSS
+                logger.debug("worker_message_ignored worker_id=%s message=%s", worker.id, which)
 
     def _on_availability(self, worker: Worker, resp: agent.AvailabilityResponse) -> None:
         fut = worker.pending.pop(resp.job_id, None)
         if fut is None or fut.done():
             # Go: "received availability response for unknown job"; a late answer changes nothing
             logger.warning(
-                "received availability response for unknown job: worker %s job %s (too late?)",
+                "availability_response_unknown_job worker_id=%s job_id=%s",
                 worker.id,
                 resp.job_id,
             )
@@ -134,14 +135,14 @@ class AgentSocket:
         job = worker.jobs.get(update.job_id)
         if job is None or job.ended:
             # Go: an ended job leaves Worker.runningJobs, so later updates find nothing
-            logger.debug("received job update for unknown job %s from %s", update.job_id, worker.id)
+            logger.debug("job_update_unknown_job job_id=%s worker_id=%s", update.job_id, worker.id)
             return
         job.set_status(update.status, update.error)
         logger.info(
-            "job %s status %s%s",
+            "job_status job_id=%s status=%s error=%r",
             job.job_id,
             agent.JobStatus.Name(update.status),
-            f" ({update.error})" if update.error else "",
+            update.error,
         )
 
 
@@ -152,6 +153,6 @@ def _parse(msg: aiohttp.WSMessage) -> agent.WorkerMessage | None:
     try:
         parsed.ParseFromString(msg.data)
     except DecodeError:
-        logger.warning("undecodable worker message (%d bytes)", len(msg.data))
+        logger.warning("worker_message_undecodable bytes=%d", len(msg.data))
         return None
     return parsed

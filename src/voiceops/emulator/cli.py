@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     except OSError as exc:
         logging.getLogger("voiceops.emulator").error(
-            "cannot listen on %s:%s: %s", args.host, args.port, exc
+            "listen_failed host=%s port=%s error=%r", args.host, args.port, str(exc)
         )
         return 1
     return 0

@@ -86,16 +86,16 @@ class Dispatcher:
         try:
             await worker.send(agent.ServerMessage(termination=agent.JobTermination(job_id=job_id)))
         except ConnectionError:
-            logger.info("worker %s gone before termination of %s", worker.id, job_id)
+            logger.info("worker_gone_before_termination worker_id=%s job_id=%s", worker.id, job_id)
         if left_room:
             record.set_status(agent.JS_FAILED, LEFT_ROOM_ERROR)
         else:
             record.set_status(agent.JS_SUCCESS)
         logger.info(
-            "job %s terminated: %s%s",
+            "job_terminated job_id=%s status=%s error=%r",
             job_id,
             agent.JobStatus.Name(record.status),
-            f" ({record.error})" if record.error else "",
+            record.error,
         )
         return record
 
@@ -110,11 +110,10 @@ class Dispatcher:
     async def _run(self, room: models.Room, dispatch: agent_dispatch.AgentDispatch) -> None:
         key = (dispatch.agent_name, "", agent.JT_ROOM)
         if not self._registry.for_key(key):
+            # Go: "not dispatching agent job since no worker is available"
             logger.info(
-                "not dispatching agent job since no worker is available: agent_name=%r room=%s "
-                "dispatch_id=%s",
+                "dispatch_without_worker agent_name=%r dispatch_id=%s",
                 dispatch.agent_name,
-                room.name,
                 dispatch.id,
             )
             return
@@ -137,9 +136,7 @@ class Dispatcher:
             candidates = [w for w in self._registry.for_key(key) if w.id not in tried]
             worker = choose_worker(candidates, self._rng)
             if worker is None:
-                logger.warning(
-                    "no worker available to handle job %s (agent_name=%r)", job.id, key[0]
-                )
+                logger.warning("job_without_worker job_id=%s agent_name=%r", job.id, key[0])
                 return
             tried.add(worker.id)
             if await self._offer(worker, job, dispatch, deadline, swallow):
@@ -150,9 +147,11 @@ class Dispatcher:
         affinity = node_affinity(self._registry.for_key(key), TARGET_LOAD)
         if affinity <= 0:
             loads = sorted(round(w.load, 2) for w in self._registry.for_key(key))
+            # Go: "failed to send job request: no servers available (received 1 responses)":
+            # every worker is full or reports a load at or above target_load.
             logger.warning(
-                "failed to send job request: no servers available (received 1 responses): "
-                "job %s agent_name=%r, every worker is full or reports load >= %.1f (loads %s)",
+                "job_request_failed reason=no_servers_available job_id=%s agent_name=%r "
+                "target_load=%.1f loads=%s",
                 job.id,
                 key[0],
                 TARGET_LOAD,
@@ -185,12 +184,13 @@ class Dispatcher:
             return False
         if not resp.available:
             if not resp.terminate:
-                logger.info("worker %s unavailable for job %s, trying next", worker.id, job.id)
+                logger.info("worker_unavailable worker_id=%s job_id=%s next=try_another", worker.id,
+                            job.id)
                 return False
             job.state.status = agent.JS_SUCCESS
             job.state.ended_at = int(self._clock() * 1e9)
             dispatch.state.jobs.append(job)
-            logger.info("worker %s rejected job %s with terminate", worker.id, job.id)
+            logger.info("job_rejected worker_id=%s job_id=%s answer=terminate", worker.id, job.id)
             return True
         await self._assign(worker, job, dispatch, resp)
         return True
@@ -203,7 +203,8 @@ class Dispatcher:
         fut: asyncio.Future[agent.AvailabilityResponse] = loop.create_future()
         asked_at = loop.time()
         if swallow:
-            logger.warning("fault: swallowing JobRequest %s for %r", job.id, job.agent_name)
+            logger.warning("fault_swallow_job_request job_id=%s agent_name=%r", job.id,
+                           job.agent_name)
         else:
             worker.pending[job.id] = fut
             try:
@@ -218,9 +219,9 @@ class Dispatcher:
             resp = await asyncio.wait_for(fut, timeout_s)
         except TimeoutError:
             worker.pending.pop(job.id, None)
+            # The worker did not answer in time: the job is lost (as on the Go server).
             logger.warning(
-                "availability timeout: worker %s did not answer job %s within %.1fs "
-                "(request deadline %.1fs); the job is lost",
+                "availability_timeout worker_id=%s job_id=%s waited_s=%.1f deadline_s=%.1f",
                 worker.id,
                 job.id,
                 timeout_s,
@@ -256,18 +257,19 @@ class Dispatcher:
         )
         delay_s = self._faults.current.assignment_delay_s
         if delay_s > 0:
-            logger.warning("fault: delaying assignment of %s by %.1fs", job.id, delay_s)
+            logger.warning("fault_delay_assignment job_id=%s delay_s=%.1f", job.id, delay_s)
             await asyncio.sleep(delay_s)
         job.state.participant_identity = identity
         assignment = agent.JobAssignment(job=job, url="", token=token)
         try:
             await worker.send(agent.ServerMessage(assignment=assignment))
         except ConnectionError:
-            logger.warning("worker %s gone before assignment of %s", worker.id, job.id)
+            logger.warning("worker_gone_before_assignment worker_id=%s job_id=%s", worker.id,
+                           job.id)
             return
         worker.jobs[job.id] = JobRecord(job.id, dispatch.id, job.room.name, identity)
         dispatch.state.jobs.append(job)
-        logger.info("assigned job %s to worker %s as %s", job.id, worker.id, identity)
+        logger.info("job_assigned job_id=%s worker_id=%s", job.id, worker.id)
         if dispatch.state.deleted_at:
             # deleted (or its room closed) while the request was in flight
             await self.terminate_jobs(dispatch)

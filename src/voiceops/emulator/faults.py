@@ -125,12 +125,12 @@ class FaultController:
         parsed = parse_faults(settings)
         drop = bool(parsed.pop("drop_workers", False))
         self._current = dataclasses.replace(self._current, **parsed)  # type: ignore[arg-type]
-        logger.warning("faults set: %s", self._current.to_json())
+        logger.warning("faults_set faults=%s", self._current.to_json())
         if drop and self._drop_workers is not None:
             self._drop_workers()
         return self._current
 
     def clear(self) -> Faults:
         self._current = Faults()
-        logger.info("faults cleared")
+        logger.info("faults_cleared")
         return self._current

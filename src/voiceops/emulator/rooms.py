@@ -86,7 +86,7 @@ class RoomManager:
             await asyncio.sleep(self._options.room_reaper_interval_s)
             now = self._clock()
             for room in [r for r in self.rooms.values() if room_should_close(r, now)]:
-                logger.info("closing room %s: empty past its timeout", room.name)
+                logger.info("room_closing room_sid=%s reason=empty_timeout", room.sid)
                 await self.delete_room(room.name, "ROOM_CLOSED")
 
     # -- rooms -----------------------------------------------------------------------------
@@ -105,7 +105,7 @@ class RoomManager:
             metadata=spec.metadata,
         )
         self.rooms[spec.name] = room
-        logger.info("room %s created (%s)", room.name, room.sid)
+        logger.info("room_created room_sid=%s", room.sid)
         self.webhooks.emit("room_started", room.to_proto())
         # Go createAgentDispatchesFromRoomAgent: no configured agents -> one unnamed dispatch,
         # which only unnamed workers receive. Named workers need an explicit dispatch.
@@ -125,7 +125,7 @@ class RoomManager:
         for participant in list(room.participants.values()):
             await self.remove_participant(room, participant.identity, reason)
         self.webhooks.emit("room_finished", room.to_proto())
-        logger.info("room %s finished", name)
+        logger.info("room_finished room_sid=%s", room.sid)
 
     def list_rooms(self, names: Iterable[str]) -> list[models.Room]:
         wanted = set(names)
@@ -159,7 +159,8 @@ class RoomManager:
         room, _ = self.get_or_create(RoomSpec(name=req.room))
         dispatch = self._add_dispatch(room, req.agent_name, req.metadata, dict(req.attributes))
         logger.info(
-            "dispatch %s created: agent_name=%r room=%s", dispatch.id, req.agent_name, room.name
+            "dispatch_created dispatch_id=%s agent_name=%r room_sid=%s", dispatch.id,
+            req.agent_name, room.sid
         )
         return dispatch
 
@@ -199,9 +200,7 @@ class RoomManager:
             if identity not in room.participants:
                 continue
             if not await self._left(room, identity, self._options.agent_leave_wait_s):
-                logger.info(
-                    "agent worker did not disconnect after %.0fs", self._options.agent_leave_wait_s
-                )
+                logger.info("agent_overstayed waited_s=%.0f", self._options.agent_leave_wait_s)
                 await self.remove_participant(
                     room, identity, "SERVICE_REQUEST_REMOVE_PARTICIPANT", notify_others=True
                 )
@@ -230,13 +229,13 @@ class RoomManager:
             try:
                 await participant.sink.close(reason)
             except Exception:  # a dead socket must not stop the removal of the others
-                logger.exception("closing participant %s failed", identity)
+                logger.exception("participant_close_failed room_sid=%s", room.sid)
         # Go: only a participant that became ACTIVE (and so had participant_joined) "left".
         event = "participant_left" if was_active else "participant_connection_aborted"
         self.webhooks.emit(event, room.to_proto(), participant.to_proto())
         if notify_others:
             await self._announce_left(room, participant.to_proto())
-        logger.info("participant %s left room %s (%s)", identity, room.name, reason or "leave")
+        logger.info("participant_left room_sid=%s reason=%s", room.sid, reason or "leave")
 
     def _end_agent_job(self, room: Room, identity: str) -> None:
         """Go's Room.RemoveParticipant: the agent of a running job left, so the job is over."""
@@ -259,4 +258,4 @@ class RoomManager:
             try:
                 await other.sink.send(update)
             except Exception:  # one broken socket must not starve the others
-                logger.exception("update to %s failed", other.identity)
+                logger.exception("participant_update_failed")

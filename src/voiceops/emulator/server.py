@@ -89,7 +89,8 @@ def build_core(
 def _setup_rtc(app: web.Application, hub: Hub) -> None:
     """Wire /rtc when the signalling module is present; a broken module fails loudly."""
     if importlib.util.find_spec(f"{__package__}.rtc") is None:
-        logger.warning("rtc module not present: /rtc is not served (ctx.connect() will fail)")
+        # ctx.connect() will fail without it
+        logger.warning("rtc_unavailable route=/rtc")
         return
     from . import rtc
 
@@ -189,7 +190,7 @@ class Emulator:
         site = web.TCPSite(self._runner, self.options.host, self.options.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
-        logger.info("emulator listening on %s", self.http_url)
+        logger.info("emulator_listening url=%s", self.http_url)
 
     async def stop(self) -> None:
         if self._runner is not None:

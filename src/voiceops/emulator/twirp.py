@@ -262,9 +262,9 @@ class TwirpServer:
         except TwirpFailure as exc:
             return twirp_error(exc.code, exc.msg)
         except Exception:  # a bug in the emulator must still look like a Twirp error to clients
-            logger.exception("twirp %s failed", path)
+            logger.exception("twirp_failed path=%s", path)
             return twirp_error("internal", "internal error")
-        logger.debug("twirp %s ok", path)
+        logger.debug("twirp_ok path=%s", path)
         if as_json:
             text = MessageToJson(
                 resp, preserving_proto_field_name=True, always_print_fields_with_no_presence=True

@@ -108,7 +108,7 @@ class WebhookNotifier:
                 q.queue.put_nowait(ev)
             except asyncio.QueueFull:
                 q.dropped += 1
-                logger.warning("webhook queue full, dropped %s for %s", event, q.url)
+                logger.warning("webhook_dropped event=%s url=%s reason=queue_full", event, q.url)
 
     async def _deliver_loop(self, q: _UrlQueue) -> None:
         while True:
@@ -133,7 +133,8 @@ class WebhookNotifier:
             except (TimeoutError, aiohttp.ClientError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             logger.warning(
-                "webhook %s to %s failed (%s), attempt %d", ev.event, url, reason, attempt + 1
+                "webhook_failed event=%s url=%s reason=%r attempt=%d", ev.event, url, reason,
+                attempt + 1
             )
             if attempt + 1 < self._attempts:
                 await asyncio.sleep(self._backoff_s * (2**attempt))

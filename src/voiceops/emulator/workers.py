@@ -134,7 +134,7 @@ class WorkerRegistry:
         first = not any(w.key == worker.key for w in self._workers.values())
         self._workers[worker.id] = worker
         logger.info(
-            "worker registered: id=%s agent_name=%r first_for_name=%s",
+            "worker_registered worker_id=%s agent_name=%r first_for_name=%s",
             worker.id,
             worker.key[0],
             first,
@@ -143,7 +143,7 @@ class WorkerRegistry:
     def remove(self, worker: Worker) -> None:
         if self._workers.pop(worker.id, None) is not None:
             worker.fail_pending()
-            logger.info("worker unregistered: id=%s agent_name=%r", worker.id, worker.key[0])
+            logger.info("worker_unregistered worker_id=%s agent_name=%r", worker.id, worker.key[0])
 
     def for_key(self, key: WorkerKey) -> list[Worker]:
         return [w for w in self._workers.values() if w.key == key]

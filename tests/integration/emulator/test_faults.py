@@ -44,12 +44,12 @@ async def test_swallowed_job_request_leaves_no_job(
         )
         await worker.wait_event("job_request", 20, lambda e: e["dispatch_id"] == control.id)
         # Past the availability timeout the swallowed dispatch is settled for good (no retry).
-        await wait_for_async(lambda: "availability timeout" in server.log_text(), 10, "timeout log")
+        await wait_for_async(lambda: "availability_timeout" in server.log_text(), 10, "timeout log")
         assert await dispatch_jobs(lk, "f-swallow", "voice") == []
         listed = await lk.agent_dispatch.list_dispatch("f-swallow")
         assert [d.id for d in listed if d.agent_name == "voice"] == [swallowed.id]
     assert [e["dispatch_id"] for e in worker.events("job_request")] == [control.id]
-    assert "swallowing JobRequest" in server.log_text()
+    assert "fault_swallow_job_request" in server.log_text()
     worker.stop()
     assert_no_children_left(server.pid)
 
@@ -73,7 +73,7 @@ async def test_late_assignment_times_out_in_worker(livekit_server: Any, workers:
         )
         assert log["level"] == "WARNING"
         # The assignment is sent after the delay (as on the Go server), to a worker that gave up.
-        await wait_for_async(lambda: "assigned job" in livekit_server.log_text(), 10,
+        await wait_for_async(lambda: "job_assigned" in livekit_server.log_text(), 10,
                              "late assignment")
     assert worker.events("job_started") == []
     worker.stop()
