@@ -125,8 +125,9 @@ class EventRecorder:
 
     def summary(self) -> list[tuple[str, str]]:
         """(type, dispatch_id) of each event recorded, for a failure message."""
-        return [(event_type(e), str(_field(e, "dispatch_id") if _field(e, "dispatch_id")
-                                    is not _MISSING else "")) for e in self.received]
+        ids = (_field(e, "dispatch_id") for e in self.received)
+        return [(event_type(e), "" if i is _MISSING else str(i))
+                for e, i in zip(self.received, ids, strict=True)]
 
     def close(self) -> None:
         if self._loop is not None and not self._loop.is_closed():

@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -26,7 +26,7 @@ def _message(timeout_s: float, what: str, last_error: BaseException | None) -> s
     return f"timed out after {timeout_s:g}s waiting for {what}{suffix}"
 
 
-def wait_for(probe: Callable[[], T], timeout_s: float = 30.0, what: str = "condition",
+def wait_for(probe: Callable[[], T | None], timeout_s: float = 30.0, what: str = "condition",
              interval_s: float = 0.05, *, retry_on: tuple[type[BaseException], ...] = (),
              error: type[Exception] = TimedOut, done: Callable[[Any], bool] = bool) -> T:
     """Deadline poll: the first value of ``probe()`` for which ``done`` holds (truthy)."""
@@ -36,7 +36,7 @@ def wait_for(probe: Callable[[], T], timeout_s: float = 30.0, what: str = "condi
         try:
             value = probe()
             if done(value):
-                return value
+                return cast(T, value)
         except retry_on as exc:
             last_error = exc
         if time.monotonic() >= deadline:
@@ -44,8 +44,9 @@ def wait_for(probe: Callable[[], T], timeout_s: float = 30.0, what: str = "condi
         time.sleep(interval_s)
 
 
-async def wait_for_async(probe: Callable[[], T | Awaitable[T]], timeout_s: float = 30.0,
-                         what: str = "condition", interval_s: float = 0.05, *,
+async def wait_for_async(probe: Callable[[], T | None | Awaitable[T | None]],
+                         timeout_s: float = 30.0, what: str = "condition",
+                         interval_s: float = 0.05, *,
                          retry_on: tuple[type[BaseException], ...] = (),
                          error: type[Exception] = TimedOut,
                          done: Callable[[Any], bool] = bool) -> T:
@@ -58,7 +59,7 @@ async def wait_for_async(probe: Callable[[], T | Awaitable[T]], timeout_s: float
             if inspect.isawaitable(value):
                 value = await value
             if done(value):
-                return value  # type: ignore[return-value]
+                return cast(T, value)
         except retry_on as exc:
             last_error = exc
         if time.monotonic() >= deadline:
