@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import psutil
 import pytest
-from emulator_helpers import WebhookSink, participants_by_identity, until_participants, wait_until
+from emulator_helpers import WebhookSink, participants_by_identity, until_participants
 from livekit.protocol import models
 
 try:
@@ -21,6 +21,8 @@ try:
 except ImportError:  # collected as a rootdir-relative module (no __init__.py)
     from rtc_client import RtcClient
     from rtc_fakehub import mint_token
+
+from voiceops.testing.waiting import wait_for_async
 
 pytestmark = [pytest.mark.livekit, pytest.mark.process]
 
@@ -180,7 +182,8 @@ async def test_track_webhooks(
             return [(e.event, e.track.sid, e.participant.identity) for e in webhook_sink.events
                     if e.event.startswith("track_")]
 
-        await wait_until(lambda: len(track_events()) >= 4, EVENT_DEADLINE_S, "four track webhooks")
+        await wait_for_async(lambda: len(track_events()) >= 4, EVENT_DEADLINE_S,
+                             "four track webhooks")
     assert sorted(track_events()) == sorted([
         ("track_published", sids[0], "alice"), ("track_published", sids[1], "alice"),
         ("track_unpublished", sids[1], "alice"), ("track_unpublished", sids[0], "alice")])
