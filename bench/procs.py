@@ -41,10 +41,6 @@ def write_proxy_config(path: Path, livekit_url: str) -> Path:
     return path
 
 
-# bench_dispatch.py (r-dispatch's) still names the shared recorder by its old name here.
-EventReader = EventRecorder
-
-
 class ProxyProcess:
     """``python -m voiceops.proxy --config PATH``; its address comes from its ready event."""
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from proxy_helpers import AGENT_NAME, LETTA_KEY, EventSink, poll_until
+from proxy_helpers import AGENT_NAME, LETTA_KEY, WAIT_S
 
 from voiceops.config import from_dict
 from voiceops.proxy.app import create_app
@@ -22,7 +22,9 @@ from voiceops.proxy.context import CTX
 from voiceops.proxy.fastlane import Lane
 from voiceops.proxy.options import ProxySecrets, options_from_config
 from voiceops.proxy.server import listen
+from voiceops.testing.eventrec import EventRecorder
 from voiceops.testing.procs import free_port
+from voiceops.testing.waiting import wait_for_async
 
 pytestmark = pytest.mark.livekit
 KEY = "lane-key-5b0e3d8c1a7f4e2b9d6c"
@@ -85,7 +87,7 @@ LaneFactory = Callable[..., Awaitable[LaneProxy]]
 
 
 @pytest.fixture
-async def make_lane(event_sink: EventSink) -> AsyncIterator[LaneFactory]:
+async def make_lane(event_sink: EventRecorder) -> AsyncIterator[LaneFactory]:
     """The proxy as `serve()` wires it (lane in front of aiohttp), in this process."""
     stops: list[Callable[[], Awaitable[None]]] = []
 
@@ -136,7 +138,7 @@ async def test_lane_answers_as_the_aiohttp_route_does(livekit_server_module, mak
     for name in ("content-type", "vary", "server"):
         assert fast.headers[name] == slow.headers[name]
     for r, reply in ((fast_room, fast), (slow_room, slow)):
-        event = await event_sink.wait_for("dispatch_created", lambda e, r=r: e["room"] == r)
+        event = await event_sink.wait_for("dispatch_created", room=r)
         assert event["dispatch_id"] == reply.body["dispatch_id"] and event["reused"] is False
 
 
@@ -207,7 +209,7 @@ async def test_livekit_failure_from_the_lane(make_lane, event_sink):
     assert reply.status == 503 and reply.body["success"] is False
     assert reply.body["error"]["code"] == "livekit_unreachable"
     assert reply.headers["vary"] == "Origin" and proxy.lane.handed == 0
-    event = await event_sink.wait_for("dispatch_failed", lambda e: e["room"] == target)
+    event = await event_sink.wait_for("dispatch_failed", room=target)
     assert event["reason"] == "livekit_error"
 
 
@@ -235,7 +237,8 @@ async def test_shutdown_lets_a_dispatch_in_flight_finish(livekit_server, make_la
     reader, writer = await proxy.connect()
     target = room()
     writer.write(post({"room": target}))
-    await poll_until(lambda: any(c.busy for c in proxy.lane.connections), "a dispatch in flight")
+    await wait_for_async(lambda: any(c.busy for c in proxy.lane.connections), WAIT_S,
+                         "a dispatch in flight")
     shutdown = asyncio.create_task(proxy.lane.shutdown(10.0))
     reply = await read_reply(reader)
     await shutdown

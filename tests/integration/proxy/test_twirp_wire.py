@@ -21,10 +21,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from livekit import api
 from livekit.protocol import agent_dispatch
-from proxy_helpers import AGENT_NAME, poll_until
+from proxy_helpers import AGENT_NAME, WAIT_S
 
 from voiceops.proxy.twirp import TwirpClient
 from voiceops.signing import SignedTokens
+from voiceops.testing.waiting import wait_for_async
 
 KEY, SECRET = "APIwire", "wire-secret-4f1e9a7c2b8d6e0f3a5c"
 ADMIN = api.VideoGrants(room_admin=True, room="wire-room")
@@ -141,7 +142,8 @@ async def test_connections_are_kept_alive_and_never_reused_stale(capture: tuple[
     for _ in range(5):
         await call()
     assert lean.connections_made == 1 and len(cap.peers) == 1
-    await poll_until(lambda: lean.idle_connections == 0, "the server closing the idle connection")
+    await wait_for_async(lambda: lean.idle_connections == 0, WAIT_S,
+                         "the server closing the idle connection")
     await call()
     assert lean.connections_made == 2
     cap.hold = asyncio.Event()

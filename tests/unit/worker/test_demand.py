@@ -11,6 +11,7 @@ import pytest
 from livekit.agents import JobContext, JobExecutorType, JobProcess
 from livekit.agents.ipc.proc_pool import ProcPool
 
+from voiceops.testing.waiting import wait_for_async
 from voiceops.worker import demand
 
 BASE = 1
@@ -32,24 +33,20 @@ def _pool() -> ProcPool:
         memory_warn_mb=0, memory_limit_mb=0, http_proxy=None, loop=asyncio.get_running_loop())
 
 
-async def _until(predicate: object, timeout_s: float = 30.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.02)
-
-
 async def test_pool_warms_to_demand_and_trims_back() -> None:
     """Three accepted offers: the pool warms BASE + 3; demand gone: trim returns it to BASE."""
     wanted = 0
     pool = demand.install(_pool(), lambda: wanted)
     await pool.start()
     try:
-        await _until(lambda: demand.idle_count(pool) == BASE)
+        await wait_for_async(lambda: demand.idle_count(pool) == BASE, 30.0, "the pool at BASE",
+                             0.02)
         wanted = 3
-        await _until(lambda: demand.idle_count(pool) == BASE + 3)
+        await wait_for_async(lambda: demand.idle_count(pool) == BASE + 3, 30.0,
+                             "the pool at BASE + 3", 0.02)
         assert demand.trim(pool) == 0, "no trim while offers are pending"
         wanted = 0
-        await _until(lambda: not pool._spawn_tasks)
+        await wait_for_async(lambda: not pool._spawn_tasks, 30.0, "no spawn left", 0.02)
         assert demand.trim(pool) == 3
         assert demand.idle_count(pool) == BASE
     finally:
