@@ -32,11 +32,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
-from .context import CTX, DISPATCH_PATH, SERVICES
+from .context import CTX, DISPATCH_PATH
 from .dispatcher import DispatchResult
 from .errors import ApiError
 from .middleware import check_api_key, failure, internal_error
 from .route_dispatch import FIELDS, announce, answer, checked_request
+from .services import SERVICES
 from .validation import parse_json_object
 
 logger = logging.getLogger("voiceops.proxy")
