@@ -14,11 +14,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 
 from voiceops.emulator.options import DEV_API_SECRET
-from voiceops.testing.eventrec import EventRecorder
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -41,10 +41,18 @@ def write_proxy_config(path: Path, livekit_url: str) -> Path:
     return path
 
 
+class ReadyEvents(Protocol):
+    """What ProxyProcess needs of the proxy's event reader (``event_sink.SinkProcess``)."""
+
+    path: str
+
+    def wait_for(self, kind: str, timeout_s: float) -> dict[str, object]: ...
+
+
 class ProxyProcess:
     """``python -m voiceops.proxy --config PATH``; its address comes from its ready event."""
 
-    def __init__(self, config: Path, events: EventRecorder, log_path: Path) -> None:
+    def __init__(self, config: Path, events: ReadyEvents, log_path: Path) -> None:
         self.log_path = log_path
         env = {**os.environ, "VOICEOPS_EVENTS": events.path, "VOICEOPS_PROCESS": "proxy",
                "LIVEKIT_API_SECRET": DEV_API_SECRET}
@@ -55,7 +63,7 @@ class ProxyProcess:
                 start_new_session=True)
         self.tree = [psutil.Process(self.proc.pid)]
         try:
-            ready = events.wait_for_sync("ready", START_TIMEOUT_S, error=BenchError)
+            ready = events.wait_for("ready", START_TIMEOUT_S)
         except BenchError:
             self.stop()
             raise BenchError(f"proxy not ready; log:\n{self.log_tail()}") from None

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from voiceops.testing.waiting import TimedOut, wait_for, wait_for_async
+from voiceops.testing.waiting import TimedOut, wait_for_async
 
 Match = str | type | Callable[[Any], bool]
 POLL_S = 0.02
@@ -114,14 +114,6 @@ class EventRecorder:
                                         done=lambda e: e is not None)
         except TimedOut as exc:
             raise TimedOut(f"{exc}; got {self.summary()}") from None
-
-    def wait_for_sync(self, match: Match, timeout_s: float | None = None, *,
-                      error: type[Exception] = TimedOut, **fields: Any) -> Any:
-        """``wait_for`` outside a running loop (benchmark drivers)."""
-        return wait_for(lambda: self._first(match, None, None, fields),
-                        self.wait_s if timeout_s is None else timeout_s,
-                        self._what(match, fields), POLL_S, error=error,
-                        done=lambda e: e is not None)
 
     def summary(self) -> list[tuple[str, str]]:
         """(type, dispatch_id) of each event recorded, for a failure message."""
