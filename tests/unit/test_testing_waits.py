@@ -49,7 +49,7 @@ def test_wait_for_retries_listed_errors_and_quotes_the_last() -> None:
 
 def test_wait_for_done_accepts_falsy_answers() -> None:
     """With ``done`` the caller decides what counts: here an empty list is an answer."""
-    assert wait_for(lambda: [], 1.0, "a list", 0.01, done=lambda v: v is not None) == []
+    assert wait_for(list, 1.0, "a list", 0.01, done=lambda v: v is not None) == []
 
 
 async def test_wait_for_async_takes_sync_and_async_probes() -> None:

@@ -60,7 +60,7 @@ def wait_for(probe: Callable[[], T | None], timeout_s: float = 30.0, what: str =
         time.sleep(interval_s)
 
 
-async def wait_for_async(probe: Callable[[], T | None | Awaitable[T | None]],
+async def wait_for_async(probe: Callable[[], T | Awaitable[T | None] | None],
                          timeout_s: float = 30.0, what: str = "condition",
                          interval_s: float = 0.05, *,
                          retry_on: tuple[type[BaseException], ...] = (),

@@ -13,8 +13,8 @@ from voiceops.proxy.dispatcher import KeyedLocks
 from voiceops.proxy.errors import ApiError
 from voiceops.proxy.livekit_gateway import map_server_error
 from voiceops.proxy.middleware import check_api_key, key_matches
-from voiceops.proxy.services import map_letta_error
 from voiceops.proxy.route_webhook import agent_ids
+from voiceops.proxy.services import map_letta_error
 
 URL = "http://lk.test:7880"
 
