@@ -99,7 +99,7 @@ class Hub:
         if not dependent and room.is_full():
             raise PermissionError("room is full")
         if claims.identity in room.participants:
-            logger.info("duplicate identity %s in %s: replacing", claims.identity, room.name)
+            logger.info("participant_replaced reason=duplicate_identity")
             await self._rooms.remove_participant(room, claims.identity, "DUPLICATE_IDENTITY")
         participant = Participant(
             sid=new_id("PA_"),
@@ -118,7 +118,7 @@ class Hub:
         room.participants[participant.identity] = participant
         if room.first_joined_at_s is None and not dependent:
             room.first_joined_at_s = participant.joined_at_s
-        logger.info("participant %s joining %s (kind %s)", participant.identity, room.name, kind)
+        logger.info("participant_joining participant=%s kind=%s", participant.sid, kind)
         if auto_subscribe:  # Go subscribes a joiner to what is already published
             for other in list(room.participants.values()):
                 for track in list(other.tracks.values()):
@@ -135,7 +135,7 @@ class Hub:
         info = participant.to_proto()
         self._rooms.webhooks.emit("participant_joined", rm.to_proto(), info)
         await self._broadcast(rm, info, exclude=identity)
-        logger.info("participant %s ACTIVE in %s", identity, room)
+        logger.info("participant_active participant=%s", info.sid)
 
     async def leave(self, room: str, identity: str) -> None:
         found = self._find(room, identity)
@@ -162,10 +162,9 @@ class Hub:
         for other in list(rm.participants.values()):
             if other.auto_subscribe:
                 self._forward(participant, track, other)
-        logger.info("track %s published by %s in %s", track.sid, identity, room)
+        logger.info("track_published track=%s", track.sid)
         if track.type != models.TrackType.AUDIO:
-            logger.warning("track %s is not audio: listed, but the emulator forwards only audio",
-                           track.sid)
+            logger.warning("track_not_forwarded track=%s reason=not_audio", track.sid)
 
     async def unpublish_track(self, room: str, identity: str, track_sid: str) -> None:
         found = self._find(room, identity)
@@ -240,7 +239,7 @@ class Hub:
         self._rooms.webhooks.emit(
             "track_unpublished", room.to_proto(), publisher.to_proto(), track
         )
-        logger.info("track %s unpublished by %s in %s", track_sid, publisher.identity, room.name)
+        logger.info("track_unpublished track=%s", track_sid)
         return True
 
     def _drop_media(self, room: Room, participant: Participant) -> None:
@@ -260,11 +259,11 @@ class Hub:
             return
         rm, sender = found
         if not sender.permission.can_publish_data:
-            logger.debug("data from %s dropped: no canPublishData", identity)
+            logger.debug("data_dropped participant=%s reason=no_can_publish_data", sender.sid)
             return
         dp = data_relay.decode(raw)
         if dp is None:
-            logger.warning("undecodable data packet from %s in %s", identity, room)
+            logger.warning("data_undecodable participant=%s", sender.sid)
             return
         if not data_relay.sequence_advances(kind, dp.sequence, sender.last_reliable_seq):
             return
@@ -323,7 +322,7 @@ class Hub:
             try:
                 await other.sink.send(update)
             except Exception:  # one broken socket must not starve the others
-                logger.exception("update to %s failed", other.identity)
+                logger.exception("participant_update_failed participant=%s", other.sid)
 
 
 def apply_metadata_update(

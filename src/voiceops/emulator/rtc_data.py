@@ -41,7 +41,7 @@ class SessionData:
         label = channel.label
         kind = KIND_BY_LABEL.get(label)
         if kind is None:
-            log.debug("rtc %s: ignoring data channel %r", self._name, label)
+            log.debug("rtc_data_channel_ignored session=%s label=%r", self._name, label)
             return
         self._channels[label] = channel
         channel.on("message", lambda message: self._received(kind, message))
@@ -54,7 +54,7 @@ class SessionData:
         try:
             self._on_packet(kind, message)
         except Exception:  # raised into aiortc's SCTP loop, it would end the whole transport
-            log.exception("rtc %s: relaying a data packet failed", self._name)
+            log.exception("rtc_data_relay_failed session=%s", self._name)
 
     def send(self, kind: int, raw: bytes) -> None:
         """Send a relayed packet; reliable ones wait for the channel, lossy ones do not."""

@@ -84,7 +84,7 @@ def forward_encoded(receiver: RTCRtpReceiver, track: Any) -> bool:
     track_queue = getattr(track, "_queue", None)
     if not (hasattr(receiver, _DECODER_QUEUE) and hasattr(receiver, _JITTER_BUFFER)
             and isinstance(track_queue, asyncio.Queue)):
-        log.debug("aiortc internals differ: forwarding decoded audio")
+        log.debug("rtc_passthrough_unavailable fallback=decoded_audio")
         return False
     setattr(receiver, _DECODER_QUEUE, _PacketQueue(track_queue))
     setattr(receiver, _JITTER_BUFFER, EachPacket())

@@ -221,7 +221,7 @@ class PeerEndpoint:
         try:
             await asyncio.wait_for(self.connected.wait(), SETTLE_TIMEOUT_S)
         except TimeoutError:
-            log.warning("rtc peer %s: renegotiating before the connection settled", self.name)
+            log.warning("rtc_renegotiate_early peer=%s", self.name)
 
     def _remote_set(self, sdp: str) -> None:
         self._has_remote = True
@@ -250,7 +250,7 @@ class PeerEndpoint:
 
     def _on_state(self) -> None:
         state = self.connection_state
-        log.debug("rtc peer %s: %s", self.name, state)
+        log.debug("rtc_peer_state peer=%s state=%s", self.name, state)
         if state == "connected":
             self.connected.set()
         elif state in ("failed", "closed"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Coroutine
@@ -28,6 +29,8 @@ from voiceops.emulator.rtc_peer import CandidateError, PeerEndpoint
 from voiceops.emulator.rtc_tracks import SessionTracks
 
 log = logging.getLogger(__name__)
+# Sessions are logged by a process-local number: room names and identities are callers' data.
+_SESSION_NUMBERS = itertools.count(1)
 
 _END_TYPES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 _IGNORED_REQUESTS = frozenset(
@@ -87,7 +90,7 @@ class SignalSession:
         self._settings = settings or JoinSettings()
         self.room = claims.video.room if claims.video else ""
         self.identity = claims.identity
-        name = f"{self.room}/{self.identity}"
+        self.tag = name = f"s{next(_SESSION_NUMBERS)}"
         self.data = SessionData(name, self._on_data)
         self.publisher = PeerEndpoint(
             f"{name}/pub", options.max_buffered_candidates, on_track=self._on_media,
@@ -140,7 +143,7 @@ class SignalSession:
         self._removed_by_hub = self._removed_by_hub or removed_by_hub
         if self._closing:
             return
-        log.info("rtc %s/%s: server closes the session (%s)", self.room, self.identity, reason)
+        log.info("rtc_session_closed session=%s reason=%s", self.tag, reason)
         self._closing = True
         self._queue.put_nowait(_Close(reason))
 
@@ -150,7 +153,7 @@ class SignalSession:
         try:
             await asyncio.wait_for(self._finished.wait(), self._options.close_timeout_s * 2)
         except TimeoutError:
-            log.warning("rtc %s/%s: cleanup did not finish on shutdown", self.room, self.identity)
+            log.warning("rtc_cleanup_unfinished session=%s", self.tag)
 
     # -- the socket's life ----------------------------------------------------------------------
 
@@ -174,7 +177,7 @@ class SignalSession:
                 self._claims, _Sink(self), auto_subscribe=self._settings.auto_subscribe
             )
         except (PermissionError, ValueError) as exc:
-            log.warning("rtc %s/%s: join refused: %s", self.room, self.identity, exc)
+            log.warning("rtc_join_refused session=%s error=%s", self.tag, exc)
             await self._ws.close(code=1008, message=b"join refused")
             return False
         first = msgs.join_response(info.room, info.participant, info.others, self._options)
@@ -183,8 +186,8 @@ class SignalSession:
             self._queue.put_nowait(msg)
         self._pre_join.clear()
         self._joined = True
-        log.info("rtc %s/%s: joined over %s", self.room, self.identity,
-                 "/rtc/v1 (single PC)" if self._settings.single_pc else "/rtc (v0, two PCs)")
+        log.info("rtc_joined session=%s signalling=%s", self.tag,
+                 "v1_single_pc" if self._settings.single_pc else "v0_two_pcs")
         # v1: the join request carried the client's AddTrackRequests and first publisher offer.
         for add in self._settings.add_tracks:
             self._on_add_track(add)
@@ -197,18 +200,18 @@ class SignalSession:
             try:
                 msg = await self._ws.receive(timeout=self._options.ping_timeout_s)
             except TimeoutError:
-                log.warning("rtc %s/%s: no message for %s s, dropping the client",
-                            self.room, self.identity, self._options.ping_timeout_s)
+                log.warning("rtc_client_silent session=%s timeout_s=%s", self.tag,
+                            self._options.ping_timeout_s)
                 return
             if msg.type in _END_TYPES:
                 return
             if msg.type != WSMsgType.BINARY:
-                log.warning("rtc %s/%s: ignoring a non-binary frame", self.room, self.identity)
+                log.warning("rtc_frame_ignored session=%s kind=text", self.tag)
                 continue
             try:
                 req = proto.SignalRequest.FromString(msg.data)
             except DecodeError as exc:
-                log.warning("rtc %s/%s: undecodable request: %s", self.room, self.identity, exc)
+                log.warning("rtc_request_undecodable session=%s error=%s", self.tag, exc)
                 continue
             if not await self._handle(req):
                 return
@@ -239,20 +242,20 @@ class SignalSession:
                 await self._hub.update_metadata(self.room, self.identity, req.update_metadata)
             )
         elif kind == "leave":
-            log.info("rtc %s/%s: client left", self.room, self.identity)
+            log.info("rtc_client_left session=%s", self.tag)
             return False
         elif kind not in _IGNORED_REQUESTS:
-            log.debug("rtc %s/%s: unhandled request %s", self.room, self.identity, kind)
+            log.debug("rtc_request_unhandled session=%s kind=%s", self.tag, kind)
         return True
 
     async def _on_offer(self, offer: proto.SessionDescription) -> None:
         if self._hub.refuse_media():
-            log.info("rtc %s/%s: fault refuse_media: offer unanswered", self.room, self.identity)
+            log.info("fault_refuse_media session=%s", self.tag)
             return
         try:
             sdp = await self.publisher.answer(offer.sdp)
         except (ValueError, CandidateError) as exc:  # aiortc raises ValueError on bad SDP
-            log.warning("rtc %s/%s: cannot answer the offer: %s", self.room, self.identity, exc)
+            log.warning("rtc_offer_failed session=%s error=%s", self.tag, exc)
             return
         self.enqueue(self.tracks.answer_message(sdp, offer.id))
         await self.tracks.after_offer(offer.sdp)
@@ -264,11 +267,11 @@ class SignalSession:
         try:
             await endpoint.add_candidate(trickle.candidateInit)
         except (CandidateError, ValueError) as exc:
-            log.warning("rtc %s/%s: bad trickle: %s", self.room, self.identity, exc)
+            log.warning("rtc_trickle_bad session=%s error=%s", self.tag, exc)
 
     def _on_add_track(self, req: proto.AddTrackRequest) -> None:
         if self._claims.video is not None and not self._claims.video.can_publish:
-            log.warning("rtc %s/%s: add_track without canPublish", self.room, self.identity)
+            log.warning("rtc_add_track_refused session=%s reason=no_can_publish", self.tag)
             return
         self.enqueue(msgs.track_published(req.cid, self.tracks.add_track(req)))
 
@@ -289,15 +292,15 @@ class SignalSession:
                 await self._ws.send_bytes(msgs.leave(leave_reason).SerializeToString())
             await asyncio.wait_for(self._ws.close(), self._options.close_timeout_s)
         except (ConnectionError, TimeoutError) as exc:
-            log.debug("rtc %s/%s: close: %r", self.room, self.identity, exc)
+            log.debug("rtc_close_error session=%s error=%r", self.tag, exc)
 
     async def _activate_when_connected(self) -> None:
         await self.publisher.connected.wait()
-        log.info("rtc %s/%s: peer connection connected", self.room, self.identity)
+        log.info("rtc_connected session=%s", self.tag)
         try:
             await self._hub.set_active(self.room, self.identity)
         except Exception:  # a core bug must not kill the socket; CancelledError still propagates
-            log.exception("rtc %s/%s: set_active failed", self.room, self.identity)
+            log.exception("rtc_set_active_failed session=%s", self.tag)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"rtc-{name}-{self.identity}")
@@ -340,4 +343,4 @@ class SignalSession:
         """Await finished or cancelled tasks; log their failures, re-raise our own cancellation."""
         for result in await asyncio.gather(*tasks, return_exceptions=True):
             if isinstance(result, Exception):
-                log.error("rtc %s/%s: task failed: %r", self.room, self.identity, result)
+                log.error("rtc_task_failed session=%s error=%r", self.tag, result)

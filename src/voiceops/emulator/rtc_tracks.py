@@ -81,8 +81,7 @@ class SessionTracks:
         for track, mid in arrived:
             info = self._match_pending(track)
             if info is None:
-                log.warning("rtc %s/%s: media with no matching add_track (%s), ignored",
-                            self._room, self._identity, track.kind)
+                log.warning("rtc_media_unmatched peer=%s kind=%s", self.publisher.name, track.kind)
                 continue
             self._published[info.sid] = _Published(info, mid)
             await self._hub.publish_track(self._room, self._identity, info, track)
@@ -161,7 +160,7 @@ class SessionTracks:
 
     async def on_subscriber_answer(self, answer: proto.SessionDescription) -> None:
         if self.subscriber is None or not self.subscriber.awaiting_answer:
-            log.debug("rtc %s/%s: unexpected subscriber answer", self._room, self._identity)
+            log.debug("rtc_answer_unexpected peer=%s", self.publisher.name)
             return
         await self.subscriber.apply_answer(answer.sdp)
         if self._offer_dirty:
