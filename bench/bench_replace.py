@@ -58,6 +58,8 @@ def config(path: Path, lk: LiveKitServer, *, metrics_port: int, standby: int) ->
         "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
         "heartbeat": {"enabled": False},
         "letta": {"base_url": "http://127.0.0.1:9"},
+        # The offline providers, as the sandbox uses: the production defaults need keys.
+        "voice": {"stt": "pocketsphinx", "tts": "piper"},
     })
 
 
