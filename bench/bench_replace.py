@@ -30,7 +30,7 @@ from voiceops.emulator.options import DEV_API_SECRET
 from voiceops.supervisor.resources import sample_tree
 from voiceops.testing.harness import Supervisor, wait_for, write_toml
 from voiceops.testing.livekit.pytest_plugin import EmulatorProcess, LiveKitServer
-from voiceops.testing.procs import free_port
+from voiceops.testing.procs import free_port, terminate
 
 from .procs import AGENT, BenchError
 from .report import Check, Section
@@ -87,12 +87,7 @@ def cold_start(lk: LiveKitServer, cfg: Path) -> float:
     try:
         t1 = until(lambda: available(lk, besides=before), "a cold worker registered")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        terminate(proc, grace_s=30, kill_wait_s=10)
     until(lambda: not available(lk, besides=before), "the cold worker gone")
     return t1 - t0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Protocol
 import psutil
 
 from voiceops.emulator.options import DEV_API_SECRET
+from voiceops.testing.procs import terminate as stop_group
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -82,12 +82,7 @@ class ProxyProcess:
 
 def terminate(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, a bounded wait, then SIGKILL of its process group."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(STOP_TIMEOUT_S)
+    stop_group(proc, grace_s=STOP_TIMEOUT_S)
 
 
 def assert_gone(procs: list[psutil.Process]) -> None:

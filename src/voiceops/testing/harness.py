@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from voiceops.testing.procs import free_port
+from voiceops.testing.procs import free_port, terminate
 from voiceops.testing.waiting import wait_for
 
 FAKE = [sys.executable, "-m", "voiceops.testing.fakechild"]
@@ -182,13 +182,7 @@ class Supervisor:
     def close(self) -> None:
         """Stop it if still running, then assert that nothing it started is left alive."""
         self.remember_tree()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        terminate(self.proc, grace_s=30, kill_wait_s=10)
         self._stderr.close()
         deadline = time.monotonic() + 10
         while (alive := [p for p in self.seen.values() if _alive(p)]) and \

@@ -113,14 +113,21 @@ class ServerProcess:
 
     def stop(self, *, timeout_s: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout_s``; reaps the process. Idempotent."""
-        proc = self._proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # its own session: the group is only its own
-                proc.wait(timeout=timeout_s)
-        return proc.returncode
+        return None if self._proc is None else terminate(self._proc, grace_s=timeout_s)
+
+
+def terminate(proc: subprocess.Popen[Any], *, grace_s: float,
+              kill_wait_s: float | None = None) -> int | None:
+    """SIGTERM, up to ``grace_s`` to exit, then SIGKILL of its process group; reaped.
+
+    ``proc`` must run in its own session (``start_new_session``/``process_group=0``): the
+    group is then only its own. A process that already exited is just reaped.
+    """
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=grace_s if kill_wait_s is None else kill_wait_s)
+    return proc.returncode

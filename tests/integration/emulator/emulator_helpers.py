@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ import psutil
 from aiohttp import web
 from livekit import api
 
+from voiceops.testing.procs import terminate
 from voiceops.testing.waiting import wait_for_async
 
 WORKER_APP = Path(__file__).with_name("worker_app.py")
@@ -89,13 +88,7 @@ class WorkerProc:
             tree = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(True)]
         except psutil.NoSuchProcess:
             tree = []
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        terminate(self.proc, grace_s=timeout_s, kill_wait_s=10)
         psutil.wait_procs(tree, timeout=10)
         for p in tree:
             if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:

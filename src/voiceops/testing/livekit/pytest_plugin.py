@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import pytest
 
 from voiceops.emulator.options import DEV_API_KEY, DEV_API_SECRET
 from voiceops.emulator.server import READY_PREFIX
+from voiceops.testing.procs import terminate
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -184,13 +184,7 @@ class EmulatorProcess:
             tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
         except psutil.NoSuchProcess:
             tree = []
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(STOP_TIMEOUT_S)
+        terminate(proc, grace_s=STOP_TIMEOUT_S)
         if proc.stdout is not None:
             proc.stdout.close()
         if self._log_fd >= 0:
