@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+try:
+    from .rtc_fakehub import mint_token
+except ImportError:  # collected as a rootdir-relative module (no __init__.py)
+    from rtc_fakehub import mint_token
+
 SCRIPT = Path(__file__).with_name("rtc_client_script.py")
+CONNECT_DEADLINE_S = 30.0
 
 
 class RtcClient:
@@ -70,3 +80,28 @@ class RtcClient:
         if self._proc.returncode is None:
             self._proc.kill()
         await asyncio.wait_for(self._proc.wait(), 10)
+
+
+@contextlib.asynccontextmanager
+async def rtc_clients(count: int, *servers: Any) -> AsyncIterator[list[RtcClient]]:
+    """`count` client processes; afterwards no child but the servers' trees is left."""
+    clients = [await RtcClient.start() for _ in range(count)]
+    try:
+        yield clients
+    finally:
+        for client in clients:
+            await client.close()
+        keep = {server.pid for server in servers if server.pid}
+        left = [c for c in psutil.Process().children(recursive=True)
+                if c.pid not in keep and not keep & {p.pid for p in c.parents()}]
+        assert left == []
+
+
+async def connect(client: RtcClient, server: Any, room: str, identity: str, *flags: str,
+                  **grants: Any) -> dict[str, Any]:
+    """Join `room` as `identity` (token grants `grants`); the `connected` event."""
+    token = mint_token(room, identity, key=server.api_key, secret=server.api_secret, **grants)
+    await client.send("connect", server.url, token, *flags)
+    connected = await client.expect("connected", "failed", timeout_s=CONNECT_DEADLINE_S)
+    assert connected["event"] == "connected", connected
+    return connected

@@ -10,37 +10,18 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-import psutil
 import pytest
 from emulator_helpers import participants_by_identity
 
 try:
-    from .rtc_client import RtcClient
-    from .rtc_fakehub import mint_token
+    from .rtc_client import RtcClient, connect, rtc_clients
 except ImportError:  # collected as a rootdir-relative module (no __init__.py)
-    from rtc_client import RtcClient
-    from rtc_fakehub import mint_token
+    from rtc_client import RtcClient, connect, rtc_clients
 
 pytestmark = [pytest.mark.livekit, pytest.mark.process]
 
-CONNECT_DEADLINE_S = 30.0
 EVENT_DEADLINE_S = 15.0
 QUIET_S = 2.0  # how long a packet that must not arrive is waited for
-
-
-@contextlib.asynccontextmanager
-async def _clients(server, count: int) -> AsyncIterator[list[RtcClient]]:
-    """`count` client processes; afterwards no child but the emulator's tree is left."""
-    clients = [await RtcClient.start() for _ in range(count)]
-    try:
-        yield clients
-    finally:
-        for client in clients:
-            await client.close()
-        keep = {server.pid} if server.pid else set()
-        left = [c for c in psutil.Process().children(recursive=True)
-                if c.pid not in keep and not keep & {p.pid for p in c.parents()}]
-        assert left == []
 
 
 @contextlib.asynccontextmanager
@@ -49,19 +30,10 @@ async def _joined_pair(
 ) -> AsyncIterator[tuple[RtcClient, RtcClient, str]]:
     """alice (with `alice_grants`) then bob, joined to a fresh room."""
     room = f"{prefix}-{time.monotonic_ns()}"
-    async with _clients(server, 2) as (alice, bob):
-        await _connect(alice, server, room, "alice", **alice_grants)
-        await _connect(bob, server, room, "bob")
+    async with rtc_clients(2, server) as (alice, bob):
+        await connect(alice, server, room, "alice", **alice_grants)
+        await connect(bob, server, room, "bob")
         yield alice, bob, room
-
-
-async def _connect(
-    client: RtcClient, server, room: str, identity: str, *flags: str, **grants
-) -> None:
-    token = mint_token(room, identity, key=server.api_key, secret=server.api_secret, **grants)
-    await client.send("connect", server.url, token, *flags)
-    connected = await client.expect("connected", "failed", timeout_s=CONNECT_DEADLINE_S)
-    assert connected["event"] == "connected", connected
 
 
 @pytest.mark.parametrize("mode", ["v1", "v0"])
@@ -72,9 +44,9 @@ async def test_data_text_and_rpc_reach_the_other_with_the_senders_identity(
     answer."""
     server, flags = livekit_server_module, ("v0",) if mode == "v0" else ()
     room = f"data-{mode}-{time.monotonic_ns()}"
-    async with _clients(server, 2) as (alice, bob):
-        await _connect(alice, server, room, "alice", *flags)
-        await _connect(bob, server, room, "bob", *flags)
+    async with rtc_clients(2, server) as (alice, bob):
+        await connect(alice, server, room, "alice", *flags)
+        await connect(bob, server, room, "bob", *flags)
         await alice.expect("participant_connected", timeout_s=EVENT_DEADLINE_S)
         for index in range(5):  # in order on the reliable channel
             await alice.send("data", f"hello-{index}")
@@ -102,9 +74,9 @@ async def test_destination_identities_reach_only_their_target(livekit_server_mod
     """A packet for carol reaches carol, not bob; one for everyone reaches both."""
     server = livekit_server_module
     room = f"data-dest-{time.monotonic_ns()}"
-    async with _clients(server, 3) as (alice, bob, carol):
+    async with rtc_clients(3, server) as (alice, bob, carol):
         for client, identity in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
-            await _connect(client, server, room, identity)
+            await connect(client, server, room, identity)
         await alice.send("data", "for-carol", "to=carol")
         await alice.send("data", "for-all")
         first = await carol.expect("data_received", timeout_s=EVENT_DEADLINE_S)
@@ -172,13 +144,13 @@ async def test_publisher_learns_its_track_got_a_subscriber(livekit_server_module
     """A's SDK reports local_track_subscribed (the server's track_subscribed) once B subscribes."""
     server = livekit_server_module
     room = f"data-subscribed-{time.monotonic_ns()}"
-    async with _clients(server, 2) as (alice, bob):
-        await _connect(alice, server, room, "alice")
+    async with rtc_clients(2, server) as (alice, bob):
+        await connect(alice, server, room, "alice")
         await alice.send("tone", "440", "30")
         published = await alice.expect("published", "error", timeout_s=EVENT_DEADLINE_S)
         with pytest.raises(TimeoutError):  # nobody has subscribed yet
             await alice.expect("local_track_subscribed", timeout_s=QUIET_S)
-        await _connect(bob, server, room, "bob")
+        await connect(bob, server, room, "bob")
         await bob.expect("track_subscribed", timeout_s=EVENT_DEADLINE_S)
         told = await alice.expect("local_track_subscribed", timeout_s=EVENT_DEADLINE_S)
         assert told["sid"] == published["sid"]

@@ -6,53 +6,24 @@ Each client is a child process (rtc_client_script.py). Runs unchanged against a 
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator
 
-import psutil
 import pytest
 from emulator_helpers import WebhookSink, participants_by_identity, until_participants
 from livekit.protocol import models
 
 try:
-    from .rtc_client import RtcClient
-    from .rtc_fakehub import mint_token
+    from .rtc_client import RtcClient, connect, rtc_clients
 except ImportError:  # collected as a rootdir-relative module (no __init__.py)
-    from rtc_client import RtcClient
-    from rtc_fakehub import mint_token
+    from rtc_client import RtcClient, connect, rtc_clients
 
 from voiceops.testing.waiting import wait_for_async
 
 pytestmark = [pytest.mark.livekit, pytest.mark.process]
 
-CONNECT_DEADLINE_S = 30.0
 EVENT_DEADLINE_S = 15.0
 TONE_HZ = 440.0
 LISTEN_S = 2.0
-
-
-@contextlib.asynccontextmanager
-async def _pair(*servers) -> AsyncIterator[tuple[RtcClient, RtcClient]]:
-    """Two client processes; afterwards no child but the emulators' trees is left."""
-    clients = [await RtcClient.start(), await RtcClient.start()]
-    try:
-        yield clients[0], clients[1]
-    finally:
-        for client in clients:
-            await client.close()
-        keep = {server.pid for server in servers if server.pid}
-        left = [c for c in psutil.Process().children(recursive=True)
-                if c.pid not in keep and not keep & {p.pid for p in c.parents()}]
-        assert left == []
-
-
-async def _connect(client: RtcClient, server, room: str, identity: str, *flags: str) -> dict:
-    token = mint_token(room, identity, key=server.api_key, secret=server.api_secret)
-    await client.send("connect", server.url, token, *flags)
-    connected = await client.expect("connected", "failed", timeout_s=CONNECT_DEADLINE_S)
-    assert connected["event"] == "connected", connected
-    return connected
 
 
 async def _participants(server, room: str) -> dict[str, models.ParticipantInfo]:
@@ -84,9 +55,9 @@ async def test_tone_reaches_subscriber_and_follows_mute_and_unpublish(
     B."""
     server, flags = livekit_server_module, ("v0",) if mode == "v0" else ()
     room = f"media-{mode}-{time.monotonic_ns()}"
-    async with _pair(server) as (alice, bob):
-        await _connect(alice, server, room, "alice", *flags)
-        await _connect(bob, server, room, "bob", *flags)
+    async with rtc_clients(2, server) as (alice, bob):
+        await connect(alice, server, room, "alice", *flags)
+        await connect(bob, server, room, "bob", *flags)
         await alice.send("tone", str(TONE_HZ), "30")
         published = await alice.expect("published", "error", timeout_s=EVENT_DEADLINE_S)
         subscribed = await bob.expect("track_subscribed", timeout_s=EVENT_DEADLINE_S)
@@ -122,12 +93,12 @@ async def test_leaving_removes_the_track_and_a_late_joiner_hears_it(livekit_serv
     it."""
     server = livekit_server_module
     room = f"media-late-{time.monotonic_ns()}"
-    async with _pair(server) as (alice, bob):
-        await _connect(alice, server, room, "alice")
+    async with rtc_clients(2, server) as (alice, bob):
+        await connect(alice, server, room, "alice")
         await alice.send("tone", str(TONE_HZ), "30")
         published = await alice.expect("published", "error", timeout_s=EVENT_DEADLINE_S)
         await _until_listed(server, room, lambda ps: ps.get("alice") and ps["alice"].tracks)
-        await _connect(bob, server, room, "bob")
+        await connect(bob, server, room, "bob")
         subscribed = await bob.expect("track_subscribed", timeout_s=EVENT_DEADLINE_S)
         assert (subscribed["identity"], subscribed["sid"]) == ("alice", published["sid"])
         _assert_tone(await _hear_tone(bob, published["sid"]))
@@ -142,9 +113,9 @@ async def test_without_auto_subscribe_audio_comes_only_when_asked(livekit_server
     """A joiner without auto-subscribe sees the publication, gets no media until it subscribes."""
     server = livekit_server_module
     room = f"media-manual-{time.monotonic_ns()}"
-    async with _pair(server) as (alice, bob):
-        await _connect(alice, server, room, "alice")
-        await _connect(bob, server, room, "bob", "manual")
+    async with rtc_clients(2, server) as (alice, bob):
+        await connect(alice, server, room, "alice")
+        await connect(bob, server, room, "bob", "manual")
         await alice.send("tone", str(TONE_HZ), "30")
         published = await alice.expect("published", "error", timeout_s=EVENT_DEADLINE_S)
         seen = await bob.expect("track_published", timeout_s=EVENT_DEADLINE_S)
@@ -164,9 +135,9 @@ async def test_track_webhooks(
     if not server.is_emulator:
         pytest.skip("the real server's webhook URL is its own configuration")
     room = f"media-hooks-{time.monotonic_ns()}"
-    async with _pair(server, livekit_server_module) as (alice, bob):
-        await _connect(alice, server, room, "alice")
-        await _connect(bob, server, room, "bob")
+    async with rtc_clients(2, server, livekit_server_module) as (alice, bob):
+        await connect(alice, server, room, "alice")
+        await connect(bob, server, room, "bob")
         sids = []
         for _ in range(2):
             await alice.send("tone", str(TONE_HZ), "30")
@@ -195,8 +166,8 @@ async def test_track_webhooks(
 async def test_rtc_sdk_joins_through_v1_without_fallback(livekit_server_module) -> None:
     """The SDK's default connect (single PC, /rtc/v1) succeeds without the v0 fallback warning."""
     server = livekit_server_module
-    async with _pair(server) as (alice, _bob):
-        await _connect(alice, server, f"media-v1-{time.monotonic_ns()}", "alice")
+    async with rtc_clients(2, server) as (alice, _bob):
+        await connect(alice, server, f"media-v1-{time.monotonic_ns()}", "alice")
         await alice.send("disconnect")
         await alice.expect("disconnected", timeout_s=EVENT_DEADLINE_S)
         logs = [e["message"] for e in alice.events if e["event"] == "log"]
