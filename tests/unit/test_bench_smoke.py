@@ -164,7 +164,7 @@ def test_quick_dispatch_bench_runs_end_to_end_and_leaves_nothing_behind() -> Non
     assert done.returncode in (0, 1), out + done.stderr  # 1 = a target missed, not a crash
     assert "benchmark error" not in out, out
     assert sum(line.lstrip().startswith(("PASS", "FAIL")) for line in out.splitlines()) == 6, out
-    assert "dispatch_created events received from the proxy: 870/870" in out, out
+    assert "dispatch_created events received from the proxy: 1554/1554" in out, out
     _, alive = psutil.wait_procs(_processes_with_env(marker), timeout=10)
     assert not alive, f"bench left processes behind: {alive}"
 
