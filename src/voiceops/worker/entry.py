@@ -25,6 +25,7 @@ from livekit.protocol import models
 
 from voiceops import events
 from voiceops.config import ConfigError
+from voiceops.worker import rtcruntime
 from voiceops.worker.probe import ProbeMode, probe_mode
 
 logger = logging.getLogger("voiceops.worker.job")
@@ -122,11 +123,8 @@ def warm_rtc() -> None:
 
     It starts lazily, on a job's first ``ctx.connect()``: loading the 28 MB FFI library and
     starting its threads blocked the job's event loop 0.3-0.4 s per job in a 20-job burst on
-    this 2-core machine. Here it costs nothing on a call's path. Per process, never in the
-    forkserver (threads do not survive a fork; the client checks its pid)."""
-    from livekit.rtc._ffi_client import FfiClient
-
-    FfiClient.instance  # noqa: B018 - the property starts it
+    this 2-core machine. Here it costs nothing on a call's path (:mod:`.rtcruntime`)."""
+    rtcruntime.start()
 
 
 def cut_reason(disconnect_reason: int) -> str:
