@@ -69,6 +69,7 @@ class WorkersConfig:
     rss_soft_limit_mb: int = 0
     rss_hard_limit_mb: int = 0
     standby: int = 1  # warm workers, registered but full, that take over a dead worker's slot
+    spread_jobs: bool = True  # a worker ahead of a ready peer passes an offer on (fleet.py)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ from voiceops import sandbox as sandbox_profile
 from voiceops.config import EX_CONFIG, ConfigError, parse_listen
 from voiceops.monitor.monitor import Monitor, MonitorOptions
 from voiceops.supervisor import control, http, preflight
+from voiceops.supervisor.eventsock import runtime_dir
 from voiceops.supervisor.supervisor import Supervisor
+from voiceops.worker.fleet import ENV as FLEET_ENV
 
 EX_UNAVAILABLE = 69  # a socket we must serve on cannot be bound
 log = logging.getLogger("voiceops.supervisor")
@@ -33,6 +35,8 @@ def child_env(cfg: config.Config, secrets: config.Secrets, *, sandbox: bool) -> 
     *_file keys, $CREDENTIALS_DIRECTORY), so a credential never lands in an environment block;
     only the sandbox's built-in dev secret is handed down explicitly."""
     env = dict(os.environ)
+    # Workers spread jobs among themselves through records here (voiceops.worker.fleet).
+    env[FLEET_ENV] = str((runtime_dir() / "fleet").resolve())
     if sandbox and not config.load_secrets(cfg).livekit_api_secret:
         env["LIVEKIT_API_SECRET"] = secrets.livekit_api_secret
     return env

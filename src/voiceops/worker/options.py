@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from voiceops import sandbox
 from voiceops.config import Config, Secrets
+from voiceops.worker.fleet import ENV as FLEET_ENV
 
 logger = logging.getLogger("voiceops.worker")
 
@@ -42,6 +43,8 @@ class WorkerOptions:
     standby: bool = False
     # A job process's prewarm (VAD, piper voice) may take seconds on a busy machine.
     initialize_process_timeout_s: float = 60.0
+    # The supervisor's workers' shared records ($VOICEOPS_FLEET_DIR; "" = no spreading).
+    fleet_dir: str = ""
 
     @classmethod
     def from_config(cls, cfg: Config, secrets: Secrets) -> WorkerOptions:
@@ -57,6 +60,7 @@ class WorkerOptions:
             max_jobs=sandbox.worker_max_jobs(
                 cfg.workers.max_jobs, sandbox=os.environ.get("VOICEOPS_SANDBOX") == "1"),
             standby=os.environ.get("VOICEOPS_STANDBY") == "1",
+            fleet_dir=os.environ.get(FLEET_ENV, "") if cfg.workers.spread_jobs else "",
         )
 
 

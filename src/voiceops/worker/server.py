@@ -19,6 +19,7 @@ import os
 import signal
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Final
 
 import psutil
@@ -27,7 +28,7 @@ from livekit.agents.worker import _DefaultLoadCalc
 from livekit.protocol import models
 
 from voiceops import events
-from voiceops.worker import demand, drainflag
+from voiceops.worker import demand, drainflag, fleet
 from voiceops.worker.entry import wrap, wrap_setup
 from voiceops.worker.handler import RequestHandler
 from voiceops.worker.observed import ObservedAgentServer
@@ -63,6 +64,8 @@ class WorkerRuntime:
         self._load = 0.0
         self._started = asyncio.Event()
         self._demand_pool: demand.DemandPool | None = None  # the pool, once _started is set
+        self._registered = False
+        self._fleet = fleet.FleetBoard(Path(opts.fleet_dir)) if opts.fleet_dir else None
         # Before the job processes exist, so they inherit where the flag is.
         self._drain_flag = drainflag.install()
         self._server = self._build()
@@ -91,7 +94,9 @@ class WorkerRuntime:
         )
         handler = RequestHandler(agent_name=o.agent_name, worker_id=lambda: server.id,
                                  draining=lambda: server.draining,
-                                 on_decided=server.note_decided, emit=self._emit)
+                                 on_decided=self._decided, emit=self._emit,
+                                 passes=self._passes)
+        self._handler = handler
         server.rtc_session(wrap(o.entrypoint), agent_name=o.agent_name, on_request=handler)
         server.on("worker_started", self._on_started)
         server.on("worker_registered", self._on_registered)
@@ -119,7 +124,50 @@ class WorkerRuntime:
         return jobs_load(len(server.active_jobs) + max(0, server._reserved_slots),
                          self._opts.max_jobs)
 
+    def _held_jobs(self) -> int:
+        """Active jobs, plus offers being decided or accepted and not yet launched."""
+        return len(self._server.active_jobs) + self._handler.offers_held
+
+    def _decided(self, job_id: str) -> None:
+        self._server.note_decided(job_id)
+        self._publish()  # peers see this worker's jobs before the assignment round trip
+
+    async def _passes(self, job_id: str) -> bool:
+        fleet_board = self._fleet
+        if fleet_board is None or not fleet_board.would_pass(job_id, self._held_jobs() - 1):
+            return False
+        # A burst's offers reach every worker at once, and a peer's record shows only those it
+        # has read: wait for it to catch up, then decide on what it says then.
+        await asyncio.sleep(fleet.SETTLE_S)
+        if not fleet_board.passes(job_id, self._held_jobs() - 1):
+            return False
+        # The pass must be on record before LiveKit offers the job to a peer, or the peer
+        # could pass it too: without the record, the job is taken here.
+        return self._publish()
+
+    def _ready(self) -> bool:
+        """Whether LiveKit may hand this worker a job a peer passed on (see .fleet)."""
+        s = self._server
+        if (self._phase is not Phase.RUNNING or not self._registered or s._connecting
+                or s.draining or s.standby):
+            return False
+        if self._opts.max_jobs:
+            return self._held_jobs() < self._opts.max_jobs
+        return self._load < self._opts.load_threshold
+
+    def _publish(self) -> bool:
+        if self._fleet is None:
+            return False
+        try:
+            self._fleet.publish(self._held_jobs(), self._ready())
+        except OSError as exc:  # peers then see a stale record: no pass toward us
+            logger.warning("fleet_publish_failed error=%s", type(exc).__name__)
+            return False
+        return True
+
     def _on_registered(self, worker_id: str, server_info: models.ServerInfo) -> None:
+        self._registered = True
+        self._publish()
         port = self._server.worker_info.http_port
         standby = self._server.standby
         self._emit(events.Ready(worker_id=worker_id, agent_name=self._opts.agent_name,
@@ -133,6 +181,7 @@ class WorkerRuntime:
             self._emit(events.Ready(worker_id=self._server.id, agent_name=self._opts.agent_name,
                                     http_port=self._server.worker_info.http_port))
             logger.info("standby_activated worker_id=%s", self._server.id)
+            self._publish()
 
     async def run(self) -> int:
         """Run until stopped; return the process exit code."""
@@ -143,6 +192,8 @@ class WorkerRuntime:
         loop.add_signal_handler(ACTIVATE_SIGNAL, self._activate)
         helpers = [asyncio.create_task(self._on_signals(signals), name="signals"),
                    asyncio.create_task(self._watch_jobs(), name="jobs")]
+        if self._fleet is not None:
+            helpers.append(asyncio.create_task(self._fleet_heartbeat(), name="fleet"))
         try:
             await self._server.run(devmode=False)
         except Exception as exc:  # livekit-agents gives up after its retries, or bad options
@@ -152,6 +203,8 @@ class WorkerRuntime:
             await _cancel(*helpers)
             await self._server.aclose()
             drainflag.clear(self._drain_flag)
+            if self._fleet is not None:
+                self._fleet.close()
             for sig in (signal.SIGTERM, signal.SIGINT, ACTIVATE_SIGNAL):
                 loop.remove_signal_handler(sig)
         return EX_OK
@@ -165,6 +218,7 @@ class WorkerRuntime:
                 logger.info("signal_received signal=%s phase=%s", sig.name, self._phase.value)
                 if self._phase is Phase.DRAINING:
                     drainflag.mark(self._drain_flag)  # agents nobody called leave now
+                    self._publish()  # peers stop passing offers to us at once
                     stopping = asyncio.create_task(self._drain_and_close(), name="drain")
                 elif self._phase is Phase.KILLING:
                     _kill_descendants_and_exit()
@@ -183,6 +237,12 @@ class WorkerRuntime:
             logger.warning("drain_timed_out active_jobs=%d action=close_jobs",
                            len(self._server.active_jobs))
         await self._server.aclose()  # run() returns once this completes
+
+    async def _fleet_heartbeat(self) -> None:
+        """Keep this worker's record fresh for its peers (see .fleet)."""
+        while True:
+            self._publish()
+            await asyncio.sleep(fleet.HEARTBEAT_S)
 
     async def _watch_jobs(self) -> None:
         """Emit ``jobs`` whenever the active job count changes (including the first reading)."""

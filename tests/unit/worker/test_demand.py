@@ -85,3 +85,23 @@ async def test_reserve_refill_waits_for_the_burst_window() -> None:
     assert pool._default_num_idle_processes == 0 and pool.target_idle_processes == 0
     now[0] += demand.BURST_WINDOW_S + 0.1
     assert pool._default_num_idle_processes == BASE
+
+
+async def test_top_up_starts_the_wanted_processes_at_once() -> None:
+    """An offer's process starts when the offer arrives, not on the pool's next 0.1 s look:
+    right after demand rises, top_up has the missing processes spawning, and only those."""
+    wanted = 0
+    pool = demand.install(_pool(), lambda: wanted)
+    assert pool.top_up() == 0, "nothing before the pool runs"
+    await pool.start()
+    try:
+        await wait_for_async(lambda: demand.idle_count(pool) == BASE and not pool._spawn_tasks,
+                             30.0, "the pool at BASE", 0.02)
+        wanted = 3
+        assert pool.top_up() == 3
+        assert len(pool._spawn_tasks) == 3
+        assert pool.top_up() == 0, "already spawning: none twice"
+        await wait_for_async(lambda: demand.idle_count(pool) == BASE + 3, 30.0,
+                             "the pool at BASE + 3", 0.02)
+    finally:
+        await pool.aclose()

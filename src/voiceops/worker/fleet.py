@@ -1,0 +1,160 @@
+"""Jobs spread over the supervisor's workers: a worker well ahead of a ready peer passes an offer.
+
+LiveKit picks a worker at random, weighted by 1 - its last reported load (Go:
+``selectWorkerWeightedByLoad``). A burst's JobRequests are all placed before any new load
+report arrives, so each is a coin toss: with two workers, one round of 20 in four put 13 or
+more on one worker (bench/README.md, *burst*). But LiveKit offers a job that a worker answers
+``available=false`` (without ``terminate``) to another worker it has not tried yet, so a worker
+that holds more jobs than a ready peer passes the offer on: the counts stay within one of each
+other, at the price of one more offer round trip (a few ms) for the call passed on. A worker's
+jobs here are its active jobs plus the offers it holds (being decided, or accepted and not yet
+launched), and the jobs it passed within ``IN_FLIGHT_S`` count toward its peers: in a burst
+every offer arrives at once, and a count without them made one worker pass so many that its
+peer, bound to take every passed job, ended up ahead (13 of 20).
+
+Safe by construction: a job is passed at most once. A worker lists the jobs it passed in its
+record before it answers, and a worker offered a job a peer passed takes it. A worker passes
+only toward a peer that says it is ready (registered with LiveKit, not reconnecting, draining,
+standing by or full), whose word is fresh (``FRESH_S``) and whose process is alive, so a dead
+or reconnecting worker is never passed to.
+
+The workers of one supervisor share a directory (``$VOICEOPS_FLEET_DIR``, set by the supervisor
+unless ``workers.spread_jobs = false``): each writes its own file, named by its pid, holding its
+jobs (active, and accepted but not yet launched), whether it is ready, when it wrote
+(``CLOCK_MONOTONIC``, one clock for the machine) and the jobs it passed lately. Writes replace
+the file whole (rename), so a reader never sees half of one; a record it cannot read counts as
+no peer, which only means no pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+logger = logging.getLogger("voiceops.worker")
+
+PASS_MARGIN: Final = 1  # pass when holding this many jobs more than a ready peer
+# A peer's word counts this long; it writes every HEARTBEAT_S from its event loop, so a peer
+# whose loop is busy (in the middle of a burst's offers) counts as unknown: never passed to.
+HEARTBEAT_S: Final = 0.05
+FRESH_S: Final = 0.1
+# Before passing, wait this long and look again: a peer's record lags the offers in its socket.
+SETTLE_S: Final = 0.03
+PASSED_KEEP_S: Final = 5.0  # longer than LiveKit's 3 s JobRequest deadline
+IN_FLIGHT_S: Final = 0.5  # a job passed this recently may not show in its taker's record yet
+ENV: Final = "VOICEOPS_FLEET_DIR"
+
+
+@dataclass(frozen=True)
+class Peer:
+    pid: int
+    jobs: int
+    ready: bool
+    stamped_ns: int
+    passed: frozenset[str] = frozenset()  # job ids this peer passed on lately
+
+
+def passes(job_id: str, mine: int, peers: Iterable[Peer], now_ns: int,
+           alive: Callable[[int], bool], in_flight: int = 0, margin: int = PASS_MARGIN,
+           fresh_s: float = FRESH_S) -> bool:
+    """Whether a worker holding ``mine`` jobs (this offer not counted) passes ``job_id`` on;
+    ``in_flight``: jobs it passed so recently that a peer's record may not show them yet."""
+    peers = list(peers)
+    if any(job_id in p.passed for p in peers):
+        return False  # passed once already: it ends here
+    fresh_ns = int(fresh_s * 1e9)
+    return any(p.ready and 0 <= now_ns - p.stamped_ns <= fresh_ns
+               and p.jobs + in_flight + margin <= mine and alive(p.pid) for p in peers)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def parse(pid: int, text: str) -> Peer | None:
+    """A peer's record (``"<jobs> <ready 0|1> <stamped_ns> [job,job...]"``), or None when
+    unreadable."""
+    parts = text.split()
+    if len(parts) not in (3, 4) or not all(p.isdigit() for p in parts[:3]) \
+            or parts[1] not in ("0", "1"):
+        return None
+    passed = frozenset(parts[3].split(",")) if len(parts) == 4 else frozenset()
+    return Peer(pid, int(parts[0]), parts[1] == "1", int(parts[2]), passed)
+
+
+class FleetBoard:
+    """This worker's record in the shared directory, and its peers' records."""
+
+    def __init__(self, directory: Path, pid: int | None = None,
+                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self.directory = directory
+        self.pid = os.getpid() if pid is None else pid
+        self._clock_ns = clock_ns
+        self._path = directory / str(self.pid)
+        self._last: tuple[int, bool] | None = None
+        self._passed: dict[str, int] = {}  # job id -> when passed (ns)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._sweep()
+
+    def publish(self, jobs: int, ready: bool) -> None:
+        """Write this worker's record (whole, by rename)."""
+        now_ns = self._clock_ns()
+        horizon_ns = now_ns - int(PASSED_KEEP_S * 1e9)
+        self._passed = {job: at for job, at in self._passed.items() if at >= horizon_ns}
+        passed = f" {','.join(self._passed)}" if self._passed else ""
+        tmp = self.directory / f".{self.pid}.tmp"
+        tmp.write_text(f"{jobs} {int(ready)} {now_ns}{passed}\n", encoding="ascii")
+        os.replace(tmp, self._path)
+        if self._last is not None and self._last[1] != ready:
+            logger.info("fleet_ready_changed ready=%s jobs=%d", ready, jobs)
+        self._last = (jobs, ready)
+
+    def peers(self) -> list[Peer]:
+        found = []
+        for entry in os.scandir(self.directory):
+            if not entry.name.isdigit() or int(entry.name) == self.pid:
+                continue
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                peer = parse(int(entry.name), Path(entry.path).read_text(encoding="ascii"))
+                if peer is not None:
+                    found.append(peer)
+        return found
+
+    def would_pass(self, job_id: str, mine: int) -> bool:
+        """Whether this offer would be passed on, on what the records say now."""
+        return passes(job_id, mine, self.peers(), self._clock_ns(), pid_alive, self._in_flight())
+
+    def passes(self, job_id: str, mine: int) -> bool:
+        """Whether to pass this offer on; if so, noted for peers (publish before answering)."""
+        now_ns = self._clock_ns()
+        if not passes(job_id, mine, self.peers(), now_ns, pid_alive, self._in_flight()):
+            return False
+        self._passed[job_id] = now_ns
+        return True
+
+    def _in_flight(self) -> int:
+        recent_ns = self._clock_ns() - int(IN_FLIGHT_S * 1e9)
+        return sum(at >= recent_ns for at in self._passed.values())
+
+    def close(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path.unlink()
+
+    def _sweep(self) -> None:
+        """Records of workers that died without removing theirs (kill -9, OOM)."""
+        for entry in os.scandir(self.directory):
+            if entry.name.isdigit() and not pid_alive(int(entry.name)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
