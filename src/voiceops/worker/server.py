@@ -41,6 +41,11 @@ EX_FAILED: Final = 1
 ACTIVATE_SIGNAL: Final = signal.SIGUSR2  # the supervisor's "standby, take over now"
 # Env vars that would silently override agent.name inside livekit-agents.
 _NAME_OVERRIDES: Final = ("LIVEKIT_AGENT_NAME_OVERRIDE", "LIVEKIT_AGENT_NAME")
+# livekit-agents' forkserver loads livekit's local inference models (a VAD and 244 MB of
+# end-of-turn weights) unless this says "0". voiceops' pipeline uses silero's own VAD and no
+# turn detector; the weights grew the forkserver from 145 MB to 390 MB, and every job process
+# is a fork of it. An entrypoint that uses livekit's turn detector sets it to 1.
+PRELOAD_LOCAL_INFERENCE_ENV: Final = "LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE"
 
 
 class Phase(StrEnum):
@@ -68,6 +73,7 @@ class WorkerRuntime:
         self._fleet = fleet.FleetBoard(Path(opts.fleet_dir)) if opts.fleet_dir else None
         # Before the job processes exist, so they inherit where the flag is.
         self._drain_flag = drainflag.install()
+        os.environ.setdefault(PRELOAD_LOCAL_INFERENCE_ENV, "0")  # before the forkserver starts
         self._server = self._build()
 
     @property
