@@ -82,9 +82,27 @@ def test_the_least_loaded_ready_worker_never_passes() -> None:
                       lambda pid: True)
 
 
-@pytest.mark.parametrize("text", ["", "1 1", "a 1 5", "1 2 5", "1 1 5 a b", "-1 1 5"])
-def test_an_unreadable_record_is_no_peer(text: str) -> None:
-    assert parse(7, text) is None
+def test_a_record_round_trips() -> None:
+    raw = fleet.encode(3, True, 12345, ["AJ_a", "AJ_b"])
+    assert len(raw) == fleet.RECORD_BYTES
+    assert parse(7, raw) == Peer(7, 3, True, 12345, frozenset({"AJ_a", "AJ_b"}))
+    assert parse(7, fleet.encode(0, False, 9, [])) == Peer(7, 0, False, 9, frozenset())
+
+
+def test_only_the_newest_passed_jobs_fit() -> None:
+    ids = [f"AJ_{i:012d}" for i in range(100)]
+    peer_seen = parse(7, fleet.encode(3, True, 12345, ids))
+    assert peer_seen is not None and "AJ_000000000099" in peer_seen.passed
+    assert "AJ_000000000000" not in peer_seen.passed
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"1 1 5 - 00000000", b"x" * 512,
+    fleet.encode(3, True, 12345, ["AJ_a"]).replace(b"3 1", b"9 1"),  # torn: CRC no longer fits
+    fleet.encode(3, True, 12345, ["AJ_a"])[:12],  # the first bytes of it
+])
+def test_an_unreadable_record_is_no_peer(raw: bytes) -> None:
+    assert parse(7, raw) is None
 
 
 def test_records_are_shared_through_the_directory(tmp_path: Path) -> None:
@@ -101,7 +119,6 @@ def test_records_are_shared_through_the_directory(tmp_path: Path) -> None:
         me.publish(jobs=4, ready=True)
         assert other.peers()[0].passed == {"AJ_9"}
         assert not other.passes("AJ_9", 9)
-        assert not list(tmp_path.glob(".*.tmp"))  # written whole, by rename
         me.close()
         assert other.peers() == []
     finally:
