@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,9 +32,18 @@ EVENT_RESOLVED: Final = "alert_resolved"
 SERVICE: Final = "voiceops"
 
 
+# Room names are callers' data: status, webhooks and Alertmanager carry them (the operator acts
+# on them there), the log line does not. Every diagnosis names a room as "room '<name>'".
+PERSONAL_LABELS: Final = frozenset({"room"})
+REDACTED: Final = "<redacted>"
+_ROOM_IN_TEXT: Final = re.compile(r"room '[^']*'")
+
+
 def log_fields(change: Change) -> dict[str, Any]:
+    labels = {k: REDACTED if k in PERSONAL_LABELS else v for k, v in change.labels.items()}
+    diagnosis = _ROOM_IN_TEXT.sub(f"room {REDACTED}", change.diagnosis)
     return {"alert": change.alert, "severity": change.severity, "since": change.since,
-            "diagnosis": change.diagnosis, "labels": change.labels}
+            "diagnosis": diagnosis, "labels": labels}
 
 
 def log_change(change: Change) -> None:

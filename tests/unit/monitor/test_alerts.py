@@ -90,6 +90,24 @@ def test_log_and_metric_sinks(caplog: pytest.LogCaptureFixture) -> None:
     assert json.loads(line.split(" ", 1)[1])["diagnosis"] == "LiveKit down"
 
 
+def test_the_alert_log_line_names_no_room(caplog: pytest.LogCaptureFixture) -> None:
+    """Room names are callers' data: the log line redacts them, in labels and in the
+    diagnosis; the webhook payload (the operator's) keeps them."""
+    book = AlertBook(Wall())
+    caplog.set_level(logging.INFO, logger="voiceops.alerts")
+    change = book.fire(A.DISPATCH_UNANSWERED,
+                       "dispatch AD_1 to room 'alice-kitchen': no JobRequest within 10 s",
+                       {"room": "alice-kitchen", "agent_name": "a"})
+    assert change is not None
+    log_change(change)
+    line = next(r for r in caplog.records if r.name == "voiceops.alerts").getMessage()
+    assert "alice" not in line
+    fields = json.loads(line.split(" ", 1)[1])
+    assert fields["labels"] == {"room": "<redacted>", "agent_name": "a"}
+    assert fields["diagnosis"] == "dispatch AD_1 to room <redacted>: no JobRequest within 10 s"
+    assert generic_payload(change, "h")["labels"]["room"] == "alice-kitchen"
+
+
 def test_webhook_payload_shapes() -> None:
     """Generic JSON carries status and diagnosis; Alertmanager gets labels/annotations/times."""
     wall = Wall()
