@@ -83,9 +83,10 @@ def test_the_least_loaded_ready_worker_never_passes() -> None:
 
 
 def test_a_record_round_trips() -> None:
-    raw = fleet.encode(3, True, 12345, ["AJ_a", "AJ_b"])
+    raw = fleet.encode(3, True, 12345, ["AJ_a", "AJ_b"], ["AJ_c"])
     assert len(raw) == fleet.RECORD_BYTES
-    assert parse(7, raw) == Peer(7, 3, True, 12345, frozenset({"AJ_a", "AJ_b"}))
+    assert parse(7, raw) == Peer(7, 3, True, 12345, frozenset({"AJ_a", "AJ_b"}),
+                                 frozenset({"AJ_c"}))
     assert parse(7, fleet.encode(0, False, 9, [])) == Peer(7, 0, False, 9, frozenset())
 
 
@@ -97,7 +98,7 @@ def test_only_the_newest_passed_jobs_fit() -> None:
 
 
 @pytest.mark.parametrize("raw", [
-    b"", b"1 1 5 - 00000000", b"x" * 512,
+    b"", b"1 1 5 - - 00000000", b"x" * 512,
     fleet.encode(3, True, 12345, ["AJ_a"]).replace(b"3 1", b"9 1"),  # torn: CRC no longer fits
     fleet.encode(3, True, 12345, ["AJ_a"])[:12],  # the first bytes of it
 ])
@@ -118,7 +119,11 @@ def test_records_are_shared_through_the_directory(tmp_path: Path) -> None:
         assert me.passes("AJ_9", 4)  # noted, and on record once published
         me.publish(jobs=4, ready=True)
         assert other.peers()[0].passed == {"AJ_9"}
-        assert not other.passes("AJ_9", 9)
+        assert me._in_flight(me.peers()) == 1  # on its way: counted toward the peer
+        assert not other.would_pass("AJ_9", 9)  # passed once already: taken, and noted
+        other.publish(jobs=2, ready=True)
+        assert me.peers()[0].taken == {"AJ_9"}
+        assert me._in_flight(me.peers()) == 0  # the peer's count has it now: not twice
         me.close()
         assert other.peers() == []
     finally:
