@@ -8,6 +8,7 @@ import signal
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest
 from livekit import api
 from livekit.protocol import agent
@@ -44,6 +45,12 @@ async def test_registration_reports_ready_with_worker_id(start_worker: Any, sink
     assert jobs.active_jobs == 0
 
 
+def forkserver(worker_pid: int) -> psutil.Process | None:
+    found = [p for p in psutil.Process(worker_pid).children()
+             if "multiprocessing.forkserver" in " ".join(p.cmdline())]
+    return found[0] if found else None
+
+
 async def test_dispatch_reaches_custom_entrypoint_with_metadata(
         start_worker: Any, sink: EventRecorder, agent_name: str, lkapi: Any) -> None:
     """A dispatch gives job_request then agent_joined; a custom entrypoint sees the metadata."""
@@ -61,6 +68,12 @@ async def test_dispatch_reaches_custom_entrypoint_with_metadata(
     assert sink.received.index(req) < sink.received.index(joined)
     recorded = worker.out_dir / f"{req.job_id}.json"
     assert json.loads(recorded.read_text(encoding="utf-8")) == {"letta_agent_id": "agent-123"}
+    # Every job process is a fork of the forkserver: it runs without the VAD and 244 MB of
+    # end-of-turn weights livekit-agents would preload there (390 MB of RSS with them).
+    server = forkserver(worker.proc.pid)
+    assert server is not None
+    assert server.environ().get("LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE") == "0"
+    assert server.memory_info().rss < 250 * 2**20, server.memory_info()
 
     # Nobody joins the room: the agent leaves after its no-human timeout and the count drops.
     ended = await sink.wait_for(JobEnded, JOB_TIMEOUT_S, job_id=req.job_id)
