@@ -124,7 +124,7 @@ class FleetBoard:
         self.pid = os.getpid() if pid is None else pid
         self._clock_ns = clock_ns
         self._path = directory / str(self.pid)
-        self._last: tuple[int, bool] | None = None
+        self._was_ready: bool | None = None
         self._passed: dict[str, int] = {}  # job id -> when passed on (ns)
         self._taken: dict[str, int] = {}  # job id a peer passed -> when taken here (ns)
         directory.mkdir(parents=True, exist_ok=True)
@@ -140,9 +140,9 @@ class FleetBoard:
         if self._taken:
             self._taken = {job: at for job, at in self._taken.items() if at >= horizon_ns}
         os.pwrite(self._fd, encode(jobs, ready, now_ns, self._passed, self._taken), 0)
-        if self._last is not None and self._last[1] != ready:
+        if self._was_ready is not None and self._was_ready != ready:
             logger.info("fleet_ready_changed ready=%s jobs=%d", ready, jobs)
-        self._last = (jobs, ready)
+        self._was_ready = ready
 
     def peers(self) -> list[Peer]:
         found = []
@@ -163,14 +163,15 @@ class FleetBoard:
         now_ns, peers = self._clock_ns(), self.peers()
         if self._passed_by_peer(job_id, peers, now_ns):
             return False
-        return passes(job_id, mine, peers, now_ns, pid_alive, self._in_flight(peers))
+        return passes(job_id, mine, peers, now_ns, pid_alive, self._in_flight(peers, now_ns))
 
     def passes(self, job_id: str, mine: int) -> bool:
         """Whether to pass this offer on, looking again; if so, noted for peers (publish
         before answering)."""
         now_ns, peers = self._clock_ns(), self.peers()
         if self._passed_by_peer(job_id, peers, now_ns) \
-                or not passes(job_id, mine, peers, now_ns, pid_alive, self._in_flight(peers)):
+                or not passes(job_id, mine, peers, now_ns, pid_alive,
+                              self._in_flight(peers, now_ns)):
             return False
         self._passed[job_id] = now_ns
         return True
@@ -181,9 +182,9 @@ class FleetBoard:
         self._taken[job_id] = now_ns  # its passer stops counting it toward us once it reads this
         return True
 
-    def _in_flight(self, peers: list[Peer]) -> int:
+    def _in_flight(self, peers: list[Peer], now_ns: int) -> int:
         """Jobs passed on lately that no peer lists as taken yet (on their way to one)."""
-        recent_ns = self._clock_ns() - int(IN_FLIGHT_S * 1e9)
+        recent_ns = now_ns - int(IN_FLIGHT_S * 1e9)
         taken = frozenset().union(*(p.taken for p in peers))
         return sum(at >= recent_ns and job not in taken for job, at in self._passed.items())
 

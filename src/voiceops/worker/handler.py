@@ -9,7 +9,7 @@ from livekit.agents import JobRequest
 from livekit.protocol import agent
 
 from voiceops import events
-from voiceops.worker.probe import Answer, Decision, decide, probe_mode
+from voiceops.worker.probe import Answer, Decision, ProbeMode, decide, probe_mode
 
 logger = logging.getLogger("voiceops.worker")
 
@@ -43,15 +43,16 @@ class RequestHandler:
         return self._deciding + self._accepted
 
     async def __call__(self, req: JobRequest) -> None:
+        probe = probe_mode(req.job.metadata)
         self._deciding += 1
         try:
-            decision, answer = await self._decide(req.job)
+            decision, answer = await self._decide(req.job, probe)
         finally:
             self._deciding -= 1
         if answer is Answer.ACCEPT:
             self._accepted += 1
         # Before answering: the monitor's clock stops at the JobRequest, not at our answer.
-        self._report(req.job, probe=probe_mode(req.job.metadata) is not None, decision=decision)
+        self._report(req.job, probe=probe is not None, decision=decision)
         self._on_decided(req.job.id)
         if answer is Answer.ACCEPT:
             try:
@@ -62,8 +63,8 @@ class RequestHandler:
             # terminate=True: the server records the job as answered and offers it to nobody else.
             await req.reject(terminate=answer is Answer.DECLINE)
 
-    async def _decide(self, job: agent.Job) -> tuple[Decision, Answer]:
-        probe = probe_mode(job.metadata)
+    async def _decide(self, job: agent.Job, probe: ProbeMode | None
+                      ) -> tuple[Decision, Answer]:
         decision, answer = decide(probe, draining=self._draining())
         if answer is Answer.ACCEPT and probe is None and self._passes is not None \
                 and await self._passes(job.id):

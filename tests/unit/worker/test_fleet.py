@@ -119,11 +119,11 @@ def test_records_are_shared_through_the_directory(tmp_path: Path) -> None:
         assert me.passes("AJ_9", 4)  # noted, and on record once published
         me.publish(jobs=4, ready=True)
         assert other.peers()[0].passed == {"AJ_9"}
-        assert me._in_flight(me.peers()) == 1  # on its way: counted toward the peer
+        assert me._in_flight(me.peers(), clock()) == 1  # on its way: counted toward the peer
         assert not other.would_pass("AJ_9", 9)  # passed once already: taken, and noted
         other.publish(jobs=2, ready=True)
         assert me.peers()[0].taken == {"AJ_9"}
-        assert me._in_flight(me.peers()) == 0  # the peer's count has it now: not twice
+        assert me._in_flight(me.peers(), clock()) == 0  # the peer's count has it now: not twice
         me.close()
         assert other.peers() == []
     finally:
