@@ -4,6 +4,7 @@ pre-started for the burst shrinks back to ``workers.num_idle_processes`` afterwa
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -70,10 +71,12 @@ def test_burst_spreads_and_the_pool_refills(livekit_server: Any, tmp_path: Path)
         stack.close()
 
 
-def test_jobs_one_after_another_stay_even(livekit_server: Any, tmp_path: Path) -> None:
-    """workers.spread_jobs: 8 dispatches, each once the last job runs. LiveKit picks at random;
-    a worker ahead of its peer passes the offer on, so the counts never differ by more than
-    one (by chance alone they stray past one within 8 jobs about 15 times in 16)."""
+def test_an_offer_passed_on_is_taken_by_the_other_worker(livekit_server: Any,
+                                                         tmp_path: Path) -> None:
+    """workers.spread_jobs, end to end: dispatches one after another until a worker holding more
+    jobs passes an offer on (LiveKit picks at random, so within 16 one is); LiveKit then offers
+    that job to the other worker, which takes it, and the job runs. With spread_jobs off no
+    offer is ever passed and this fails."""
     sections = stack_config(tmp_path, livekit_server, workers=2, workers__num_idle_processes=IDLE,
                             workers__entrypoint="voiceops.agent.basic:entrypoint")
     # Every agent stays for the whole test: the workers balance the jobs they hold now.
@@ -82,21 +85,33 @@ def test_jobs_one_after_another_stay_even(livekit_server: Any, tmp_path: Path) -
     try:
         wait_for(lambda: warm(stack), 60, "warm job processes (and the forkserver)")
 
-        async def one_by_one() -> list[Counter[str]]:
-            seen: list[Counter[str]] = []
+        def passed() -> str | None:
+            found = re.search(r"job_passed job_id=(\S+)", stack.sup.stdout_path.read_text(
+                encoding="utf-8", errors="replace"))
+            return found.group(1) if found else None
+
+        async def until_passed() -> str | None:
             async with api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key,
                                       livekit_server.api_secret) as client:
-                for i in range(8):
+                for i in range(16):
                     await client.agent_dispatch.create_dispatch(
-                        api.CreateAgentDispatchRequest(agent_name=AGENT, room=f"even-{i}"))
-                    seen.append(await asyncio.to_thread(
-                        wait_for, lambda n=i + 1: c if sum(
-                            (c := jobs_by_worker(livekit_server, "even-")).values()) == n
-                        else None, 30, f"job {i + 1} running"))
-            return seen
+                        api.CreateAgentDispatchRequest(agent_name=AGENT, room=f"pass-{i}"))
+                    await asyncio.to_thread(
+                        wait_for, lambda n=i + 1: sum(
+                            jobs_by_worker(livekit_server, "pass-").values()) == n or None,
+                        30, f"job {i + 1} running")
+                    if (job := passed()) is not None:
+                        return job
+            return None
 
-        for counts in asyncio.run(one_by_one()):
-            most, second = [*sorted(counts.values(), reverse=True), 0][:2]
-            assert most - second <= 1, counts
+        job_id = asyncio.run(until_passed())
+        assert job_id is not None, "no offer was passed on in 16 dispatches"
+        out = stack.sup.stdout_path.read_text(encoding="utf-8", errors="replace")
+        answers = dict(re.findall(
+            rf"\[(worker-\d+) stderr\].*job_request job_id={job_id} \S+ decision=(\w+)", out))
+        assert sorted(answers.values()) == ["accepted", "rejected"], answers  # two workers
+        running = [job for d in livekit_server.state()["dispatches"] for job in d["jobs"]
+                   if job["id"] == job_id]
+        assert [j["state"]["status"] for j in running] == ["JS_RUNNING"], running
     finally:
         stack.close()
