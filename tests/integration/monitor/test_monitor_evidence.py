@@ -40,11 +40,17 @@ async def test_evidence_is_absent_when_healthy_and_named_when_jobs_are_swallowed
     await wait_for_async(lambda: h.monitor.dispatch_timeline(ok.dispatch_id)["job_request_after_s"]
                          is not None, 20, "the healthy JobRequest")
     entry = h.monitor.dispatches.correlator.get(ok.dispatch_id)
-    answered, listed = await h.monitor.dispatches.listed(entry)
-    listing = diagnose.Listing(entry.room, entry.dispatch_id, answered=answered,
-                               found=listed is not None,
-                               jobs=len(listed.state.jobs) if listed else 0)
-    assert listing.jobs >= 1, listing
+
+    async def listing_now() -> diagnose.Listing:
+        answered, listed = await h.monitor.dispatches.listed(entry)
+        return diagnose.Listing(entry.room, entry.dispatch_id, answered=answered,
+                                found=listed is not None,
+                                jobs=len(listed.state.jobs) if listed else 0)
+
+    # The worker reports the JobRequest when the offer arrives; LiveKit lists the job only
+    # once the worker has accepted it and the assignment is sent, a few ms later.
+    listing = await wait_for_async(listing_now, 10, "the job in ListDispatch",
+                                   done=lambda seen: seen.jobs >= 1)
     healthy = await h.monitor.facts(listing=listing)
     assert {c.__name__: c(healthy) for c in CHECKS} == {c.__name__: None for c in CHECKS}
 
