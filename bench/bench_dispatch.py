@@ -308,10 +308,7 @@ def measure(sizes: DispatchSizes) -> Section:
             if proxy is not None:
                 proxy.stop()
             events.stop()
-            try:
-                emulator.stop()
-            finally:
-                Path(emulator.log_path).unlink(missing_ok=True)
+            emulator.stop()
             if proxy is not None:
                 assert_gone(proxy.tree)
             if floor is not None:

@@ -189,7 +189,6 @@ def run(quick: bool) -> Section:
         steps = _capacity(server, sizes)
     finally:
         emulator.stop()
-        os.unlink(emulator.log_path)
     most = carried(steps)
     checks = (
         Check("one-way latency p50, forwarded vs direct", forwarded.p50_ms, direct.p50_ms, "ms",

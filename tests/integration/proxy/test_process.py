@@ -133,7 +133,6 @@ async def test_no_secret_in_answers_or_logs(event_sink, tmp_path):
     finally:
         proc.kill()
         emu.stop()
-        os.unlink(emu.log_path)
     assert_gone([proc.proc.pid, lk.pid or 0])
 
 

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -176,7 +177,8 @@ class EmulatorProcess:
             return fh.read()[-4000:]
 
     def stop(self) -> None:
-        """SIGTERM, bounded wait, then SIGKILL of the group; fails if anything survives."""
+        """SIGTERM, bounded wait, then SIGKILL of the group; fails if anything survives. Its
+        log goes too: the bench and the fixtures ran it from a temporary file."""
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
@@ -190,6 +192,7 @@ class EmulatorProcess:
         if self._log_fd >= 0:
             os.close(self._log_fd)
             self._log_fd = -1
+        Path(self.log_path).unlink(missing_ok=True)
         _, alive = psutil.wait_procs(tree, timeout=STOP_TIMEOUT_S)
         assert not alive, f"emulator left processes behind: {alive}"
 
@@ -213,7 +216,6 @@ def livekit_server_factory() -> Iterator[ServerFactory]:
     yield start
     for emu in started:
         emu.stop()
-        os.unlink(emu.log_path)
 
 
 @pytest.fixture
@@ -231,7 +233,6 @@ def _shared_server() -> Iterator[LiveKitServer]:
     server = emu.start()
     yield server
     emu.stop()
-    os.unlink(emu.log_path)
 
 
 @pytest.fixture(scope="session")
