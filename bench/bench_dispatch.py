@@ -288,6 +288,14 @@ def run(quick: bool) -> Section:
 
 
 def measure(sizes: DispatchSizes) -> Section:
+    measured, counts, own_s = _run_legs(sizes)
+    info = _info(sizes, measured, own_s, counts.get("dispatch_created", 0))
+    return Section("dispatch overhead (proxy vs LiveKitAPI, loopback)", _checks(measured), info)
+
+
+def _run_legs(sizes: DispatchSizes) -> tuple[Measured, dict[str, int], list[float]]:
+    """The emulator, the proxy (its events to a sink process) and the bare hop; every leg
+    measured from one client; everything stopped and checked gone."""
     emulator = EmulatorProcess()
     server = emulator.start()
     with tempfile.TemporaryDirectory(prefix="vo-bench-", dir="/tmp") as tmp:
@@ -314,31 +322,33 @@ def measure(sizes: DispatchSizes) -> Section:
             if floor is not None:
                 assert_gone(floor.tree)
             assert_gone(events.tree)
-    events_seen = counts.get("dispatch_created", 0)
-    total = expected_events(sizes)
+    return measured, counts, own_s
+
+
+def _info(sizes: DispatchSizes, measured: Measured, own_s: list[float],
+          events_seen: int) -> tuple[str, ...]:
     lat = measured.latencies
     direct_p50 = percentile(lat.direct_s, 50)
-    info = (f"{sizes.requests} requests per leg after {sizes.warmup} warm-up, interleaved; "
-            "p50/p95 ms: " + ", ".join(
-                f"{name} {percentile(s, 50) * 1e3:.2f}/{percentile(s, 95) * 1e3:.2f}"
-                for name, s in (("proxy", lat.proxy_s), ("direct", lat.direct_s),
-                                ("original", lat.original_s),
-                                ("proxy via aiohttp's client", lat.proxy_aiohttp_s),
-                                ("bare hop", lat.floor_s))),
-            (f"for reading: the proxy called through aiohttp's client p50 "
-             f"{percentile(lat.proxy_aiohttp_s, 50) / direct_p50:.2f}x one raw CreateDispatch "
-             f"(the caller's HTTP library's share: "
-             f"{(percentile(lat.proxy_aiohttp_s, 50) - percentile(lat.proxy_s, 50)) * 1e3:.2f}"
-             f" ms); the bare hop (aiohttp server + LiveKitAPI, bench/floor_hop.py) "
-             f"{percentile(lat.floor_s, 50) / direct_p50:.2f}x; the proxy "
-             f"{percentile(lat.proxy_s, 50) / percentile(lat.floor_s, 50):.2f}x the bare hop"),
-            (f"concurrency runs: {sizes.rate_runs} x {sizes.rate_requests} requests per leg, "
-             f"alternating: proxy {measured.rates['proxy'].seconds:.2f} s, direct "
-             f"{measured.rates['direct'].seconds:.2f} s in total"),
-            (f"the proxy's own time per dispatch (its event's latency_s, LiveKit's answer "
-             f"included) p50 {percentile(own_s, 50) * 1e3:.2f} ms: the client's round "
-             f"trip to it adds "
-             f"{(percentile(lat.proxy_s, 50) - percentile(own_s, 50)) * 1e3:.2f} ms"),
-            f"round trips over {sizes.counted} proxy dispatches: {measured.calls_seen}",
-            f"dispatch_created events received from the proxy: {events_seen}/{total}")
-    return Section("dispatch overhead (proxy vs LiveKitAPI, loopback)", _checks(measured), info)
+    legs = (("proxy", lat.proxy_s), ("direct", lat.direct_s), ("original", lat.original_s),
+            ("proxy via aiohttp's client", lat.proxy_aiohttp_s), ("bare hop", lat.floor_s))
+    return (
+        (f"{sizes.requests} requests per leg after {sizes.warmup} warm-up, interleaved; "
+         "p50/p95 ms: " + ", ".join(
+             f"{name} {percentile(s, 50) * 1e3:.2f}/{percentile(s, 95) * 1e3:.2f}"
+             for name, s in legs)),
+        (f"for reading: the proxy called through aiohttp's client p50 "
+         f"{percentile(lat.proxy_aiohttp_s, 50) / direct_p50:.2f}x one raw CreateDispatch "
+         f"(the caller's HTTP library's share: "
+         f"{(percentile(lat.proxy_aiohttp_s, 50) - percentile(lat.proxy_s, 50)) * 1e3:.2f}"
+         f" ms); the bare hop (aiohttp server + LiveKitAPI, bench/floor_hop.py) "
+         f"{percentile(lat.floor_s, 50) / direct_p50:.2f}x; the proxy "
+         f"{percentile(lat.proxy_s, 50) / percentile(lat.floor_s, 50):.2f}x the bare hop"),
+        (f"concurrency runs: {sizes.rate_runs} x {sizes.rate_requests} requests per leg, "
+         f"alternating: proxy {measured.rates['proxy'].seconds:.2f} s, direct "
+         f"{measured.rates['direct'].seconds:.2f} s in total"),
+        (f"the proxy's own time per dispatch (its event's latency_s, LiveKit's answer "
+         f"included) p50 {percentile(own_s, 50) * 1e3:.2f} ms: the client's round "
+         f"trip to it adds "
+         f"{(percentile(lat.proxy_s, 50) - percentile(own_s, 50)) * 1e3:.2f} ms"),
+        f"round trips over {sizes.counted} proxy dispatches: {measured.calls_seen}",
+        f"dispatch_created events received from the proxy: {events_seen}/{expected_events(sizes)}")

@@ -173,7 +173,34 @@ def run(quick: bool) -> Section:
     return measure(QUICK if quick else FULL)
 
 
+@dataclass(frozen=True)
+class Observed:
+    """What one run saw: idle cost, then ``GET /status`` of the supervisor and of a bare
+    server beside it during a dispatch burst."""
+
+    cpu_pct: float
+    ref_pct: float
+    rss_mb: float
+    pss_mb: float
+    idle_ms: list[float]
+    busy_ms: list[float]
+    ref_ms: list[float]
+    errors: int  # status failures of both pollers and dispatch errors
+    burst_s: float
+
+
 def measure(sizes: SupervisorSizes) -> Section:
+    seen = _observe(sizes)
+    info = (f"{WORKERS} fake workers + proxy + emulator; idle window {sizes.idle_s:g} s",
+            (f"burst: {sizes.dispatches} dispatches, {CONCURRENCY} in flight, "
+             f"{sizes.dispatches / seen.burst_s:,.0f}/s; status p50 idle "
+             f"{percentile(seen.idle_ms, 50):.1f} ms, busy "
+             f"{percentile(seen.busy_ms, 50):.1f} ms"))
+    return Section("supervisor overhead (16 workers, control API under load)", _checks(seen),
+                   info)
+
+
+def _observe(sizes: SupervisorSizes) -> Observed:
     emulator = EmulatorProcess()
     server = emulator.start()
     sup: Supervisor | None = None
@@ -200,24 +227,24 @@ def measure(sizes: SupervisorSizes) -> Section:
             emulator.stop()
     if not busy_poll.latencies_ms or not ref_poll.latencies_ms:
         raise BenchError("no status answer during the burst")
-    worst, ref_worst = max(busy_poll.latencies_ms), max(ref_poll.latencies_ms)
-    checks = (
-        Check(f"supervisor idle CPU with {WORKERS} workers vs the budget", cpu_pct,
-              CPU_BUDGET_PCT, "% of a core", 1.0, note=f"bare asyncio 1 s loop: {ref_pct:.2f} %"),
-        Check("supervisor RSS vs the budget", rss_mb, MEMORY_BUDGET_MB, "MB", 1.0,
-              note=f"PSS {pss_mb:.1f} MB"),
+    return Observed(cpu_pct, ref_pct, rss_mb, pss_mb, idle_poll.latencies_ms,
+                    busy_poll.latencies_ms, ref_poll.latencies_ms,
+                    busy_poll.failures + ref_poll.failures + errors, took_s)
+
+
+def _checks(seen: Observed) -> tuple[Check, ...]:
+    return (
+        Check(f"supervisor idle CPU with {WORKERS} workers vs the budget", seen.cpu_pct,
+              CPU_BUDGET_PCT, "% of a core", 1.0,
+              note=f"bare asyncio 1 s loop: {seen.ref_pct:.2f} %"),
+        Check("supervisor RSS vs the budget", seen.rss_mb, MEMORY_BUDGET_MB, "MB", 1.0,
+              note=f"PSS {seen.pss_mb:.1f} MB"),
         Check("GET /status p95 during the dispatch burst vs the budget",
-              percentile(busy_poll.latencies_ms, 95), STATUS_BUDGET_MS, "ms", 1.0,
-              note=f"over {len(busy_poll.latencies_ms)} asks"),
+              percentile(seen.busy_ms, 95), STATUS_BUDGET_MS, "ms", 1.0,
+              note=f"over {len(seen.busy_ms)} asks"),
         Check("slowest GET /status during the burst vs the slowest of a bare server beside it",
-              worst, ref_worst, "ms", 1.0, slack=STATUS_BUDGET_MS,
+              max(seen.busy_ms), max(seen.ref_ms), "ms", 1.0, slack=STATUS_BUDGET_MS,
               note="the machine's own stalls are the baseline; 50 ms on top of them"),
-        Check("status failures and dispatch errors during the burst",
-              float(busy_poll.failures + ref_poll.failures + errors), 0.0, "errors", 0.0),
+        Check("status failures and dispatch errors during the burst", float(seen.errors), 0.0,
+              "errors", 0.0),
     )
-    info = (f"{WORKERS} fake workers + proxy + emulator; idle window {sizes.idle_s:g} s",
-            (f"burst: {sizes.dispatches} dispatches, {CONCURRENCY} in flight, "
-             f"{sizes.dispatches / took_s:,.0f}/s; status p50 idle "
-             f"{percentile(idle_poll.latencies_ms, 50):.1f} ms, busy "
-             f"{percentile(busy_poll.latencies_ms, 50):.1f} ms"))
-    return Section("supervisor overhead (16 workers, control API under load)", checks, info)

@@ -87,24 +87,7 @@ class Monitor:
             metrics, self._dispatch_options(), alerts=self,
             livekit=lambda: self._api().agent_dispatch, facts=self.facts,
             wait_pool_ready=self.wait_pool_ready, clock=clock)
-        self.probing = Probing(
-            self.heartbeat,
-            metrics,
-            ProbingOptions(
-                cfg.heartbeat,
-                cfg.livekit.url,
-                cfg.workers.start_timeout_s,
-                self.opts.livekit_timeout_s,
-            ),
-            livekit=self._api,
-            status=self._safe_status,
-            alerts=self,
-            facts=self.facts,
-            probe_observed=self.dispatches.probe_observed,
-            wait_pool_ready=self.wait_pool_ready,
-            clock=clock,
-            wall=wall,
-        )
+        self.probing = self._probing()
         self.letta = LettaHealth(cfg.letta.base_url, secrets.letta_api_key,
                                  window_s=self.opts.letta_failure_window_s,
                                  timeout_s=self.opts.livekit_timeout_s, alerts=self,
@@ -117,6 +100,15 @@ class Monitor:
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self.tg: asyncio.TaskGroup | None = None
+
+    def _probing(self) -> Probing:
+        cfg = self.cfg
+        options = ProbingOptions(cfg.heartbeat, cfg.livekit.url, cfg.workers.start_timeout_s,
+                                 self.opts.livekit_timeout_s)
+        return Probing(self.heartbeat, self.metrics, options, livekit=self._api,
+                       status=self._safe_status, alerts=self, facts=self.facts,
+                       probe_observed=self.dispatches.probe_observed,
+                       wait_pool_ready=self.wait_pool_ready, clock=self._clock, wall=self._wall)
 
     def _dispatch_options(self) -> DispatchOptions:
         mon = self.cfg.monitor
