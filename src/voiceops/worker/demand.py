@@ -3,8 +3,9 @@ per JobRequest this worker has accepted and not yet launched.
 
 livekit-agents' ``ProcPool`` warms a new process only once a job is assigned and finds the
 queue empty, so under a burst every job past the warm ones waits a whole process start after
-its assignment. Counting accepted offers (``AgentServer._reserved_slots``, livekit-agents
-1.8.9, pinned) starts those processes during the offer/assignment round trip instead. After the
+its assignment. Counting accepted offers (the request handler's ``launching``; livekit-agents'
+own ``_reserved_slots`` also counts probes and offers passed on) starts those processes during
+the answer/assignment round trip instead. After the
 burst, :func:`trim` closes warm processes above the target, so memory returns to what
 ``num_idle_processes`` promises. During a burst the reserve itself is refilled only after it
 (:func:`idle_target`), so its process starts do not compete with the burst's joins.

@@ -42,6 +42,12 @@ class RequestHandler:
         (not those passed on or declined)."""
         return self._deciding + self._accepted
 
+    @property
+    def launching(self) -> int:
+        """Offers accepted whose job is not launched yet: each wants a warm job process. Probes
+        and offers passed on or declined never count, so they start no process."""
+        return self._accepted
+
     async def __call__(self, req: JobRequest) -> None:
         probe = probe_mode(req.job.metadata)
         self._deciding += 1

@@ -59,10 +59,6 @@ class ObservedAgentServer(AgentServer):
         reserved = getattr(self, "_reserved_slots", 0)  # set by run(), before any offer
         await super()._answer_availability(msg, **kwargs)
         if getattr(self, "_reserved_slots", 0) > reserved:
-            # A process for it starts now (demand-sized pool), not on the pool's next look.
-            top_up = getattr(self._proc_pool, "top_up", None)
-            if top_up is not None:
-                top_up()
             # The offer now holds a reserved slot: report the load that includes it before the
             # answer goes out, so LiveKit (random, weighted by 1 - load) leans away from this
             # worker within a burst instead of from the next periodic status on.

@@ -109,9 +109,10 @@ class WorkerRuntime:
         return server
 
     def _on_started(self) -> None:
-        # The pool exists once run() has started it: size its warm processes to demand.
-        self._demand_pool = demand.install(
-            self._server._proc_pool, lambda: self._server._reserved_slots)
+        # The pool exists once run() has started it: size its warm processes to demand, the
+        # accepted offers (livekit's reserved slots also count probes and offers passed on:
+        # each started a job process, only to close it again).
+        self._demand_pool = demand.install(self._server._proc_pool, lambda: self._handler.launching)
         self._started.set()
 
     def _measure_load(self, server: AgentServer) -> float:
@@ -136,6 +137,10 @@ class WorkerRuntime:
 
     def _decided(self, job_id: str) -> None:
         self._server.note_decided(job_id)
+        if self._demand_pool is not None:
+            # An accepted offer's process starts now, during the answer/assignment round trip,
+            # not on the pool's next look (0.1 s); any other answer wants none.
+            self._demand_pool.top_up()
         self._publish()  # peers see this worker's jobs before the assignment round trip
 
     async def _passes(self, job_id: str) -> bool:

@@ -40,10 +40,12 @@ async def spawn(sink: EventRecorder, agent_name: str,
     async def start(*, url: str, api_key: str, api_secret: str,
                     entrypoint: str = BASIC_AGENT, drain_timeout_s: float = 60.0,
                     no_human_timeout_s: float = 60.0, stt: str = "pocketsphinx",
-                    tts: str = "piper", extra_env: dict[str, str] | None = None) -> WorkerProcess:
+                    tts: str = "piper", extra_env: dict[str, str] | None = None,
+                    num_idle_processes: int = 0) -> WorkerProcess:
         cfg = worker_config(tmp_path / f"worker-{len(started)}.toml", url=url, api_key=api_key,
                             agent_name=agent_name, entrypoint=entrypoint,
-                            drain_timeout_s=drain_timeout_s, stt=stt, tts=tts)
+                            drain_timeout_s=drain_timeout_s, stt=stt, tts=tts,
+                            num_idle_processes=num_idle_processes)
         worker = await spawn_worker(
             cfg, sink, api_secret=api_secret,
             extra_env={"VOICEOPS_AGENT_NO_HUMAN_TIMEOUT_S": str(no_human_timeout_s),

@@ -82,6 +82,29 @@ async def test_dispatch_reaches_custom_entrypoint_with_metadata(
     await sink.wait_for(Jobs, 10.0, after=busy, active_jobs=0)
 
 
+async def test_probes_start_no_job_process(
+        start_worker: Any, sink: EventRecorder, agent_name: str, lkapi: Any) -> None:
+    """livekit-agents reserves a slot for every offer; voiceops starts a job process ahead only
+    for an accepted one. With one warm process, three probes (declined at once) and one job:
+    the worker starts exactly two job processes, the warm one and the one started ahead when
+    the job was accepted (each probe started one, closed again, before)."""
+    worker = await start_worker(entrypoint="wk_entrypoints:record_metadata", no_human_timeout_s=2,
+                                num_idle_processes=1)
+    await sink.wait_for(Ready, READY_TIMEOUT_S)
+    await wait_for_async(lambda: "process initialized" in worker.log_tail(), 30.0,
+                         "the warm job process")
+    probe = json.dumps({"voiceops_probe": True, "mode": "request"})
+    for i in range(3):
+        d = await dispatch(lkapi, agent_name, f"wk-probe-np-{i}", probe)
+        req = await sink.wait_for(JobRequest, JOB_TIMEOUT_S, dispatch_id=d.id)
+        assert req.decision == "probe"
+    d = await dispatch(lkapi, agent_name, "wk-probe-np-job", "")
+    await sink.wait_for(AgentJoined, JOB_TIMEOUT_S, dispatch_id=d.id)
+    # livekit-agents logs this line in the worker as it starts each job process
+    log = worker.log_path.read_text(encoding="utf-8", errors="replace")
+    assert log.count("initializing process") == 2, log
+
+
 async def test_probe_request_is_declined_without_a_job(
         start_worker: Any, sink: EventRecorder, agent_name: str, lkapi: Any) -> None:
     """A request probe is reported, then declined: LiveKit ends the job and nothing joins."""

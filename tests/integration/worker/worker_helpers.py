@@ -27,12 +27,12 @@ def event_sink() -> EventRecorder:
 
 def worker_config(path: Path, *, url: str, api_key: str, agent_name: str, entrypoint: str,
                   drain_timeout_s: float = 60.0, stt: str = "pocketsphinx",
-                  tts: str = "piper") -> Path:
+                  tts: str = "piper", num_idle_processes: int = 0) -> Path:
     """A worker config; the voice pipeline on the offline providers unless told otherwise."""
     path.write_text(
         f'[livekit]\nurl = "{url}"\napi_key = "{api_key}"\n\n'
         f'[agent]\nname = "{agent_name}"\n\n'
-        f'[workers]\nentrypoint = "{entrypoint}"\nnum_idle_processes = 0\n'
+        f'[workers]\nentrypoint = "{entrypoint}"\nnum_idle_processes = {num_idle_processes}\n'
         # LiveKit offers no job at load >= 0.7: count jobs, not this busy machine's CPU
         f'load_threshold = 1.0\nmax_jobs = 20\ndrain_timeout_s = {drain_timeout_s}\n\n'
         f'[voice]\nstt = "{stt}"\ntts = "{tts}"\n',

@@ -206,23 +206,29 @@ def test_workers_spread_jobs_false_gives_the_worker_no_directory(
 
 def test_offers_held_count_deciding_and_accepted_not_passed() -> None:
     """What a worker publishes as its own: an offer counts while decided and until its job is
-    launched; one passed on stops counting once answered."""
+    launched; one passed on stops counting once answered. Only an accepted offer wants a job
+    process started ahead (``launching``)."""
     seen: dict[str, int] = {}
     handler: RequestHandler
 
     async def passes_offer(job_id: str) -> bool:
         seen["deciding"] = handler.offers_held
+        seen["deciding, wanting a process"] = handler.launching
         return job_id == "AJ_pass"
 
     class Launching(_Request):
         async def accept(self, **kwargs: Any) -> None:
             seen["launching"] = handler.offers_held
+            seen["launching, wanting a process"] = handler.launching
 
     handler = RequestHandler(agent_name="a", worker_id=lambda: "W", draining=lambda: False,
                              emit=lambda ev: True, passes=passes_offer)
     asyncio.run(handler(Launching()))  # type: ignore[arg-type]
-    assert seen == {"deciding": 1, "launching": 1} and handler.offers_held == 0
+    assert seen == {"deciding": 1, "launching": 1, "deciding, wanting a process": 0,
+                    "launching, wanting a process": 1}
+    assert handler.offers_held == handler.launching == 0
     passed = _Request()
     passed.job.id = "AJ_pass"
     asyncio.run(handler(passed))  # type: ignore[arg-type]
     assert passed.answers == [("reject", False)] and handler.offers_held == 0
+    assert seen["deciding, wanting a process"] == 0 and handler.launching == 0
