@@ -103,8 +103,11 @@ def config(path: Path, lk: LiveKitServer, metrics_port: int) -> Path:
     })
 
 
-async def _state(session: aiohttp.ClientSession, lk: LiveKitServer) -> dict[str, Any]:
-    async with session.get(lk.http_url + "/emulator/state") as resp:
+async def _state(session: aiohttp.ClientSession, lk: LiveKitServer,
+                 rooms: set[str]) -> dict[str, Any]:
+    # Only this round's rooms: the poll runs on the emulator's loop, beside the joins it times.
+    async with session.get(lk.http_url + "/emulator/state",
+                           params=[("room", r) for r in sorted(rooms)]) as resp:
         return dict(await resp.json())
 
 
@@ -127,7 +130,7 @@ async def _first_seen(session: aiohttp.ClientSession, lk: LiveKitServer,
         if time.monotonic() > deadline:
             raise BenchError(f"only {len(active)}/{len(rooms)} agents ACTIVE in "
                              f"{JOIN_TIMEOUT_S:g} s")
-        state = await _state(session, lk)
+        state = await _state(session, lk, rooms)
         now = time.monotonic()
         for room in _active_agents(state, SIGNALLED) & rooms - signalled.keys():
             signalled[room] = now
@@ -203,7 +206,7 @@ async def voiceops_round(session: aiohttp.ClientSession, lk: LiveKitServer,
                         cpu_spent(server_before, tree_cpu([lk.pid])))
     finally:
         watcher.cancel()
-    state = await _state(session, lk)
+    state = await _state(session, lk, set(names))
     spread: Counter[str] = Counter(
         job["state"].get("worker_id", "?") for d in state["dispatches"]
         if d["room"].startswith(prefix) for job in d["jobs"])

@@ -15,6 +15,7 @@ import logging
 from aiohttp import web
 from livekit.api.access_token import Claims
 
+from voiceops.emulator import rtc_bitrate
 from voiceops.emulator.rtc_contract import JoinInfo, ParticipantSink, RtcHub
 from voiceops.emulator.rtc_join import JoinRequestError, JoinSettings, v0_settings, v1_settings
 from voiceops.emulator.rtc_messages import RtcOptions
@@ -41,6 +42,7 @@ def setup_rtc_routes(
     app: web.Application, hub: RtcHub, options: RtcOptions | None = None
 ) -> None:
     """Add /rtc, /rtc/v1, /rtc/validate and /rtc/v1/validate to `app`, served from `hub`."""
+    rtc_bitrate.install()
     app[HUB_KEY] = hub
     app[OPTIONS_KEY] = options or RtcOptions()
     app[SESSIONS_KEY] = set()

@@ -211,3 +211,16 @@ async def test_bad_twirp_route_is_404_bad_route(
         body = await resp.json()
     assert body["code"] == "bad_route" and route_in_msg in body["msg"]
     assert body["meta"] == {"twirp_invalid_route": f"{method} {path}"}
+
+
+async def test_state_narrowed_to_rooms(lkapi: api.LiveKitAPI, livekit_server: Any) -> None:
+    """/emulator/state?room=A&room=B lists those rooms and their dispatches only; without
+    ?room it lists every room (benchmarks poll only their own rooms, on the server's loop)."""
+    for name in ("state-a", "state-b", "state-c"):
+        await lkapi.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name="nobody-home", room=name))
+    narrowed = livekit_server.state(["state-a", "state-c", "state-missing"])
+    assert sorted(r["name"] for r in narrowed["rooms"]) == ["state-a", "state-c"]
+    assert {d["room"] for d in narrowed["dispatches"]} == {"state-a", "state-c"}
+    everything = livekit_server.state()
+    assert {"state-a", "state-b", "state-c"} <= {r["name"] for r in everything["rooms"]}

@@ -17,8 +17,9 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,11 +83,14 @@ class LiveKitServer:
     pid: int | None = None
     log_path: str | None = None
 
-    def state(self) -> dict[str, Any]:
-        """The emulator's /emulator/state JSON (skips the test on a real server)."""
+    def state(self, rooms: Iterable[str] = ()) -> dict[str, Any]:
+        """The emulator's /emulator/state JSON, narrowed to ``rooms`` if given (skips the test
+        on a real server)."""
         if not self.is_emulator:
             pytest.skip(REAL_SERVER_SKIP)
-        state: dict[str, Any] = _admin_call(self.http_url, "GET", "/emulator/state")
+        query = urllib.parse.urlencode([("room", r) for r in rooms])
+        state: dict[str, Any] = _admin_call(
+            self.http_url, "GET", "/emulator/state" + (f"?{query}" if query else ""))
         return state
 
     def log_text(self) -> str:
