@@ -208,8 +208,7 @@ async def voiceops_round(session: aiohttp.ClientSession, lk: LiveKitServer,
         watcher.cancel()
     state = await _state(session, lk, set(names))
     spread: Counter[str] = Counter(
-        job["state"].get("worker_id", "?") for d in state["dispatches"]
-        if d["room"].startswith(prefix) for job in d["jobs"])
+        job["state"].get("worker_id", "?") for d in state["dispatches"] for job in d["jobs"])
     return joined, spread
 
 

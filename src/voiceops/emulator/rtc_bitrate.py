@@ -6,7 +6,7 @@ offers video m-lines it may never send on, so in a join burst that allocation wa
 answering an offer (~14 % of the emulator's CPU at 20 concurrent joins) and queued the joins
 behind each other on the one event loop. The stand-in builds the real estimator on the first
 RTP packet and forwards to it, so REMB feedback is unchanged. aiortc's receiver only calls
-``add`` (checked: aiortc 1.16); a version that reads anything else gets the real class back.
+``add`` (checked: aiortc 1.16); whatever a later version reads is read from the real one.
 """
 
 from __future__ import annotations
@@ -18,18 +18,13 @@ from aiortc.rate import RemoteBitrateEstimator
 
 
 class LazyBitrateEstimator:
-    """Stands in for ``RemoteBitrateEstimator`` until the first packet needs one."""
+    """Stands in for ``RemoteBitrateEstimator`` until the first packet needs one: any attribute
+    (aiortc's receiver asks only for ``add``) builds the real estimator and is read from it."""
 
     def __init__(self) -> None:
         self._real: RemoteBitrateEstimator | None = None
 
-    def add(self, **kwargs: Any) -> tuple[int, list[int]] | None:
-        if self._real is None:
-            self._real = RemoteBitrateEstimator()
-        return self._real.add(**kwargs)
-
     def __getattr__(self, name: str) -> Any:
-        # Anything but add (a newer aiortc): behave as the real estimator would.
         if self._real is None:
             self._real = RemoteBitrateEstimator()
         return getattr(self._real, name)
